@@ -1,0 +1,59 @@
+# PenguinMails Release Portal — developer commands. `make run` and `make test` work on a bare machine.
+SHELL := /bin/bash
+PYTHON ?= python3
+VENV := .venv
+PY := $(VENV)/bin/python
+STAMP := $(VENV)/.installed-$(shell cksum pyproject.toml | cut -d' ' -f1)
+PORT ?= 8000
+
+.PHONY: install run test lint check migrate seed worker clean
+
+$(STAMP): pyproject.toml
+	test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install -q --disable-pip-version-check --upgrade pip
+	$(PY) -m pip install -q --disable-pip-version-check -e '.[test]'
+	rm -f $(VENV)/.installed-*
+	touch $(STAMP)
+
+install: $(STAMP)
+
+migrate: install
+	$(PY) manage.py migrate --noinput
+
+seed: migrate
+	$(PY) manage.py seed_demo
+
+# Web (gunicorn on 127.0.0.1:$(PORT)), Celery worker and beat together; embedded SQLite and filesystem
+# broker under var/ unless DATABASE_URL / REDIS_URL say otherwise.
+run: seed
+	@echo ""
+	@echo "  PenguinMails Release Portal: http://127.0.0.1:$(PORT)/admin/"
+	@echo "  Log in as admin, ops, approver, approver2, dev, qa, product, support or security"
+	@echo "  with the password 'penguin-demo'.  API docs: http://127.0.0.1:$(PORT)/api/docs/"
+	@echo ""
+	PORT=$(PORT) $(VENV)/bin/honcho start -p $(PORT)
+
+worker: install
+	$(VENV)/bin/celery -A pmrelease worker -l info --concurrency 2
+
+lint: install
+	$(VENV)/bin/ruff check .
+
+# Migrations are complete and production settings pass Django's deployment checks.
+check: install
+	$(PY) manage.py makemigrations --check --dry-run
+	DEBUG=false SECRET_KEY=check-deploy-$$(date +%s)-0123456789abcdefghijklmnopqrstuvwxyzABCDEFGHIJ \
+	  DATABASE_URL=$${DATABASE_URL:-sqlite:///$(CURDIR)/var/check.sqlite3} ALLOWED_HOSTS=releases.example.com \
+	  $(PY) manage.py check --deploy --fail-level WARNING
+
+# The whole suite. On a bare machine: SQLite and the filesystem broker. With DATABASE_URL / REDIS_URL set
+# (as .ci/run does) it runs against PostgreSQL and Redis, with a real Celery worker in the integration tests.
+test: install lint check
+	rm -rf var/test && mkdir -p var/test
+	VAR_DIR=$(CURDIR)/var/test SECRET_KEY=$${SECRET_KEY:-test-only-0123456789abcdefghijklmnopqrstuvwxyz} \
+	  SECURE_SSL_REDIRECT=false SESSION_COOKIE_SECURE=false CSRF_COOKIE_SECURE=false \
+	  EMAIL_BACKEND=django.core.mail.backends.locmem.EmailBackend \
+	  $(PY) -m pytest $(PYTEST_ARGS)
+
+clean:
+	rm -rf var .pytest_cache .ruff_cache

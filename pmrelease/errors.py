@@ -1,0 +1,39 @@
+"""Domain errors raised by services; the API and admin turn them into 400/403/409 answers."""
+
+
+class DomainError(Exception):
+    """Base class: the operation was refused and nothing was changed."""
+
+    status_code = 400
+    code = "invalid"
+
+    def __init__(self, message, *, reasons=None, field_errors=None):
+        super().__init__(message)
+        self.message = str(message)
+        self.reasons = list(reasons or [])
+        self.field_errors = dict(field_errors or {})
+
+    def as_dict(self):
+        data = {"detail": self.message, "code": self.code}
+        if self.reasons:
+            data["reasons"] = self.reasons
+        if self.field_errors:
+            data.update(self.field_errors)
+        return data
+
+
+class ValidationFailed(DomainError):
+    status_code = 400
+    code = "invalid"
+
+
+class PermissionDenied(DomainError):
+    status_code = 403
+    code = "permission_denied"
+
+
+class TransitionNotAllowed(DomainError):
+    """The object's current state does not allow the transition (or its conditions are unmet)."""
+
+    status_code = 409
+    code = "transition_not_allowed"

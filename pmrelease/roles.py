@@ -1,0 +1,118 @@
+"""The seed's roles (as auth groups) and the per-environment access levels they are granted."""
+from dataclasses import dataclass
+
+from django.db import models
+
+
+class Role(models.TextChoices):
+    DEVELOPERS = "developers", "Developers"
+    QA = "qa", "QA"
+    PRODUCT = "product", "Product"
+    SUPPORT = "support", "Support"
+    OPERATIONS = "operations", "Operations"
+    SECURITY = "security", "Security"
+    APPROVERS = "approvers", "Approvers"
+
+
+class AccessLevel(models.IntegerChoices):
+    """Ordered: a higher level includes everything a lower one allows."""
+
+    NONE = 0, "none"
+    READ = 1, "read-only"
+    LIMITED = 2, "limited"
+    FULL = 3, "full"
+    ADMIN = 4, "administrative"
+
+
+@dataclass(frozen=True)
+class _Capability:
+    value: int  # the minimum access level
+    label: str
+
+
+class Capability:
+    """What an access level lets a person do in an environment."""
+
+    VIEW = _Capability(AccessLevel.READ, "view the environment and what is deployed there")
+    APPROVE = _Capability(AccessLevel.READ, "approve releases that target the environment")
+    DEPLOY = _Capability(AccessLevel.FULL, "deploy to the environment and report deployment outcomes")
+    CONFIGURE = _Capability(AccessLevel.ADMIN, "edit the environment's specification and access")
+
+
+# The seed's access matrix, per environment name: role -> level. Roles not named get NONE.
+DEFAULT_ACCESS_MATRIX = {
+    "local": {
+        Role.DEVELOPERS: AccessLevel.FULL,
+        Role.QA: AccessLevel.READ,
+        Role.OPERATIONS: AccessLevel.ADMIN,
+    },
+    "development": {
+        Role.DEVELOPERS: AccessLevel.FULL,
+        Role.QA: AccessLevel.READ,
+        Role.SECURITY: AccessLevel.READ,  # automated scanning
+        Role.PRODUCT: AccessLevel.READ,
+        Role.APPROVERS: AccessLevel.READ,
+        Role.OPERATIONS: AccessLevel.ADMIN,
+    },
+    "qa": {
+        Role.DEVELOPERS: AccessLevel.LIMITED,
+        Role.QA: AccessLevel.FULL,
+        Role.PRODUCT: AccessLevel.READ,
+        Role.SECURITY: AccessLevel.READ,
+        Role.APPROVERS: AccessLevel.READ,
+        Role.OPERATIONS: AccessLevel.ADMIN,
+    },
+    "staging": {
+        Role.DEVELOPERS: AccessLevel.LIMITED,
+        Role.QA: AccessLevel.FULL,  # full testing access
+        Role.PRODUCT: AccessLevel.READ,  # demo access
+        Role.SECURITY: AccessLevel.READ,  # full monitoring
+        Role.APPROVERS: AccessLevel.READ,
+        Role.OPERATIONS: AccessLevel.ADMIN,
+    },
+    "production": {
+        Role.SUPPORT: AccessLevel.LIMITED,  # limited debugging access
+        Role.SECURITY: AccessLevel.READ,  # 24/7 monitoring
+        Role.APPROVERS: AccessLevel.READ,
+        Role.OPERATIONS: AccessLevel.ADMIN,
+    },
+    "dr": {
+        Role.SECURITY: AccessLevel.READ,
+        Role.APPROVERS: AccessLevel.READ,
+        Role.OPERATIONS: AccessLevel.ADMIN,
+    },
+}
+
+# Model permissions each role group holds (app_label.codename), on top of its environment access.
+ROLE_MODEL_PERMISSIONS = {
+    Role.DEVELOPERS: [
+        "releases.view_environment", "releases.view_release", "releases.add_release", "releases.change_release",
+    ],
+    Role.QA: ["releases.view_environment", "releases.view_release", "releases.change_release"],
+    Role.PRODUCT: [
+        "releases.view_environment", "releases.view_release", "releases.add_release", "releases.change_release",
+    ],
+    Role.SUPPORT: ["releases.view_environment", "releases.view_release"],
+    Role.OPERATIONS: [
+        "releases.view_environment", "releases.change_environment", "releases.view_release",
+        "releases.add_release", "releases.change_release", "pmrelease.view_auditevent",
+    ],
+    Role.SECURITY: [
+        "releases.view_environment", "releases.view_release", "pmrelease.view_auditevent",
+    ],
+    Role.APPROVERS: [  # release managers: plan and approve
+        "releases.view_environment", "releases.view_release", "releases.add_release", "releases.change_release",
+        "pmrelease.view_auditevent",
+    ],
+}
+
+
+def user_roles(user):
+    """The role names of a user's groups (cached on the user object for the request)."""
+    if not getattr(user, "is_authenticated", False):
+        return frozenset()
+    cached = getattr(user, "_pm_roles", None)
+    if cached is None:
+        cached = frozenset(user.groups.values_list("name", flat=True))
+        user._pm_roles = cached
+    return cached

@@ -1,0 +1,32 @@
+from django.contrib import admin
+from django.urls import include, path
+from django.views.generic import RedirectView
+from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
+from rest_framework.authtoken.views import obtain_auth_token
+from rest_framework.routers import DefaultRouter
+
+from releases.api import EnvironmentViewSet, ReleaseViewSet
+
+from . import views
+from .api import AuditEventViewSet
+
+router = DefaultRouter()
+router.register("environments", EnvironmentViewSet, basename="environment")
+router.register("releases", ReleaseViewSet, basename="release")
+router.register("audit-events", AuditEventViewSet, basename="audit-event")
+
+admin.site.site_header = "PenguinMails Release Portal"
+admin.site.site_title = "Release Portal"
+admin.site.index_title = "Releases, environments and audit"
+
+urlpatterns = [
+    path("", RedirectView.as_view(url="/admin/", permanent=False)),
+    path("admin/", admin.site.urls),
+    path("api/v1/", include(router.urls)),
+    path("api/v1/auth/token/", obtain_auth_token, name="api-token"),
+    path("api/schema/", SpectacularAPIView.as_view(), name="schema"),
+    path("api/docs/", SpectacularSwaggerView.as_view(url_name="schema"), name="api-docs"),
+    path("healthz", views.healthz, name="healthz"),
+    path("readyz", views.readyz, name="readyz"),
+    path("metrics", views.metrics, name="metrics"),
+]

@@ -1,0 +1,47 @@
+"""Operational endpoints: liveness, readiness and Prometheus metrics."""
+from django.db import connection
+from django.http import HttpResponse, JsonResponse
+from django.views.decorators.http import require_GET
+from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+
+
+@require_GET
+def healthz(request):
+    return JsonResponse({"status": "ok"})
+
+
+def _check_database():
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT 1")
+        cursor.fetchone()
+
+
+def _check_broker():
+    from .celery import app
+
+    with app.connection_for_write() as conn:
+        conn.ensure_connection(max_retries=1, timeout=2)
+
+
+@require_GET
+def readyz(request):
+    checks = {}
+    for name, check in (("database", _check_database), ("broker", _check_broker)):
+        try:
+            check()
+            checks[name] = "ok"
+        except Exception as exc:  # any failure means "not ready", reported by name
+            checks[name] = f"error: {exc.__class__.__name__}: {exc}"[:300]
+    ready = all(v == "ok" for v in checks.values())
+    return JsonResponse({"status": "ready" if ready else "not ready", "checks": checks},
+                        status=200 if ready else 503)
+
+
+@require_GET
+def metrics(request):
+    from . import metrics as portal_metrics
+
+    portal_metrics.refresh()
+    return HttpResponse(generate_latest(), content_type=CONTENT_TYPE_LATEST)
+
+

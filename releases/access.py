@@ -1,0 +1,59 @@
+"""Per-environment access, enforced by services, the API and the admin alike."""
+from pmrelease import errors
+from pmrelease.roles import AccessLevel, Capability, Role, user_roles
+
+from .models import Environment, EnvironmentAccess
+
+
+def access_levels(user):
+    """{environment_id: level} for a user: the highest level any of their groups holds."""
+    if not getattr(user, "is_authenticated", False):
+        return {}
+    cached = getattr(user, "_pm_access", None)
+    if cached is not None:
+        return cached
+    if user.is_superuser:
+        levels = {pk: AccessLevel.ADMIN for pk in Environment.objects.values_list("pk", flat=True)}
+    else:
+        levels = {}
+        rows = EnvironmentAccess.objects.filter(group__user=user).values_list("environment_id", "level")
+        for env_id, level in rows:
+            levels[env_id] = max(levels.get(env_id, AccessLevel.NONE), level)
+    user._pm_access = levels
+    return levels
+
+
+def access_level(user, environment):
+    return AccessLevel(access_levels(user).get(environment.pk, AccessLevel.NONE))
+
+
+def can(user, environment, capability):
+    return access_level(user, environment) >= capability.value
+
+
+def require(user, environments, capability):
+    """Raise PermissionDenied naming the first environment where the user lacks the capability."""
+    for env in environments:
+        level = access_level(user, env)
+        if level < capability.value:
+            raise errors.PermissionDenied(
+                f"{getattr(user, 'username', 'anonymous')} has {level.label} access to {env.name}; "
+                f"to {capability.label} you need {AccessLevel(capability.value).label} access or more"
+            )
+
+
+def visible_environments(user):
+    levels = access_levels(user)
+    ids = [pk for pk, level in levels.items() if level >= Capability.VIEW.value]
+    return Environment.objects.filter(pk__in=ids)
+
+
+def is_approver(user):
+    return getattr(user, "is_superuser", False) or Role.APPROVERS.value in user_roles(user)
+
+
+def forget(user):
+    """Drop cached roles and access after a change to the user's groups."""
+    for attr in ("_pm_access", "_pm_roles"):
+        if hasattr(user, attr):
+            delattr(user, attr)

@@ -1,0 +1,384 @@
+"""Admin for approvers, release managers and operations: environments and releases with their plans."""
+import datetime as dt
+
+from django import forms
+from django.contrib import admin, messages
+from django.core.exceptions import PermissionDenied
+from django.http import HttpResponse, HttpResponseNotAllowed, HttpResponseRedirect
+from django.shortcuts import get_object_or_404
+from django.template.response import TemplateResponse
+from django.urls import path, reverse
+from django.utils import timezone
+from django.utils.html import format_html
+
+from pmrelease import errors
+from pmrelease.admin import AuditHistoryMixin
+from pmrelease.roles import Capability
+
+from . import access, services
+from .models import (
+    CommunicationPlan,
+    Environment,
+    EnvironmentAccess,
+    Prerequisite,
+    Release,
+    ReleaseApproval,
+    ReleaseChange,
+    ReleaseStatus,
+    RiskAssessment,
+    RollbackPlan,
+    RollbackStep,
+    RollbackStrategy,
+    TestingRequirement,
+)
+
+
+# --- environments ------------------------------------------------------------------------------------
+class EnvironmentAccessInline(admin.TabularInline):
+    """The access matrix row of an environment: visible with it, editable with administrative access."""
+
+    model = EnvironmentAccess
+    extra = 0
+
+    def has_view_permission(self, request, obj=None):
+        return request.user.has_perm("releases.view_environment")
+
+    def _configurable(self, request, obj):
+        return obj is not None and access.can(request.user, obj, Capability.CONFIGURE)
+
+    def has_add_permission(self, request, obj=None):
+        return self._configurable(request, obj)
+
+    def has_change_permission(self, request, obj=None):
+        return self._configurable(request, obj)
+
+    def has_delete_permission(self, request, obj=None):
+        return self._configurable(request, obj)
+
+
+@admin.register(Environment)
+class EnvironmentAdmin(AuditHistoryMixin, admin.ModelAdmin):
+    list_display = ["display_name", "name", "tier", "promotes_to", "attached_to", "attachment", "my_access",
+                    "is_active"]
+    list_filter = ["tier", "is_active"]
+    search_fields = ["name", "display_name", "purpose"]
+    inlines = [EnvironmentAccessInline]
+    fieldsets = [
+        (None, {"fields": ["name", "display_name", "purpose", "tier", "position", "is_active"]}),
+        ("Promotion path", {"fields": ["promotes_to", "attached_to", "attachment"]}),
+        ("Specification", {"fields": ["infrastructure", "data_source", "data_retention", "data_backup"]}),
+    ]
+
+    def get_queryset(self, request):
+        return access.visible_environments(request.user).select_related("promotes_to", "attached_to")
+
+    @admin.display(description="your access")
+    def my_access(self, obj):
+        return access.access_level(self._request.user, obj).label
+
+    def changelist_view(self, request, extra_context=None):
+        self._request = request
+        return super().changelist_view(request, extra_context)
+
+    def has_change_permission(self, request, obj=None):
+        if not super().has_change_permission(request, obj):
+            return False
+        return obj is None or access.can(request.user, obj, Capability.CONFIGURE)
+
+    def has_add_permission(self, request):
+        return request.user.is_superuser
+
+    def has_delete_permission(self, request, obj=None):
+        return False
+
+    def get_readonly_fields(self, request, obj=None):
+        return ["name"] if obj else []
+
+    def save_model(self, request, obj, form, change):
+        if not change:
+            super().save_model(request, obj, form, change)
+            from pmrelease import audit
+
+            audit.record(action="environment.create", obj=obj, by=request.user,
+                         after=audit.snapshot(obj, fields=services.ENVIRONMENT_FIELDS))
+            return
+        data = {name: form.cleaned_data[name] for name in form.changed_data if name in services.ENVIRONMENT_FIELDS}
+        original = Environment.objects.get(pk=obj.pk)
+        try:
+            services.environment_update(environment=original, data=data, by=request.user)
+        except errors.DomainError as exc:
+            raise PermissionDenied(exc.message) from exc
+
+    def save_formset(self, request, form, formset, change):
+        for row in formset.save(commit=False):
+            services.environment_set_access(environment=row.environment, group=row.group, level=row.level,
+                                            note=row.note, by=request.user)
+        for row in formset.deleted_objects:
+            services.environment_set_access(environment=row.environment, group=row.group, level=0,
+                                            note="access removed", by=request.user)
+
+
+# --- releases ----------------------------------------------------------------------------------------
+class PlanInlineMixin:
+    """Plan rows follow the release's permissions and are editable only while it is planned."""
+
+    extra = 0
+
+    def _editable(self, request, obj):
+        if obj is None:
+            return request.user.has_perm("releases.add_release")
+        return obj.status == ReleaseStatus.PLANNED and request.user.has_perm("releases.change_release")
+
+    def has_view_permission(self, request, obj=None):
+        return request.user.has_perm("releases.view_release") or request.user.has_perm("releases.change_release")
+
+    def has_add_permission(self, request, obj=None):
+        return self._editable(request, obj)
+
+    def has_change_permission(self, request, obj=None):
+        return self._editable(request, obj)
+
+    def has_delete_permission(self, request, obj=None):
+        return self._editable(request, obj)
+
+
+class ReleaseChangeInline(PlanInlineMixin, admin.TabularInline):
+    model = ReleaseChange
+    fields = ["kind", "summary", "reference", "position"]
+
+
+class PrerequisiteInline(PlanInlineMixin, admin.TabularInline):
+    model = Prerequisite
+
+
+class RiskAssessmentInline(PlanInlineMixin, admin.StackedInline):
+    model = RiskAssessment
+    readonly_fields = ["level"]
+    fields = ["impact", "likelihood", "level", "mitigation", "contingency"]
+
+
+class RollbackPlanInline(PlanInlineMixin, admin.StackedInline):
+    model = RollbackPlan
+
+
+class RollbackStrategyInline(PlanInlineMixin, admin.TabularInline):
+    model = RollbackStrategy
+
+
+class RollbackStepInline(PlanInlineMixin, admin.TabularInline):
+    model = RollbackStep
+
+
+class CommunicationPlanInline(PlanInlineMixin, admin.StackedInline):
+    model = CommunicationPlan
+    classes = ["collapse"]
+
+
+class TestingRequirementInline(PlanInlineMixin, admin.TabularInline):
+    model = TestingRequirement
+
+
+class ApprovalInline(admin.TabularInline):
+    model = ReleaseApproval
+    extra = 0
+    fields = ["approver", "round", "decision", "comment", "created_at"]
+    readonly_fields = fields
+    verbose_name_plural = "approval votes"
+
+    def has_view_permission(self, request, obj=None):
+        return request.user.has_perm("releases.view_release")
+
+    def has_add_permission(self, request, obj=None):
+        return False
+
+    def has_change_permission(self, request, obj=None):
+        return False
+
+    def has_delete_permission(self, request, obj=None):
+        return False
+
+
+class ReleaseAdminForm(forms.ModelForm):
+    version = forms.CharField(max_length=64, required=False,
+                              help_text="Semantic version. Leave empty to take the proposed next version.")
+
+    class Meta:
+        model = Release
+        fields = "__all__"
+
+    def clean(self):
+        cleaned = super().clean()
+        release_type = cleaned.get("type")
+        version = cleaned.get("version")
+        if release_type and not version:
+            cleaned["version"] = services.propose_version(release_type)
+        if release_type and cleaned.get("version"):
+            try:
+                services.check_version(cleaned["version"], release_type, exclude_pk=self.instance.pk)
+            except errors.ValidationFailed as exc:
+                for field, messages_ in exc.field_errors.items():
+                    self.add_error(field, messages_)
+        return cleaned
+
+
+class AwaitingMyApprovalFilter(admin.SimpleListFilter):
+    title = "approval"
+    parameter_name = "awaiting"
+
+    def lookups(self, request, model_admin):
+        return [("me", "Awaiting my approval")]
+
+    def queryset(self, request, queryset):
+        if self.value() == "me":
+            return queryset.filter(pk__in=[r.pk for r in services.awaiting_approval(request.user)])
+        return queryset
+
+
+@admin.register(Release)
+class ReleaseAdmin(AuditHistoryMixin, admin.ModelAdmin):
+    form = ReleaseAdminForm
+    change_form_template = "admin/releases/release/change_form.html"
+    change_list_template = "admin/releases/release/change_list.html"
+    list_display = ["version", "title", "type", "status_badge", "target_environments", "scheduled_for",
+                    "approvals_progress", "created_by"]
+    list_filter = [AwaitingMyApprovalFilter, "status", "type", "environments", "risk_assessment__level"]
+    search_fields = ["version", "title", "description", "changes__summary"]
+    date_hierarchy = "scheduled_for"
+    filter_horizontal = ["environments", "required_approvers", "required_roles"]
+    readonly_fields = ["status", "approval_round", "created_by", "created_at", "approved_at", "deployed_at"]
+    fieldsets = [
+        (None, {"fields": ["version", "type", "title", "description", "status"]}),
+        ("Targets and schedule", {"fields": ["environments", "scheduled_for", "scheduled_until"]}),
+        ("Approval", {"fields": ["required_approvers", "required_roles", "quorum", "approval_round"]}),
+        ("Record", {"classes": ["collapse"], "fields": ["created_by", "created_at", "approved_at", "deployed_at"]}),
+    ]
+    inlines = [ReleaseChangeInline, PrerequisiteInline, RiskAssessmentInline, RollbackPlanInline,
+               RollbackStrategyInline, RollbackStepInline, CommunicationPlanInline, TestingRequirementInline,
+               ApprovalInline]
+
+    def get_queryset(self, request):
+        return (super().get_queryset(request).select_related("created_by", "risk_assessment")
+                .prefetch_related("environments", "approvals"))
+
+    # --- list columns ---
+    @admin.display(description="status", ordering="status")
+    def status_badge(self, obj):
+        colours = {"planned": "#555", "approved": "#1f6feb", "deploying": "#9a6700", "deployed": "#1a7f37",
+                   "failed": "#cf222e", "rolled_back": "#8250df"}
+        return format_html('<strong style="color:{}">{}</strong>', colours.get(obj.status, "#000"),
+                           obj.get_status_display())
+
+    @admin.display(description="environments")
+    def target_environments(self, obj):
+        return ", ".join(e.name for e in obj.environments.all())
+
+    @admin.display(description="approvals")
+    def approvals_progress(self, obj):
+        have = sum(1 for a in obj.approvals.all() if a.round == obj.approval_round and a.decision == "approved")
+        return f"{have}/{obj.effective_quorum()}"
+
+    # --- editing ---
+    def get_readonly_fields(self, request, obj=None):
+        fields = list(super().get_readonly_fields(request, obj))
+        if obj is not None and obj.status != ReleaseStatus.PLANNED:
+            fields += ["version", "type", "title", "description", "environments", "scheduled_for",
+                       "scheduled_until", "required_approvers", "required_roles", "quorum"]
+        return fields
+
+    def has_delete_permission(self, request, obj=None):
+        return super().has_delete_permission(request, obj) and (obj is None or obj.status == ReleaseStatus.PLANNED)
+
+    def changeform_view(self, request, object_id=None, form_url="", extra_context=None):
+        if object_id and request.method == "POST":
+            release = self.get_object(request, object_id)
+            if release is not None:
+                request._release_before = services.release_snapshot(release)
+        return super().changeform_view(request, object_id, form_url, extra_context)
+
+    def save_model(self, request, obj, form, change):
+        if not change:
+            obj.created_by = request.user
+        super().save_model(request, obj, form, change)
+
+    def save_related(self, request, form, formsets, change):
+        super().save_related(request, form, formsets, change)
+        services.release_record_admin_edit(release=form.instance, before=getattr(request, "_release_before", None),
+                                           by=request.user, created=not change)
+
+    def delete_model(self, request, obj):
+        services.release_delete(release=obj, by=request.user)
+
+    # --- transition buttons, notes, awaiting approval, cadence ---
+    def change_view(self, request, object_id, form_url="", extra_context=None):
+        release = self.get_object(request, object_id)
+        extra_context = extra_context or {}
+        if release is not None:
+            extra_context.update({
+                "release_actions": services.available_actions(release, request.user),
+                "approval_blockers": release.approval_blockers() if release.status == ReleaseStatus.PLANNED else [],
+                "approval_reason": services.approval_eligibility(release, request.user)[1],
+            })
+        return super().change_view(request, object_id, form_url, extra_context)
+
+    def get_urls(self):
+        wrap = self.admin_site.admin_view
+        return [
+            path("awaiting-my-approval/", wrap(self.awaiting_view), name="releases_release_awaiting"),
+            path("cadence/", wrap(self.cadence_view), name="releases_release_cadence"),
+            path("<int:object_id>/act/<str:name>/", wrap(self.act_view), name="releases_release_act"),
+            path("<int:object_id>/notes/", wrap(self.notes_view), name="releases_release_notes"),
+            *super().get_urls(),
+        ]
+
+    def act_view(self, request, object_id, name):
+        """Run a transition from a button; the service re-checks state and permission."""
+        if request.method != "POST":
+            return HttpResponseNotAllowed(["POST"])
+        release = get_object_or_404(Release, pk=object_id)
+        try:
+            services.release_transition(release=release, name=name, by=request.user,
+                                        text=request.POST.get("text", ""))
+        except errors.DomainError as exc:
+            detail = "; ".join(exc.reasons) if exc.reasons else ""
+            field = "; ".join(f"{k}: {' '.join(map(str, v))}" for k, v in exc.field_errors.items())
+            self.message_user(request, " — ".join(x for x in (exc.message, detail, field) if x), messages.ERROR)
+        else:
+            release.refresh_from_db()
+            self.message_user(request, f"{services.ACTIONS[name].label}: release {release.version} is now "
+                                       f"{release.get_status_display().lower()}.", messages.SUCCESS)
+        return HttpResponseRedirect(reverse("admin:releases_release_change", args=[object_id]))
+
+    def notes_view(self, request, object_id):
+        release = get_object_or_404(Release, pk=object_id)
+        if not self.has_view_or_change_permission(request, release):
+            raise PermissionDenied
+        markdown = services.release_notes(release)
+        if request.GET.get("download"):
+            response = HttpResponse(markdown, content_type="text/markdown; charset=utf-8")
+            response["Content-Disposition"] = f'attachment; filename="release-{release.version}.md"'
+            return response
+        context = {**self.admin_site.each_context(request), "opts": self.opts, "original": release,
+                   "title": f"Release notes {release.version}", "markdown": markdown}
+        return TemplateResponse(request, "admin/releases/release/notes.html", context)
+
+    def awaiting_view(self, request):
+        context = {**self.admin_site.each_context(request), "opts": self.opts, "title": "Awaiting my approval",
+                   "releases": services.awaiting_approval(request.user)}
+        return TemplateResponse(request, "admin/releases/release/awaiting.html", context)
+
+    def cadence_view(self, request):
+        today = timezone.localdate()
+        try:
+            year = int(request.GET.get("year", today.year))
+            month = int(request.GET.get("month", today.month))
+            first = dt.date(year, month, 1)
+        except ValueError:
+            first = today.replace(day=1)
+        prev_month = (first - dt.timedelta(days=1)).replace(day=1)
+        next_month = (first + dt.timedelta(days=32)).replace(day=1)
+        context = {
+            **self.admin_site.each_context(request), "opts": self.opts, "title": "Release cadence",
+            "month": first, "prev_month": prev_month, "next_month": next_month, "today": today,
+            "weeks": services.cadence_calendar(first.year, first.month), "report": services.cadence_report(today),
+        }
+        return TemplateResponse(request, "admin/releases/release/cadence.html", context)

@@ -1,0 +1,206 @@
+"""The demo organisation: environments, role groups, demo users and releases in several states.
+
+Idempotent: run it as often as you like; what exists is left as it is. Releases are made through the
+same services people use, so the audit trail shows a real history.
+"""
+import datetime as dt
+
+from django.contrib.auth import get_user_model
+from django.core.management.base import BaseCommand
+from django.db import transaction
+from django.utils import timezone
+
+from pmrelease.bootstrap import ensure_access_matrix, ensure_role_groups
+from releases import services
+from releases.models import Environment, Release
+
+DEMO_PASSWORD = "penguin-demo"
+
+ENVIRONMENTS = [
+    # name, display, tier, position, purpose, infrastructure, data source, retention, backup
+    ("local", "Local Dev", "development", 0, "Developer workstations (localhost)",
+     {"vps": "developer laptop", "database": "local NileDB container", "storage": "Local file system",
+      "networking": "localhost only"}, "Synthetic data", "none", "none"),
+    ("development", "Development", "development", 1, "Feature development and testing",
+     {"vps": "2 vCPUs, 4GB RAM", "database": "NileDB dev instance", "storage": "Local file system",
+      "networking": "Internal only"}, "Synthetic/anonymized data", "30 days", "Daily snapshots"),
+    ("qa", "QA/Testing", "testing", 2, "QA and exploratory testing",
+     {"vps": "4 vCPUs, 8GB RAM", "database": "NileDB qa instance", "storage": "Cloud storage",
+      "networking": "Internal only"}, "Production-like data (anonymized)", "30 days", "Daily snapshots"),
+    ("staging", "Staging", "staging", 3, "Pre-production validation",
+     {"vps": "4 vCPUs, 8GB RAM", "database": "NileDB staging instance", "storage": "Cloud storage with CDN",
+      "networking": "Restricted external access"}, "Production-like data (anonymized)", "90 days",
+     "Hourly snapshots"),
+    ("production", "Production", "production", 4, "Live user-facing system",
+     {"vps": "8-16 vCPUs, 32-64GB RAM (auto-scaling)", "database": "NileDB production cluster",
+      "storage": "Geo-redundant cloud storage", "networking": "Global CDN with WAF"}, "Live user data",
+     "Per data classification policy", "Continuous replication"),
+    ("dr", "Disaster Recovery", "production", 5, "Disaster recovery mirror of production",
+     {"vps": "8-16 vCPUs, 32-64GB RAM (cold standby)", "database": "NileDB production replica",
+      "storage": "Geo-redundant cloud storage", "networking": "Global CDN with WAF"}, "Replicated live data",
+     "Per data classification policy", "Continuous replication"),
+]
+LINKS = {  # name: (promotes_to, attached_to, attachment)
+    "local": (None, "development", "workstation"),
+    "development": ("staging", None, ""),
+    "qa": (None, "staging", "testing"),
+    "staging": ("production", None, ""),
+    "production": (None, None, ""),
+    "dr": (None, "production", "mirror"),
+}
+USERS = [  # username, first name, role groups, is_superuser
+    ("admin", "Ada Admin", [], True),
+    ("dev", "Dana Developer", ["developers"], False),
+    ("qa", "Quinn QA", ["qa"], False),
+    ("product", "Pat Product", ["product"], False),
+    ("support", "Sam Support", ["support"], False),
+    ("ops", "Olga Operations", ["operations"], False),
+    ("security", "Sid Security", ["security"], False),
+    ("approver", "Avery Approver", ["approvers"], False),
+    ("approver2", "Blake Approver", ["approvers"], False),
+]
+
+
+def _plan(*, prerequisites_done=True, risk=("medium", "low")):
+    today = timezone.localdate()
+    return {
+        "prerequisites": [
+            {"type": "database", "description": "Analytics tables migration rehearsed on staging",
+             "status": "completed" if prerequisites_done else "pending", "owner": "DBA team",
+             "deadline": today + dt.timedelta(days=3)},
+            {"type": "compliance", "description": "Data-processing impact assessment signed off",
+             "status": "completed", "owner": "Security", "deadline": today + dt.timedelta(days=5)},
+        ],
+        "risk_assessment": {"impact": risk[0], "likelihood": risk[1],
+                            "mitigation": "Canary to 10% first\nFeature flags default off",
+                            "contingency": "Roll back to the previous image\nDisable new flags"},
+        "rollback_plan": {"prerequisites": "Previous image still in the registry",
+                          "validation": "Error rate back under 1%\nSmoke tests green",
+                          "communication": "Post in #releases and update the status page"},
+        "rollback_strategies": [{"type": "code", "method": "immediate", "estimated_duration": 10, "risk": "low"}],
+        "rollback_steps": [
+            {"order": 1, "description": "Disable the release's feature flags", "command": "",
+             "verification": "Flags report off in all regions", "timeout": 120, "on_failure": "continue"},
+            {"order": 2, "description": "Restore the previous application image",
+             "command": "kubectl rollout undo deployment/app", "verification": "Rollout status complete",
+             "timeout": 600, "on_failure": "manual_intervention"},
+        ],
+        "communication_plan": {"internal": "Slack #releases", "customer": "Changelog and in-app notice",
+                               "stakeholders": "Weekly release summary", "incident": "Status page"},
+        "testing_requirements": [{"name": "E2E Tests", "suites": "user-journey-tests, critical-path-tests",
+                                  "required": True}],
+    }
+
+
+RELEASES = [
+    # version, type, title, changes, final state, days from now
+    ("2.0.0", "major", "Campaign workspace", [
+        ("feature", "Advanced campaign scheduling with time zones"),
+        ("feature", "Real-time collaboration on campaign drafts"),
+        ("migration", "Database migration required for analytics tables"),
+    ], "deployed", -40),
+    ("2.1.0", "minor", "Analytics dashboard", [
+        ("feature", "Enhanced analytics dashboard with custom reports"),
+        ("fix", "Fixed email template rendering in Outlook"),
+        ("fix", "Resolved contact import CSV parsing issues"),
+        ("improvement", "Improved database query performance by 40%"),
+        ("security", "Patched OpenSSL vulnerability (CVE-2025-XXXX)"),
+        ("migration", "New environment variables for enhanced security"),
+    ], "deployed", -12),
+    ("2.1.1", "patch", "Timezone fixes", [
+        ("fix", "Corrected timezone handling in campaign reports"),
+    ], "rolled_back", -5),
+    ("2.2.0", "minor", "Webhook signatures", [
+        ("feature", "Updated webhook signatures for third-party integrations"),
+        ("security", "Enhanced password policy enforcement"),
+        ("improvement", "Enhanced API rate limiting and security"),
+    ], "approved", 3),
+    ("2.2.1", "patch", "Session hardening", [
+        ("security", "Improved session management security"),
+        ("fix", "Fixed unsubscribe link encoding"),
+    ], "planned", 7),
+    ("2.3.0", "minor", "Template editor", [
+        ("feature", "Drag-and-drop template editor"),
+        ("migration", "Template storage moves to object storage"),
+    ], "planned_blocked", 20),
+]
+
+
+class Command(BaseCommand):
+    help = "Create the demo organisation (idempotent)."
+
+    def handle(self, *args, **options):
+        with transaction.atomic():
+            groups = ensure_role_groups()
+            envs = self._environments()
+            ensure_access_matrix(envs.values(), groups)
+            users = self._users(groups)
+            created = self._releases(envs, users)
+        self.stdout.write(self.style.SUCCESS(
+            f"Demo ready: {len(envs)} environments, {len(users)} users, {created} new releases. "
+            f"Log in as admin, ops, approver, dev, qa, … with password '{DEMO_PASSWORD}'."))
+
+    def _environments(self):
+        envs = {}
+        for name, display, tier, position, purpose, infra, source, retention, backup in ENVIRONMENTS:
+            env, _ = Environment.objects.get_or_create(name=name, defaults={
+                "display_name": display, "tier": tier, "position": position, "purpose": purpose,
+                "infrastructure": infra, "data_source": source, "data_retention": retention, "data_backup": backup,
+            })
+            envs[name] = env
+        for name, (promotes_to, attached_to, attachment) in LINKS.items():
+            env = envs[name]
+            if env.promotes_to_id is None and env.attached_to_id is None:
+                env.promotes_to = envs.get(promotes_to)
+                env.attached_to = envs.get(attached_to)
+                env.attachment = attachment
+                env.save(update_fields=["promotes_to", "attached_to", "attachment"])
+        return envs
+
+    def _users(self, groups):
+        User = get_user_model()
+        users = {}
+        for username, full_name, roles, superuser in USERS:
+            first, last = full_name.split(" ", 1)
+            user, created = User.objects.get_or_create(username=username, defaults={
+                "first_name": first, "last_name": last, "email": f"{username}@penguinmails.local",
+                "is_staff": True, "is_superuser": superuser,
+            })
+            if created:
+                user.set_password(DEMO_PASSWORD)
+                user.save()
+                user.groups.set([groups[r] for r in roles])
+            users[username] = user
+        return users
+
+    def _releases(self, envs, users):
+        created = 0
+        targets = [envs["development"], envs["staging"], envs["production"]]
+        for version, rtype, title, changes, final, days in RELEASES:
+            if Release.objects.filter(version=version).exists():
+                continue
+            when = timezone.now() + dt.timedelta(days=days)
+            plan = _plan(prerequisites_done=final != "planned_blocked")
+            plan["changes"] = [{"kind": k, "summary": s, "position": i} for i, (k, s) in enumerate(changes)]
+            release = services.release_create(
+                by=users["dev"], plan=plan,
+                data={"version": version, "type": rtype, "title": title, "environments": targets,
+                      "description": f"{title}: see the release notes.", "scheduled_for": when,
+                      "scheduled_until": when + dt.timedelta(hours=2),
+                      "quorum": 2 if final == "planned" else 1},
+            )
+            created += 1
+            if final in ("planned", "planned_blocked"):
+                if final == "planned":
+                    services.release_approve(release=release, by=users["approver"], comment="Looks good to me")
+                continue
+            services.release_approve(release=release, by=users["approver"], comment="Plan reviewed, go ahead")
+            if final == "approved":
+                continue
+            services.release_deploy(release=release, by=users["ops"], reason="Deployment window opened")
+            if final == "deployed":
+                services.release_complete(release=release, by=users["ops"], reason="All environments healthy")
+            elif final == "rolled_back":
+                services.release_fail(release=release, by=users["ops"], reason="Error rate above 10% on canary")
+                services.release_rollback(release=release, by=users["ops"], reason="Automatic rollback on error rate")
+        return created

@@ -1,0 +1,18 @@
+"""Thin Celery tasks for releases: load by id, call a service."""
+from celery import shared_task
+
+from . import services
+from .models import Release
+
+
+@shared_task(autoretry_for=(OSError,), retry_backoff=True, max_retries=5)
+def notify_approvers(release_id, approval_round):
+    release = Release.objects.filter(pk=release_id).first()
+    if release is None:
+        return 0
+    return services.release_notify_approvers(release=release, approval_round=approval_round)
+
+
+@shared_task
+def release_cadence_check():
+    return services.cadence_check_and_notify()

@@ -1,0 +1,75 @@
+import pytest
+from django.contrib.auth import get_user_model
+from rest_framework.test import APIClient
+
+from pmrelease.bootstrap import ensure_access_matrix, ensure_role_groups
+from releases.management.commands.seed_demo import ENVIRONMENTS, LINKS
+from releases.models import Environment
+
+
+@pytest.fixture(autouse=True)
+def _fast_password_hasher(settings):
+    settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
+
+
+@pytest.fixture
+def groups(db):
+    return ensure_role_groups()
+
+
+@pytest.fixture
+def envs(groups):
+    """The seed's six environments with their promotion path and access matrix."""
+    result = {}
+    for name, display, tier, position, purpose, infra, source, retention, backup in ENVIRONMENTS:
+        result[name] = Environment.objects.create(
+            name=name, display_name=display, tier=tier, position=position, purpose=purpose,
+            infrastructure=infra, data_source=source, data_retention=retention, data_backup=backup)
+    for name, (promotes_to, attached_to, attachment) in LINKS.items():
+        env = result[name]
+        env.promotes_to = result.get(promotes_to)
+        env.attached_to = result.get(attached_to)
+        env.attachment = attachment
+        env.save()
+    ensure_access_matrix(result.values(), groups)
+    return result
+
+
+@pytest.fixture
+def make_user(groups):
+    def make(username, *roles, superuser=False):
+        user = get_user_model().objects.create_user(
+            username=username, email=f"{username}@example.com", password="pw-123456789", is_staff=True,
+            is_superuser=superuser)
+        user.groups.set([groups[r] for r in roles])
+        return user
+
+    return make
+
+
+@pytest.fixture
+def users(make_user, envs):
+    return {
+        "dev": make_user("dev", "developers"),
+        "dev2": make_user("dev2", "developers"),
+        "qa": make_user("qa", "qa"),
+        "product": make_user("product", "product"),
+        "support": make_user("support", "support"),
+        "ops": make_user("ops", "operations"),
+        "security": make_user("security", "security"),
+        "approver": make_user("approver", "approvers"),
+        "approver2": make_user("approver2", "approvers"),
+        "approver3": make_user("approver3", "approvers"),
+        "admin": make_user("admin", superuser=True),
+    }
+
+
+@pytest.fixture
+def api():
+    def client_for(user=None):
+        client = APIClient()
+        if user is not None:
+            client.force_authenticate(user)
+        return client
+
+    return client_for

@@ -1,0 +1,107 @@
+"""The audit trail: append-only, hash-chained, written for every action."""
+import pytest
+from django.db import DatabaseError, connection, transaction
+
+from pmrelease import audit
+from pmrelease.models import AppendOnlyError, AuditEvent
+from releases import services
+from tests.factories import make_release
+
+pytestmark = pytest.mark.django_db
+
+
+def test_audit_event__save_existing__refused():
+    event = audit.record(action="test.action", object_type="x", object_id="1")
+    event.reason = "rewritten"
+    with pytest.raises(AppendOnlyError):
+        event.save()
+
+
+def test_audit_event__delete__refused():
+    event = audit.record(action="test.action", object_type="x", object_id="1")
+    with pytest.raises(AppendOnlyError):
+        event.delete()
+    with pytest.raises(AppendOnlyError):
+        AuditEvent.objects.all().delete()
+    with pytest.raises(AppendOnlyError):
+        AuditEvent.objects.filter(pk=event.pk).update(reason="x")
+    assert AuditEvent.objects.filter(pk=event.pk, reason="").exists()
+
+
+def test_audit_event__raw_sql_update__refused_by_database_trigger():
+    event = audit.record(action="test.action", object_type="x", object_id="1")
+    with pytest.raises(DatabaseError, match="append-only"), transaction.atomic(), connection.cursor() as cursor:
+        cursor.execute("UPDATE pmrelease_auditevent SET reason = 'forged' WHERE id = %s", [event.pk])
+    assert AuditEvent.objects.get(pk=event.pk).reason == ""
+
+
+@pytest.mark.skipif(connection.vendor != "postgresql", reason="row DELETE trigger is PostgreSQL-only")
+def test_audit_event__raw_sql_delete__refused_on_postgresql():
+    event = audit.record(action="test.action", object_type="x", object_id="1")
+    with pytest.raises(DatabaseError, match="append-only"), transaction.atomic(), connection.cursor() as cursor:
+        cursor.execute("DELETE FROM pmrelease_auditevent WHERE id = %s", [event.pk])
+    assert AuditEvent.objects.filter(pk=event.pk).exists()
+
+
+def test_verify_chain__untouched__ok():
+    for i in range(5):
+        audit.record(action="test.action", object_type="x", object_id=str(i), before={"a": i}, after={"a": i + 1},
+                     reason=f"r{i}")
+    assert audit.verify_chain() == (True, None, 5)
+
+
+def test_verify_chain__forged_row_inserted__detected():
+    audit.record(action="test.action", object_type="x", object_id="1")
+    good = audit.record(action="test.action", object_type="x", object_id="2")
+    with connection.cursor() as cursor:  # a forger with database access appends a row without the chain
+        cursor.execute(
+            "INSERT INTO pmrelease_auditevent (created_at, actor_username, action, object_type, object_id, "
+            "object_repr, reason, request_id, prev_hash, hash) VALUES (%s, 'mallory', 'release.approve', "
+            "'releases.release', '9', '', '', '', %s, %s)",
+            [good.created_at, good.hash, "f" * 64])
+    audit.record(action="test.action", object_type="x", object_id="3")
+    ok, bad_id, checked = audit.verify_chain()
+    assert not ok and checked == 2
+    assert AuditEvent.objects.get(pk=bad_id).actor_username == "mallory"
+
+
+def test_audit__every_release_action__recorded_with_actor_and_reason(users, envs):
+    release = make_release(by=users["dev"], envs=[envs["staging"]])
+    services.release_update(release=release, data={"title": "Renamed"}, by=users["dev"])
+    services.release_reject(release=release, by=users["approver"], reason="needs tests")
+    services.release_approve(release=release, by=users["approver2"], comment="fine now")
+    services.release_deploy(release=release, by=users["ops"], reason="window open")
+    services.release_complete(release=release, by=users["ops"])
+    services.release_rollback(release=release, by=users["ops"], reason="regression")
+    rows = list(AuditEvent.objects.for_object(release).order_by("id").values_list("action", "actor_username", "reason"))
+    assert rows == [
+        ("release.create", "dev", ""),
+        ("release.update", "dev", ""),
+        ("release.reject", "approver", "needs tests"),
+        ("release.approval", "approver2", "fine now"),
+        ("release.approve", "approver2", "quorum met (1 of 1)"),
+        ("release.deploy", "ops", "window open"),
+        ("release.complete", "ops", ""),
+        ("release.rollback", "ops", "regression"),
+    ]
+    transition = AuditEvent.objects.get(action="release.rollback")
+    assert transition.before == {"status": "deployed"} and transition.after == {"status": "rolled_back"}
+    assert audit.verify_chain()[0]
+
+
+def test_audit__failed_operation__leaves_no_row(users, envs):
+    release = make_release(by=users["dev"], envs=[envs["production"]])
+    services.release_approve(release=release, by=users["approver"])
+    count = AuditEvent.objects.count()
+    with pytest.raises(Exception):  # noqa: B017 - PermissionDenied: developers have no production access
+        services.release_deploy(release=release, by=users["dev"])
+    assert AuditEvent.objects.count() == count
+
+
+def test_request_id__from_header__stored_on_event(client, users, envs):
+    release = make_release(by=users["dev"], envs=[envs["staging"]])
+    client.force_login(users["approver"])
+    response = client.post(f"/api/v1/releases/{release.pk}/approve/", {}, HTTP_X_REQUEST_ID="req-42",
+                           content_type="application/json")
+    assert response["X-Request-ID"] == "req-42"
+    assert AuditEvent.objects.filter(action="release.approve").get().request_id == "req-42"

@@ -1,0 +1,170 @@
+"""The admin as approvers and operators use it: buttons, refusals, notes, calendar, history."""
+import pytest
+
+from pmrelease.models import AuditEvent
+from releases.models import Release
+from tests.factories import make_release
+
+pytestmark = pytest.mark.django_db
+
+
+def _buttons(client, release):
+    html = client.get(f"/admin/releases/release/{release.pk}/change/").content.decode()
+    return [name for name in ("approve", "reject", "deploy", "complete", "fail", "rollback")
+            if f'name="action" value="{name}"' in html]
+
+
+def test_change_view__approver__sees_approve_and_reject_only(client, users, envs):
+    release = make_release(by=users["dev"], envs=[envs["staging"], envs["production"]])
+    client.force_login(users["approver"])
+    assert _buttons(client, release) == ["approve", "reject"]
+
+
+def test_change_view__author_and_operations__see_no_approval_buttons(client, users, envs):
+    release = make_release(by=users["dev"], envs=[envs["staging"]])
+    client.force_login(users["dev"])
+    assert _buttons(client, release) == []
+    client.force_login(users["ops"])
+    assert _buttons(client, release) == []
+
+
+def test_change_view__approved_release__operations_sees_deploy(client, users, envs):
+    release = make_release(by=users["dev"], envs=[envs["production"]])
+    client.force_login(users["approver"])
+    client.post(f"/admin/releases/release/{release.pk}/act/approve/", {"text": "ok"})
+    assert Release.objects.get(pk=release.pk).status == "approved"
+    client.force_login(users["ops"])
+    assert _buttons(client, release) == ["deploy"]
+    client.force_login(users["dev2"])
+    assert _buttons(client, release) == []
+
+
+def test_act_view__forged_post_without_permission__refused_server_side(client, users, envs):
+    release = make_release(by=users["product"], envs=[envs["production"]])
+    client.force_login(users["approver"])
+    client.post(f"/admin/releases/release/{release.pk}/act/approve/", {"text": ""})
+    client.force_login(users["dev"])  # no button shown, posts anyway
+    response = client.post(f"/admin/releases/release/{release.pk}/act/deploy/", {"text": ""}, follow=True)
+    assert Release.objects.get(pk=release.pk).status == "approved"
+    assert "access to production" in response.content.decode()
+
+
+def test_act_view__self_approval_post__refused(client, users, envs):
+    release = make_release(by=users["approver"], envs=[envs["staging"]])
+    client.force_login(users["approver"])
+    response = client.post(f"/admin/releases/release/{release.pk}/act/approve/", {"text": ""}, follow=True)
+    assert Release.objects.get(pk=release.pk).status == "planned"
+    assert "cannot approve" in response.content.decode()
+
+
+def test_act_view__get__405(client, users, envs):
+    release = make_release(by=users["dev"], envs=[envs["staging"]])
+    client.force_login(users["approver"])
+    assert client.get(f"/admin/releases/release/{release.pk}/act/approve/").status_code == 405
+
+
+def test_change_view__plan_blockers__shown_and_no_approve_button(client, users, envs):
+    release = make_release(by=users["dev"], envs=[envs["staging"]], plan={})
+    client.force_login(users["approver"])
+    html = client.get(f"/admin/releases/release/{release.pk}/change/").content.decode()
+    assert "the rollback plan is missing" in html
+    assert _buttons(client, release) == ["reject"]
+
+
+def test_admin_add_release__form__version_proposed_and_audited(client, users, envs):
+    make_release(by=users["dev"], envs=[envs["staging"]], version="4.2.0")
+    client.force_login(users["dev"])
+    data = {
+        "version": "", "type": "minor", "title": "From the admin", "description": "", "quorum": 1,
+        "environments": [envs["staging"].pk],
+    }
+    for prefix in ("changes", "prerequisites", "risk_assessment", "rollback_plan", "rollback_strategies",
+                   "rollback_steps", "communication_plan", "testing_requirements", "approvals"):
+        data.update({f"{prefix}-TOTAL_FORMS": 0, f"{prefix}-INITIAL_FORMS": 0})
+    data.update({"rollback_steps-TOTAL_FORMS": 1, "rollback_steps-0-order": 1,
+                 "rollback_steps-0-description": "Undo", "rollback_steps-0-verification": "ok",
+                 "rollback_steps-0-timeout": 60, "rollback_steps-0-on_failure": "stop"})
+    response = client.post("/admin/releases/release/add/", data)
+    assert response.status_code == 302, response.content.decode()[:3000]
+    release = Release.objects.get(title="From the admin")
+    assert release.version == "4.3.0" and release.created_by == users["dev"]
+    assert release.rollback_steps.count() == 1
+    event = AuditEvent.objects.for_object(release).get()
+    assert event.action == "release.create" and event.after["rollback_steps"][0][1] == "Undo"
+
+
+def test_admin_add_release__bad_version__form_error(client, users, envs):
+    client.force_login(users["dev"])
+    response = client.post("/admin/releases/release/add/", {"version": "1.0", "type": "minor", "title": "x",
+                                                            "quorum": 1})
+    assert response.status_code == 200
+    assert "not a semantic version" in response.content.decode()
+
+
+def test_notes_view__shows_and_downloads(client, users, envs):
+    release = make_release(by=users["dev"], envs=[envs["staging"]], version="5.0.0", type="major")
+    client.force_login(users["approver"])
+    page = client.get(f"/admin/releases/release/{release.pk}/notes/")
+    assert "# Release 5.0.0 - " in page.content.decode()
+    download = client.get(f"/admin/releases/release/{release.pk}/notes/?download=1")
+    assert download["Content-Disposition"] == 'attachment; filename="release-5.0.0.md"'
+
+
+def test_awaiting_view_and_filter__lists_my_pending_approvals(client, users, envs):
+    release = make_release(by=users["dev"], envs=[envs["staging"]], title="Needs me")
+    client.force_login(users["approver"])
+    assert "Needs me" in client.get("/admin/releases/release/awaiting-my-approval/").content.decode()
+    assert "Needs me" in client.get("/admin/releases/release/?awaiting=me").content.decode()
+    client.force_login(users["dev"])
+    assert "Needs me" not in client.get("/admin/releases/release/awaiting-my-approval/").content.decode()
+    assert release.pk
+
+
+def test_cadence_view__renders_calendar_and_overdue(client, users, envs):
+    client.force_login(users["ops"])
+    html = client.get("/admin/releases/release/cadence/?year=2026&month=11").content.decode()
+    assert "November 2026" in html and "overdue" in html
+    assert client.get("/admin/releases/release/cadence/?year=x").status_code == 200
+
+
+def test_history_view__shows_audit_rows(client, users, envs):
+    release = make_release(by=users["dev"], envs=[envs["staging"]])
+    client.force_login(users["approver"])
+    client.post(f"/admin/releases/release/{release.pk}/act/reject/", {"text": "No load test"})
+    html = client.get(f"/admin/releases/release/{release.pk}/history/").content.decode()
+    assert "release.reject" in html and "No load test" in html and "release.create" in html
+
+
+def test_auditevent_admin__read_only_and_csv_export(client, users, envs):
+    make_release(by=users["dev"], envs=[envs["staging"]])
+    event = AuditEvent.objects.first()
+    client.force_login(users["admin"])
+    assert client.get("/admin/pmrelease/auditevent/").status_code == 200
+    assert client.post(f"/admin/pmrelease/auditevent/{event.pk}/delete/", {"post": "yes"}).status_code == 403
+    assert client.get("/admin/pmrelease/auditevent/add/").status_code == 403
+    export = client.get("/admin/pmrelease/auditevent/export/?action=release.create")
+    body = b"".join(export.streaming_content).decode()
+    assert "release.create" in body and export["Content-Type"].startswith("text/csv")
+
+
+def test_environment_admin__developer_sees_no_production_and_cannot_edit_staging(client, users, envs):
+    client.force_login(users["dev"])
+    listing = client.get("/admin/releases/environment/").content.decode()
+    assert f"/admin/releases/environment/{envs['staging'].pk}/change/" in listing
+    assert f"/admin/releases/environment/{envs['production'].pk}/change/" not in listing
+    assert client.get(f"/admin/releases/environment/{envs['production'].pk}/change/").status_code == 302
+    page = client.get(f"/admin/releases/environment/{envs['staging'].pk}/change/").content.decode()
+    assert 'name="_save"' not in page  # view only
+
+
+def test_environment_admin__operations_edit__audited(client, users, envs):
+    client.force_login(users["ops"])
+    env = envs["qa"]
+    data = {"name": env.name, "display_name": "QA lab", "purpose": env.purpose, "tier": env.tier,
+            "position": env.position, "is_active": "on", "promotes_to": "", "attached_to": envs["staging"].pk,
+            "attachment": "testing", "infrastructure": '{"vps": "1 vCPU"}', "data_source": "", "data_retention": "",
+            "data_backup": "", "access-TOTAL_FORMS": 0, "access-INITIAL_FORMS": 0}
+    response = client.post(f"/admin/releases/environment/{env.pk}/change/", data)
+    assert response.status_code == 302, response.content.decode()[:2000]
+    event = AuditEvent.objects.get(action="environment.update")
+    assert event.after["display_name"] == "QA lab" and event.actor_username == "ops"
