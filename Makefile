@@ -31,7 +31,7 @@ run: seed
 	@echo "  Log in as admin, ops, approver, approver2, dev, qa, product, support or security"
 	@echo "  with the password 'penguin-demo'.  API docs: http://127.0.0.1:$(PORT)/api/docs/"
 	@echo ""
-	PORT=$(PORT) $(VENV)/bin/honcho start -p $(PORT)
+	PATH=$(CURDIR)/$(VENV)/bin:$$PATH PORT=$(PORT) $(VENV)/bin/honcho start -p $(PORT)
 
 worker: install
 	$(VENV)/bin/celery -A pmrelease worker -l info --concurrency 2
