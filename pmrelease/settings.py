@@ -4,6 +4,7 @@ With nothing set the portal runs *embedded*: SQLite under ``var/``, a local-memo
 the filesystem transport under ``var/``. ``DATABASE_URL``, ``REDIS_URL`` (broker and cache),
 ``SECRET_KEY``, ``DEBUG`` and ``ALLOWED_HOSTS`` switch it to production services.
 """
+import importlib
 from pathlib import Path
 
 import environ
@@ -195,11 +196,11 @@ CELERY_TIMEZONE = TIME_ZONE
 CELERY_BEAT_SCHEDULE_FILENAME = str(VAR_DIR / "celerybeat-schedule")
 CELERY_BEAT_SCHEDULE = {
     "audit-verify-chain": {"task": "pmrelease.tasks.audit_verify_chain", "schedule": crontab(minute=17)},
-    "release-cadence-check": {
-        "task": "releases.tasks.release_cadence_check",
-        "schedule": crontab(hour=7, minute=0),
-    },
 }
+
+# Each app keeps its periodic tasks in <app>/beat.py (plain dicts, no Django import).
+for _app in ("releases", "flags", "monitoring"):
+    CELERY_BEAT_SCHEDULE.update(importlib.import_module(f"{_app}.beat").SCHEDULE)
 
 LOGGING = {
     "version": 1,

@@ -4,6 +4,8 @@ Idempotent: run it as often as you like; what exists is left as it is. Releases 
 same services people use, so the audit trail shows a real history.
 """
 import datetime as dt
+import importlib
+import importlib.util
 
 from django.contrib.auth import get_user_model
 from django.core.management.base import BaseCommand
@@ -136,6 +138,10 @@ class Command(BaseCommand):
             ensure_access_matrix(envs.values(), groups)
             users = self._users(groups)
             created = self._releases(envs, users)
+        # The other apps' demo data: each app that has a ``demo`` module seeds its own part (idempotent).
+        for app in ("releases", "flags", "monitoring"):
+            if importlib.util.find_spec(f"{app}.demo") is not None:
+                importlib.import_module(f"{app}.demo").seed(envs=envs, users=users, stdout=self.stdout)
         self.stdout.write(self.style.SUCCESS(
             f"Demo ready: {len(envs)} environments, {len(users)} users, {created} new releases. "
             f"Log in as admin, ops, approver, dev, qa, … with password '{DEMO_PASSWORD}'."))

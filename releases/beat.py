@@ -1,0 +1,6 @@
+"""Celery beat entries of the releases app (merged into CELERY_BEAT_SCHEDULE by settings; no Django import)."""
+from celery.schedules import crontab
+
+SCHEDULE = {
+    "release-cadence-check": {"task": "releases.tasks.release_cadence_check", "schedule": crontab(hour=7, minute=0)},
+}
