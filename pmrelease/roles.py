@@ -35,6 +35,7 @@ class Capability:
 
     VIEW = _Capability(AccessLevel.READ, "view the environment and what is deployed there")
     APPROVE = _Capability(AccessLevel.READ, "approve releases that target the environment")
+    REPORT = _Capability(AccessLevel.LIMITED, "report test results for deployments to the environment")
     DEPLOY = _Capability(AccessLevel.FULL, "deploy to the environment and report deployment outcomes")
     CONFIGURE = _Capability(AccessLevel.ADMIN, "edit the environment's specification and access")
 

@@ -6,6 +6,7 @@ from rest_framework.authtoken.views import obtain_auth_token
 from rest_framework.routers import DefaultRouter
 
 from releases.api import EnvironmentViewSet, ReleaseViewSet
+from releases.deployment_api import DeploymentViewSet
 
 from . import views
 from .api import AuditEventViewSet
@@ -13,6 +14,7 @@ from .api import AuditEventViewSet
 router = DefaultRouter()
 router.register("environments", EnvironmentViewSet, basename="environment")
 router.register("releases", ReleaseViewSet, basename="release")
+router.register("deployments", DeploymentViewSet, basename="deployment")
 router.register("audit-events", AuditEventViewSet, basename="audit-event")
 
 admin.site.site_header = "PenguinMails Release Portal"

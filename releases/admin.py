@@ -1,25 +1,32 @@
 """Admin for approvers, release managers and operations: environments and releases with their plans."""
 import datetime as dt
+import json
 
 from django import forms
 from django.contrib import admin, messages
 from django.core.exceptions import PermissionDenied
-from django.http import HttpResponse, HttpResponseNotAllowed, HttpResponseRedirect
+from django.http import HttpResponse, HttpResponseNotAllowed, HttpResponseRedirect, JsonResponse
 from django.shortcuts import get_object_or_404
 from django.template.response import TemplateResponse
 from django.urls import path, reverse
 from django.utils import timezone
 from django.utils.html import format_html
 
-from pmrelease import errors
+from pmrelease import audit, errors
 from pmrelease.admin import AuditHistoryMixin
 from pmrelease.roles import Capability
 
 from . import access, services
+from . import deployments as deployment_services
 from .models import (
     CommunicationPlan,
+    Deployment,
+    DeploymentStep,
+    DeploymentStrategy,
+    DeploymentTarget,
     Environment,
     EnvironmentAccess,
+    HealthCheck,
     Prerequisite,
     Release,
     ReleaseApproval,
@@ -29,6 +36,7 @@ from .models import (
     RollbackPlan,
     RollbackStep,
     RollbackStrategy,
+    TestingGate,
     TestingRequirement,
 )
 
@@ -97,8 +105,6 @@ class EnvironmentAdmin(AuditHistoryMixin, admin.ModelAdmin):
     def save_model(self, request, obj, form, change):
         if not change:
             super().save_model(request, obj, form, change)
-            from pmrelease import audit
-
             audit.record(action="environment.create", obj=obj, by=request.user,
                          after=audit.snapshot(obj, fields=services.ENVIRONMENT_FIELDS))
             return
@@ -110,6 +116,16 @@ class EnvironmentAdmin(AuditHistoryMixin, admin.ModelAdmin):
             raise PermissionDenied(exc.message) from exc
 
     def save_formset(self, request, form, formset, change):
+        if formset.model is not EnvironmentAccess:
+            before = {obj.pk: audit.snapshot(obj) for obj in formset.get_queryset()}
+            saved = formset.save()
+            for obj in saved:
+                audit.record(action=f"environment.{formset.model._meta.model_name}", obj=form.instance,
+                             by=request.user, before=before.get(obj.pk), after=audit.snapshot(obj))
+            for obj in formset.deleted_objects:
+                audit.record(action=f"environment.{formset.model._meta.model_name}.delete", obj=form.instance,
+                             by=request.user, before=before.get(obj.pk))
+            return
         for row in formset.save(commit=False):
             services.environment_set_access(environment=row.environment, group=row.group, level=row.level,
                                             note=row.note, by=request.user)
@@ -317,12 +333,52 @@ class ReleaseAdmin(AuditHistoryMixin, admin.ModelAdmin):
                 "release_actions": services.available_actions(release, request.user),
                 "approval_blockers": release.approval_blockers() if release.status == ReleaseStatus.PLANNED else [],
                 "approval_reason": services.approval_eligibility(release, request.user)[1],
+                "release_deployments": release.deployments.select_related("environment").order_by("-id"),
+                "deploy_options": self._deploy_options(release, request.user),
+                "strategies": DeploymentStrategy.choices,
             })
         return super().change_view(request, object_id, form_url, extra_context)
+
+    def _deploy_options(self, release, user):
+        """[(environment, refusals)] for the environments this user may deploy the release to."""
+        if release.status not in deployment_services.DEPLOYABLE:
+            return []
+        options = []
+        for env in release.environments.all():
+            if access.can(user, env, Capability.DEPLOY):
+                options.append((env, deployment_services.promotion_refusals(release, env)))
+        return options
+
+    def deploy_view(self, request, object_id):
+        if request.method != "POST":
+            return HttpResponseNotAllowed(["POST"])
+        release = get_object_or_404(Release, pk=object_id)
+        env = Environment.objects.filter(pk=request.POST.get("environment") or 0).first()
+        try:
+            params = json.loads(request.POST.get("parameters") or "{}")
+            if not isinstance(params, dict):
+                raise ValueError("not an object")
+            if request.POST.get("simulate_failure"):
+                params["simulate"] = {"fail_health_check_at_weight": 50}
+            if env is None:
+                raise errors.ValidationFailed("choose an environment")
+            dep = deployment_services.deployment_create(
+                release=release, environment=env, by=request.user, strategy=request.POST.get("strategy") or None,
+                parameters=params)
+        except ValueError as exc:
+            self.message_user(request, f"Parameters must be a JSON object: {exc}", messages.ERROR)
+        except errors.DomainError as exc:
+            self.message_user(request, _error_text(exc), messages.ERROR)
+        else:
+            self.message_user(request, f"Deployment #{dep.pk} of {release.version} to {env.name}: {dep.status}.",
+                              messages.SUCCESS)
+            return HttpResponseRedirect(reverse("admin:releases_deployment_change", args=[dep.pk]))
+        return HttpResponseRedirect(reverse("admin:releases_release_change", args=[object_id]))
 
     def get_urls(self):
         wrap = self.admin_site.admin_view
         return [
+            path("<int:object_id>/deploy/", wrap(self.deploy_view), name="releases_release_deploy"),
             path("awaiting-my-approval/", wrap(self.awaiting_view), name="releases_release_awaiting"),
             path("cadence/", wrap(self.cadence_view), name="releases_release_cadence"),
             path("<int:object_id>/act/<str:name>/", wrap(self.act_view), name="releases_release_act"),
@@ -382,3 +438,211 @@ class ReleaseAdmin(AuditHistoryMixin, admin.ModelAdmin):
             "weeks": services.cadence_calendar(first.year, first.month), "report": services.cadence_report(today),
         }
         return TemplateResponse(request, "admin/releases/release/cadence.html", context)
+
+
+# --- deployments -------------------------------------------------------------------------------------
+class EnvironmentConfigInlineMixin:
+    """Deployment configuration of an environment: editable with administrative access to it."""
+
+    extra = 0
+
+    def has_view_permission(self, request, obj=None):
+        return request.user.has_perm("releases.view_environment")
+
+    def _configurable(self, request, obj):
+        return obj is not None and access.can(request.user, obj, Capability.CONFIGURE)
+
+    def has_add_permission(self, request, obj=None):
+        return self._configurable(request, obj)
+
+    def has_change_permission(self, request, obj=None):
+        return self._configurable(request, obj)
+
+    def has_delete_permission(self, request, obj=None):
+        return self._configurable(request, obj)
+
+
+class DeploymentTargetInline(EnvironmentConfigInlineMixin, admin.StackedInline):
+    model = DeploymentTarget
+    fields = ["backend", "config", "concurrency", "default_strategy", "default_parameters"]
+
+
+class TestingGateInline(EnvironmentConfigInlineMixin, admin.TabularInline):
+    model = TestingGate
+    fields = ["name", "slug", "tests", "required", "timeout", "on_failure", "position"]
+    prepopulated_fields = {"slug": ["name"]}
+
+
+class HealthCheckInline(EnvironmentConfigInlineMixin, admin.TabularInline):
+    model = HealthCheck
+
+
+EnvironmentAdmin.inlines = [EnvironmentAccessInline, DeploymentTargetInline, TestingGateInline, HealthCheckInline]
+
+
+class DeploymentStepInline(admin.TabularInline):
+    model = DeploymentStep
+    extra = 0
+    fields = ["position", "phase", "name", "status", "attempts", "started_at", "finished_at", "outcome"]
+    readonly_fields = fields
+
+    def has_view_permission(self, request, obj=None):
+        return request.user.has_perm("releases.view_release")
+
+    def has_add_permission(self, request, obj=None):
+        return False
+
+    def has_change_permission(self, request, obj=None):
+        return False
+
+    def has_delete_permission(self, request, obj=None):
+        return False
+
+
+@admin.register(Deployment)
+class DeploymentAdmin(AuditHistoryMixin, admin.ModelAdmin):
+    change_form_template = "admin/releases/deployment/change_form.html"
+    list_display = ["id", "release", "environment", "strategy", "status_badge", "progress_bar", "started_at",
+                    "finished_at"]
+    list_filter = ["status", "strategy", "environment", "backend"]
+    search_fields = ["release__version", "release__title", "failure_reason"]
+    readonly_fields = ["release", "environment", "strategy", "parameters", "backend", "status", "previous_version",
+                       "auto_rollback", "failure_reason", "waiting_for", "requested_by", "created_at", "started_at",
+                       "finished_at", "watchdog_restarts"]
+    fields = readonly_fields
+    inlines = [DeploymentStepInline]
+
+    def get_queryset(self, request):
+        return (super().get_queryset(request).filter(environment__in=access.visible_environments(request.user))
+                .select_related("release", "environment").prefetch_related("steps"))
+
+    def has_view_permission(self, request, obj=None):
+        return request.user.has_perm("releases.view_release")
+
+    def has_add_permission(self, request):
+        return False  # deployments start from a release's page (or the API)
+
+    def has_change_permission(self, request, obj=None):
+        return False
+
+    def has_delete_permission(self, request, obj=None):
+        return False
+
+    @admin.display(description="status", ordering="status")
+    def status_badge(self, obj):
+        colours = {"succeeded": "#1a7f37", "failed": "#cf222e", "rolled_back": "#8250df", "running": "#9a6700",
+                   "rolling_back": "#bc4c00", "awaiting_approval": "#1f6feb", "paused": "#555"}
+        return format_html('<strong style="color:{}">{}</strong>', colours.get(obj.status, "#000"),
+                           obj.get_status_display())
+
+    @admin.display(description="progress")
+    def progress_bar(self, obj):
+        done, total = obj.progress()
+        percent = round(100 * done / total) if total else 0
+        return format_html('<progress max="100" value="{}" aria-label="{}% of steps done"></progress> {}/{}',
+                           percent, percent, done, total)
+
+    def change_view(self, request, object_id, form_url="", extra_context=None):
+        dep = self.get_object(request, object_id)
+        extra_context = extra_context or {}
+        if dep is not None:
+            extra_context.update(self._live_context(request, dep))
+        return super().change_view(request, object_id, form_url, extra_context)
+
+    def _live_context(self, request, dep):
+        done, total = dep.progress()
+        gates = deployment_services.gate_states_for_display(dep)
+        may_deploy = access.can(request.user, dep.environment, Capability.DEPLOY)
+        return {"deployment_actions": deployment_services.available_actions(dep, request.user),
+                "progress": {"done": done, "total": total, "percent": round(100 * done / total) if total else 0},
+                "gates": gates, "may_override": may_deploy}
+
+    def get_urls(self):
+        wrap = self.admin_site.admin_view
+        return [
+            path("<int:object_id>/act/<str:name>/", wrap(self.act_view), name="releases_deployment_act"),
+            path("<int:object_id>/progress/", wrap(self.progress_view), name="releases_deployment_progress"),
+            path("<int:object_id>/gates/<int:gate_id>/override/", wrap(self.override_view),
+                 name="releases_deployment_override"),
+            *super().get_urls(),
+        ]
+
+    def _get(self, request, object_id):
+        dep = self.get_queryset(request).filter(pk=object_id).first()
+        if dep is None:
+            raise PermissionDenied
+        return dep
+
+    def act_view(self, request, object_id, name):
+        if request.method != "POST":
+            return HttpResponseNotAllowed(["POST"])
+        dep = self._get(request, object_id)
+        try:
+            deployment_services.deployment_action(deployment=dep, name=name, by=request.user,
+                                                  reason=request.POST.get("text", ""))
+        except errors.DomainError as exc:
+            self.message_user(request, _error_text(exc), messages.ERROR)
+        else:
+            self.message_user(request, f"{deployment_services.ACTIONS[name][0]}: deployment #{dep.pk} is now "
+                                       f"{Deployment.objects.get(pk=dep.pk).get_status_display().lower()}.",
+                              messages.SUCCESS)
+        return HttpResponseRedirect(reverse("admin:releases_deployment_change", args=[object_id]))
+
+    def override_view(self, request, object_id, gate_id):
+        if request.method != "POST":
+            return HttpResponseNotAllowed(["POST"])
+        dep = self._get(request, object_id)
+        gate = get_object_or_404(TestingGate, pk=gate_id, environment=dep.environment)
+        try:
+            deployment_services.gate_override(deployment=dep, gate=gate, by=request.user,
+                                              reason=request.POST.get("text", ""))
+        except errors.DomainError as exc:
+            self.message_user(request, _error_text(exc), messages.ERROR)
+        else:
+            self.message_user(request, f"Gate '{gate.name}' overridden.", messages.SUCCESS)
+        return HttpResponseRedirect(reverse("admin:releases_deployment_change", args=[object_id]))
+
+    def progress_view(self, request, object_id):
+        """What the change page polls to show the deployment live."""
+        dep = self._get(request, object_id)
+        done, total = dep.progress()
+        steps = [{"position": s.position, "phase": s.phase, "name": s.name, "status": s.status,
+                  "attempts": s.attempts, "outcome": s.outcome,
+                  "started_at": s.started_at and s.started_at.isoformat(),
+                  "finished_at": s.finished_at and s.finished_at.isoformat(),
+                  "log": [f"{line.get('t', '')} {line.get('msg', '')}".strip() for line in s.log[-8:]]}
+                 for s in dep.steps.all()]
+        return JsonResponse({
+            "status": dep.status, "status_display": dep.get_status_display(), "waiting_for": dep.waiting_for,
+            "failure_reason": dep.failure_reason, "progress": {"done": done, "total": total},
+            "actions": [name for name, _, _ in deployment_services.available_actions(dep, request.user)],
+            "steps": steps, "finished": dep.is_finished,
+        })
+
+
+def _error_text(exc):
+    detail = "; ".join(exc.reasons) if exc.reasons else ""
+    field = "; ".join(f"{k}: {' '.join(map(str, v))}" for k, v in exc.field_errors.items())
+    return " — ".join(x for x in (exc.message, detail, field) if x)
+
+
+@admin.register(TestingGate)
+class TestingGateAdmin(admin.ModelAdmin):
+    list_display = ["name", "environment", "required", "timeout", "on_failure", "tests"]
+    list_filter = ["environment", "required", "on_failure"]
+    search_fields = ["name"]
+
+    def get_queryset(self, request):
+        return super().get_queryset(request).filter(environment__in=access.visible_environments(request.user))
+
+    def has_view_permission(self, request, obj=None):
+        return request.user.has_perm("releases.view_environment")
+
+    def has_change_permission(self, request, obj=None):
+        return obj is not None and access.can(request.user, obj.environment, Capability.CONFIGURE)
+
+    def has_add_permission(self, request):
+        return False  # gates are added on their environment's page
+
+    def has_delete_permission(self, request, obj=None):
+        return self.has_change_permission(request, obj)

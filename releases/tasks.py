@@ -16,3 +16,19 @@ def notify_approvers(release_id, approval_round):
 @shared_task
 def release_cadence_check():
     return services.cadence_check_and_notify()
+
+
+@shared_task(acks_late=True, reject_on_worker_lost=True)
+def advance_deployment(deployment_id):
+    """Run the deployment's current step (idempotent: a redelivered task finds the step done or held)."""
+    from . import engine
+
+    return engine.advance(deployment_id)
+
+
+@shared_task
+def deployment_watchdog():
+    """Resume deployments whose worker vanished, fail those that cannot finish, start queued ones."""
+    from . import engine
+
+    return engine.watchdog()

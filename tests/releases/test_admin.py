@@ -163,7 +163,9 @@ def test_environment_admin__operations_edit__audited(client, users, envs):
     data = {"name": env.name, "display_name": "QA lab", "purpose": env.purpose, "tier": env.tier,
             "position": env.position, "is_active": "on", "promotes_to": "", "attached_to": envs["staging"].pk,
             "attachment": "testing", "infrastructure": '{"vps": "1 vCPU"}', "data_source": "", "data_retention": "",
-            "data_backup": "", "access-TOTAL_FORMS": 0, "access-INITIAL_FORMS": 0}
+            "data_backup": ""}
+    for prefix in ("access", "target", "testing_gates", "health_checks"):
+        data.update({f"{prefix}-TOTAL_FORMS": 0, f"{prefix}-INITIAL_FORMS": 0})
     response = client.post(f"/admin/releases/environment/{env.pk}/change/", data)
     assert response.status_code == 302, response.content.decode()[:2000]
     event = AuditEvent.objects.get(action="environment.update")

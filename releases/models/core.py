@@ -8,7 +8,7 @@ from django_fsm import ConcurrentTransitionMixin, FSMField, transition
 
 from pmrelease.roles import AccessLevel
 
-from . import risk, versioning
+from .. import risk, versioning
 
 
 # --- environments ------------------------------------------------------------------------------------
@@ -221,6 +221,11 @@ class Release(ConcurrentTransitionMixin, models.Model):
                 custom={"label": "Start deployment"})
     def deploy(self, by=None, **kwargs):
         """Deployment of the release has started."""
+
+    @transition(field=status, source=ReleaseStatus.FAILED, target=ReleaseStatus.DEPLOYING,
+                custom={"label": "Retry deployment"})
+    def redeploy(self, by=None, **kwargs):
+        """A failed deployment of the release is being retried."""
 
     @transition(field=status, source=ReleaseStatus.DEPLOYING, target=ReleaseStatus.DEPLOYED,
                 custom={"label": "Mark deployed"})

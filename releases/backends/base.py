@@ -1,0 +1,69 @@
+"""What every deployment backend offers the engine."""
+from dataclasses import dataclass, field
+
+
+class BackendError(Exception):
+    """A backend operation failed; the message says what happened."""
+
+
+@dataclass
+class StepContext:
+    deployment_id: int
+    environment: str
+    version: str
+    previous_version: str
+    strategy: str
+    step: str
+    params: dict = field(default_factory=dict)
+    lines: list = field(default_factory=list)
+
+    def log(self, message):
+        self.lines.append(str(message))
+
+
+class Backend:
+    """Operations are declarative and idempotent: doing one twice leaves the same state as doing it once,
+    so a step re-run after a lost worker has no duplicate effect."""
+
+    name = "base"
+
+    def __init__(self, *, target, overrides=None):
+        self.target = target
+        self.config = dict(target.config or {}) if target is not None else {}
+        self.overrides = dict(overrides or {})
+
+    # traffic and version operations
+    def deploy(self, ctx, mode):
+        raise BackendError(f"the {self.name} backend cannot deploy")
+
+    def canary(self, ctx, weight):
+        raise BackendError(f"the {self.name} backend has no canary support")
+
+    def promote_full(self, ctx):
+        raise BackendError(f"the {self.name} backend has no canary support")
+
+    def deploy_idle(self, ctx):
+        raise BackendError(f"the {self.name} backend has no blue-green support")
+
+    def switch_traffic(self, ctx):
+        raise BackendError(f"the {self.name} backend has no blue-green support")
+
+    def scale_down(self, ctx):
+        raise BackendError(f"the {self.name} backend has no blue-green support")
+
+    def restore(self, ctx):
+        raise BackendError(f"the {self.name} backend cannot restore the previous version")
+
+    # observations
+    def metrics(self, ctx):
+        """Metric name → value for the analysis step; {} when the backend has no metric source."""
+        return {}
+
+    def health(self, ctx):
+        """[(check name, ok, detail)] when the backend checks health itself, or None to use HTTP checks."""
+        return None
+
+    def run_rollback_step(self, ctx, step):
+        """Execute one step of the release's rollback plan: (ok, output)."""
+        ctx.log(f"manual step (no command runner on the {self.name} backend): {step['description']}")
+        return True, "recorded as a manual step"

@@ -1,0 +1,205 @@
+"""KubernetesBackend, with the official ``kubernetes`` client.
+
+Target config: ``{"host": "https://k8s.example:6443", "token": "...", "verify_ssl": true,
+"namespace": "penguinmails", "deployment": "app", "container": "app",
+"image": "registry.example/penguinmails:{version}", "service": "app", "colour_label": "slot",
+"replicas": 10, "progress_timeout": 600, "poll_interval": 2}``.
+
+- rolling / all at once: patch the container image, then wait like ``kubectl rollout status``;
+- canary: a second Deployment ``<deployment>-canary`` (label track=canary) runs the new image with replicas
+  in proportion to the weight, the stable one the rest; promotion patches the stable image and scales the
+  canary to zero;
+- blue-green: Deployments ``<deployment>-blue`` / ``<deployment>-green`` behind a Service whose selector's
+  colour label is switched;
+- restore: like ``kubectl rollout undo`` (the previous ReplicaSet's pod template), or the selector switched
+  back for blue-green.
+"""
+import math
+import time
+
+from kubernetes import client
+from kubernetes.client.rest import ApiException
+
+from .base import Backend, BackendError
+
+REVISION = "deployment.kubernetes.io/revision"
+
+
+def rollout_state(dep):
+    """kubectl's rollout-status logic: ("done" | "wait" | "failed", message)."""
+    spec, status, meta = dep.spec, dep.status, dep.metadata
+    if (meta.generation or 0) > (status.observed_generation or 0):
+        return "wait", "waiting for the deployment spec update to be observed"
+    for cond in status.conditions or []:
+        if cond.type == "Progressing" and cond.reason == "ProgressDeadlineExceeded":
+            return "failed", f"deployment {meta.name} exceeded its progress deadline"
+    replicas = spec.replicas if spec.replicas is not None else 1
+    updated = status.updated_replicas or 0
+    if updated < replicas:
+        return "wait", f"{updated} of {replicas} new replicas have been updated"
+    if (status.replicas or 0) > updated:
+        return "wait", f"{(status.replicas or 0) - updated} old replicas are pending termination"
+    if (status.available_replicas or 0) < updated:
+        return "wait", f"{status.available_replicas or 0} of {updated} updated replicas are available"
+    return "done", f"deployment {meta.name} successfully rolled out"
+
+
+class KubernetesBackend(Backend):
+    name = "kubernetes"
+
+    def __init__(self, *, target, overrides=None):
+        super().__init__(target=target, overrides=overrides)
+        for key in ("host", "namespace", "deployment", "container", "image"):
+            if not self.config.get(key):
+                raise BackendError(f"the kubernetes target needs '{key}' in its config")
+        configuration = client.Configuration()
+        configuration.host = self.config["host"].rstrip("/")
+        configuration.verify_ssl = bool(self.config.get("verify_ssl", True))
+        if self.config.get("token"):
+            configuration.api_key = {"authorization": self.config["token"]}
+            configuration.api_key_prefix = {"authorization": "Bearer"}
+        self.api_client = client.ApiClient(configuration)
+        self.apps = client.AppsV1Api(self.api_client)
+        self.core = client.CoreV1Api(self.api_client)
+        self.ns = self.config["namespace"]
+        self.name_ = self.config["deployment"]
+        self.container = self.config["container"]
+
+    # --- helpers ---------------------------------------------------------------------------------------
+    def _image(self, version):
+        return self.config["image"].format(version=version)
+
+    def _call(self, what, fn, *args, **kwargs):
+        try:
+            return fn(*args, **kwargs)
+        except ApiException as exc:
+            raise BackendError(f"{what}: Kubernetes API answered {exc.status} {exc.reason}") from exc
+        except Exception as exc:  # connection refused, TLS, timeouts: urllib3 raises many kinds
+            raise BackendError(f"{what}: {exc.__class__.__name__}: {exc}") from exc
+
+    def _set_image(self, ctx, name, version):
+        body = {"spec": {"template": {"spec": {"containers": [{"name": self.container, "image": self._image(version)}]}}}}
+        self._call(f"patch deployment {name}", self.apps.patch_namespaced_deployment, name, self.ns, body)
+        ctx.log(f"deployment/{name}: container {self.container} image set to {self._image(version)}")
+
+    def _scale(self, ctx, name, replicas):
+        self._call(f"scale deployment {name}", self.apps.patch_namespaced_deployment_scale, name, self.ns,
+                   {"spec": {"replicas": replicas}})
+        ctx.log(f"deployment/{name} scaled to {replicas}")
+
+    def wait_rollout(self, ctx, name):
+        timeout = float(self.config.get("progress_timeout", 600))
+        interval = float(self.config.get("poll_interval", 2))
+        deadline = time.monotonic() + timeout
+        last = None
+        while True:
+            dep = self._call(f"read deployment {name}", self.apps.read_namespaced_deployment, name, self.ns)
+            state, message = rollout_state(dep)
+            if message != last:
+                ctx.log(message)
+                last = message
+            if state == "done":
+                return
+            if state == "failed":
+                raise BackendError(message)
+            if time.monotonic() > deadline:
+                raise BackendError(f"rollout of {name} did not finish within {timeout:g} s ({message})")
+            time.sleep(interval)
+
+    def _total_replicas(self):
+        if self.config.get("replicas"):
+            return int(self.config["replicas"])
+        dep = self._call("read deployment", self.apps.read_namespaced_deployment, self.name_, self.ns)
+        return dep.spec.replicas or 1
+
+    # --- operations -------------------------------------------------------------------------------------
+    def deploy(self, ctx, mode):
+        self._set_image(ctx, self.name_, ctx.version)
+        self.wait_rollout(ctx, self.name_)
+
+    def canary(self, ctx, weight):
+        total = self._total_replicas()
+        canary_replicas = max(1, math.ceil(total * weight / 100))
+        canary = f"{self.name_}-canary"
+        self._set_image(ctx, canary, ctx.version)
+        self._scale(ctx, canary, canary_replicas)
+        self._scale(ctx, self.name_, max(total - canary_replicas, 0))
+        self.wait_rollout(ctx, canary)
+        ctx.log(f"traffic ≈ {canary_replicas}/{total} replicas on the canary ({weight:g}% asked)")
+
+    def promote_full(self, ctx):
+        total = self._total_replicas()
+        self._set_image(ctx, self.name_, ctx.version)
+        self._scale(ctx, self.name_, total)
+        self.wait_rollout(ctx, self.name_)
+        self._scale(ctx, f"{self.name_}-canary", 0)
+
+    def _colours(self):
+        service = self.config.get("service")
+        if not service:
+            raise BackendError("blue-green on kubernetes needs 'service' in the target config")
+        label = self.config.get("colour_label", "slot")
+        svc = self._call(f"read service {service}", self.core.read_namespaced_service, service, self.ns)
+        active = (svc.spec.selector or {}).get(label, "blue")
+        return service, label, active, "green" if active == "blue" else "blue"
+
+    def deploy_idle(self, ctx):
+        _, _, active, idle = self._colours()
+        name = f"{self.name_}-{idle}"
+        self._set_image(ctx, name, ctx.version)
+        self._scale(ctx, name, self._total_replicas())
+        self.wait_rollout(ctx, name)
+        ctx.log(f"{idle} runs {ctx.version}; {active} still serves traffic")
+
+    def switch_traffic(self, ctx):
+        service, label, active, idle = self._colours()
+        dep = self._call("read idle deployment", self.apps.read_namespaced_deployment, f"{self.name_}-{idle}", self.ns)
+        images = [c.image for c in dep.spec.template.spec.containers if c.name == self.container]
+        if images != [self._image(ctx.version)]:
+            ctx.log(f"traffic already on {active} with {ctx.version}")
+            return
+        self._call(f"patch service {service}", self.core.patch_namespaced_service, service, self.ns,
+                   {"spec": {"selector": {label: idle}}})
+        ctx.log(f"service/{service} selector {label}={idle}")
+
+    def scale_down(self, ctx):
+        _, _, active, idle = self._colours()
+        self._scale(ctx, f"{self.name_}-{idle}", 0)
+
+    def restore(self, ctx):
+        strategy = ctx.strategy
+        if strategy == "blue-green":
+            service, label, active, idle = self._colours()
+            dep = self._call("read deployment", self.apps.read_namespaced_deployment, f"{self.name_}-{idle}", self.ns)
+            if (dep.spec.replicas or 0) == 0:
+                self._scale(ctx, f"{self.name_}-{idle}", self._total_replicas())
+                self.wait_rollout(ctx, f"{self.name_}-{idle}")
+            self._call(f"patch service {service}", self.core.patch_namespaced_service, service, self.ns,
+                       {"spec": {"selector": {label: idle}}})
+            ctx.log(f"service/{service} selector switched back to {label}={idle}")
+            return
+        if strategy == "canary":
+            self._scale(ctx, f"{self.name_}-canary", 0)
+            self._scale(ctx, self.name_, self._total_replicas())
+        self.undo(ctx, self.name_)
+
+    def undo(self, ctx, name):
+        """``kubectl rollout undo``: the previous revision's pod template, JSON-patched onto the deployment."""
+        dep = self._call(f"read deployment {name}", self.apps.read_namespaced_deployment, name, self.ns)
+        current = int((dep.metadata.annotations or {}).get(REVISION, "0"))
+        selector = ",".join(f"{k}={v}" for k, v in (dep.spec.selector.match_labels or {}).items())
+        sets = self._call("list replicasets", self.apps.list_namespaced_replica_set, self.ns, label_selector=selector)
+        owned = [rs for rs in sets.items
+                 if any(ref.uid == dep.metadata.uid for ref in (rs.metadata.owner_references or []))]
+        revisions = sorted(((int((rs.metadata.annotations or {}).get(REVISION, "0")), rs) for rs in owned),
+                           key=lambda pair: pair[0])
+        previous = [(rev, rs) for rev, rs in revisions if rev < current]
+        if not previous:
+            raise BackendError(f"deployment {name} has no previous revision to roll back to")
+        revision, replica_set = previous[-1]
+        template = self.api_client.sanitize_for_serialization(replica_set.spec.template)
+        template.get("metadata", {}).get("labels", {}).pop("pod-template-hash", None)
+        self._call(f"roll back deployment {name}", self.apps.patch_namespaced_deployment, name, self.ns,
+                   [{"op": "replace", "path": "/spec/template", "value": template}])
+        ctx.log(f"deployment/{name} rolled back to revision {revision}")
+        self.wait_rollout(ctx, name)

@@ -1,0 +1,335 @@
+"""Services for deployments: start, operator actions, gate results and overrides."""
+from django.db import transaction
+from django.utils.text import slugify
+from django_fsm import can_proceed
+
+from pmrelease import audit, errors
+from pmrelease.roles import Capability
+
+from . import access, engine, junit, promotion, strategies
+from .models import (
+    ACTIVE_DEPLOYMENT_STATES,
+    ConcurrencyPolicy,
+    Deployment,
+    DeploymentStatus,
+    DeploymentStep,
+    DeploymentTarget,
+    Environment,
+    GateOnFailure,
+    GateResult,
+    GateResultStatus,
+    ReleaseStatus,
+    StepPhase,
+    StepStatus,
+    TestingGate,
+)
+
+DEPLOYABLE = (ReleaseStatus.APPROVED, ReleaseStatus.DEPLOYING, ReleaseStatus.DEPLOYED)
+
+
+# --- promotion path -----------------------------------------------------------------------------------
+def promotion_refusals(release, environment):
+    """Why ``release`` may not go to ``environment`` now (empty: it may)."""
+    envs = {}
+    all_envs = list(Environment.objects.all())
+    promotes_from = {e.promotes_to_id: e.name for e in all_envs if e.promotes_to_id}
+    by_id = {e.pk: e for e in all_envs}
+    for e in all_envs:
+        envs[e.name] = promotion.Env(name=e.name, tier=e.tier, promotes_from=promotes_from.get(e.pk),
+                                     attached_to=by_id[e.attached_to_id].name if e.attached_to_id else None,
+                                     attachment=e.attachment)
+    successes = {}
+    for dep in (release.deployments.filter(status=DeploymentStatus.SUCCEEDED).select_related("environment")
+                .order_by("id")):
+        failed = [gate.name for gate, result in engine.gate_states(dep)
+                  if gate.required and (result is None or result.status not in (GateResultStatus.PASSED,
+                                                                               GateResultStatus.OVERRIDDEN))]
+        successes[dep.environment.name] = promotion.Success(dep.environment.name, tuple(failed))
+    targets = set(release.environments.values_list("name", flat=True))
+    return promotion.refusals(release_type=release.type, target=environment.name, envs=envs,
+                              successes=successes, targets=targets)
+
+
+def _previous_version(environment, release):
+    last = (Deployment.objects.filter(environment=environment, status=DeploymentStatus.SUCCEEDED)
+            .exclude(release=release).select_related("release").order_by("-finished_at", "-id").first())
+    return last.release.version if last else ""
+
+
+# --- creating and starting ----------------------------------------------------------------------------
+def deployment_create(*, release, environment, by, strategy=None, parameters=None, auto_rollback=True,
+                      dispatch=True):
+    """Plan a deployment of ``release`` to ``environment``; it starts at once or waits its turn."""
+    access.require(by, [environment], Capability.DEPLOY)
+    target = DeploymentTarget.objects.filter(environment=environment).first()
+    if target is None:
+        raise errors.ValidationFailed(f"{environment.name} has no deployment target: configure one in the admin",
+                                      field_errors={"environment": [f"{environment.name} has no deployment target"]})
+    strategy = strategy or target.default_strategy
+    params = {**(target.default_parameters or {}), **(parameters or {})}
+    try:
+        params = strategies.normalise(strategy, params)
+    except strategies.PlanError as exc:
+        field_errors = {"strategy": [exc.errors["strategy"]]} if "strategy" in exc.errors else {
+            "parameters": [f"{k}: {v}" for k, v in exc.errors.items()]}
+        raise errors.ValidationFailed("invalid deployment strategy parameters", field_errors=field_errors) from exc
+    with transaction.atomic():
+        locked = type(release).objects.select_for_update().get(pk=release.pk)
+        if locked.status not in DEPLOYABLE:
+            raise errors.TransitionNotAllowed(f"release {locked.version} is {locked.status}: only approved "
+                                              "(or deploying/deployed) releases can be deployed")
+        refusals = promotion_refusals(locked, environment)
+        if refusals:
+            raise errors.TransitionNotAllowed(f"{locked.version} may not go to {environment.name} yet",
+                                              reasons=refusals)
+        Environment.objects.select_for_update().get(pk=environment.pk)  # serialise starts per environment
+        busy = Deployment.objects.filter(environment=environment, status__in=ACTIVE_DEPLOYMENT_STATES).first()
+        if busy and target.concurrency == ConcurrencyPolicy.REFUSE:
+            raise errors.TransitionNotAllowed(
+                f"{environment.name} is busy with deployment #{busy.pk} ({busy.release.version}, {busy.status}); "
+                "this environment refuses a second deployment until it ends")
+        dep = Deployment.objects.create(
+            release=locked, environment=environment, strategy=strategy, parameters=params, backend=target.backend,
+            requested_by=by, auto_rollback=auto_rollback, previous_version=_previous_version(environment, locked))
+        has_gates = environment.testing_gates.exists()
+        DeploymentStep.objects.bulk_create([
+            DeploymentStep(deployment=dep, position=i, kind=s["kind"], name=s["name"], params=s["params"])
+            for i, s in enumerate(strategies.plan(strategy, params, has_gates=has_gates), start=1)])
+        audit.record(action="deployment.create", obj=dep, by=by,
+                     after={"release": locked.version, "environment": environment.name, "strategy": strategy,
+                            "parameters": params, "queued_behind": busy.pk if busy else None})
+        if busy is None:
+            _start(dep, by=by, dispatch=dispatch)
+    dep.refresh_from_db()
+    return dep
+
+
+def _start(dep, *, by, dispatch):
+    release = dep.release
+    if release.status == ReleaseStatus.APPROVED:
+        release.deploy(by=by, reason=f"deployment #{dep.pk} to {dep.environment.name} started")
+        release.save()
+    dep.start(by=by, reason="started")
+    dep.save()
+    engine._dispatch(dep.pk, dispatch=dispatch)
+
+
+def start_next_queued(environment_id, *, dispatch=True):
+    """Start the oldest pending deployment of an environment when nothing else runs there."""
+    with transaction.atomic():
+        Environment.objects.select_for_update().get(pk=environment_id)
+        if Deployment.objects.filter(environment_id=environment_id, status__in=ACTIVE_DEPLOYMENT_STATES).exists():
+            return None
+        dep = (Deployment.objects.filter(environment_id=environment_id, status=DeploymentStatus.PENDING)
+               .select_related("release", "environment").order_by("created_at", "id").first())
+        if dep is None:
+            return None
+        refusals = promotion_refusals(dep.release, dep.environment)
+        if dep.release.status not in DEPLOYABLE or refusals:
+            why = "; ".join(refusals) or f"release is {dep.release.status}"
+            dep.cancel(reason=f"no longer allowed when its turn came: {why}")
+            dep.save()
+            return None
+        dep.previous_version = _previous_version(dep.environment, dep.release)
+        dep.save(update_fields=["previous_version"])
+        _start(dep, by=None, dispatch=dispatch)
+        return dep.pk
+
+
+# --- operator actions ----------------------------------------------------------------------------------
+ACTIONS = {
+    "promote": ("Promote", ""),
+    "pause": ("Pause", ""),
+    "resume": ("Resume", ""),
+    "abort": ("Abort (roll back)", "reason"),
+    "rollback": ("Roll back", "reason"),
+    "retry": ("Retry failed step", ""),
+    "cancel": ("Cancel", "reason"),
+}
+
+
+def _locked(deployment):
+    return Deployment.objects.select_for_update().select_related("release", "environment").get(pk=deployment.pk)
+
+
+def deployment_action(*, deployment, name, by, reason="", dispatch=True):
+    """Run an operator action (promote, pause, resume, abort, rollback, retry, cancel)."""
+    if name not in ACTIONS:
+        raise errors.ValidationFailed(f"unknown deployment action '{name}'")
+    access.require(by, [deployment.environment], Capability.DEPLOY)
+    if ACTIONS[name][1] == "reason" and not (reason or "").strip():
+        raise errors.ValidationFailed(f"'{name}' needs a reason", field_errors={"reason": ["This field is required."]})
+    with transaction.atomic():
+        dep = _locked(deployment)
+        if not _allowed(dep, name):
+            raise errors.TransitionNotAllowed(f"deployment #{dep.pk} is {dep.status}: '{name}' is not allowed now")
+        if name == "promote":
+            _promote(dep, by, reason, dispatch)
+        elif name == "pause":
+            dep.pause(by=by, reason=reason, waiting_for=f"resume by an operator ({by.username} paused it)")
+            dep.save()
+        elif name == "resume":
+            dep.resume(by=by, reason=reason)
+            dep.save()
+            engine._dispatch(dep.pk, dispatch=dispatch)
+        elif name in ("abort", "rollback"):
+            engine.begin_rollback(dep, by=by, reason=f"{name} by {by.username}: {reason}", operator_action=name,
+                                  dispatch=dispatch)
+        elif name == "retry":
+            step = dep.steps.filter(phase=StepPhase.DEPLOY, status=StepStatus.FAILED).order_by("position").first()
+            step.status, step.finished_at, step.resume_at = StepStatus.PENDING, None, None
+            step.log = [*step.log, {"t": "", "msg": f"retried by {by.username}"}]
+            step.save()
+            dep.retry(by=by, reason=reason or f"retry of step '{step.name}'")
+            dep.save()
+            if dep.release.status == ReleaseStatus.FAILED:
+                dep.release.redeploy(by=by, reason=f"retry of deployment #{dep.pk}")
+                dep.release.save()
+            engine._dispatch(dep.pk, dispatch=dispatch)
+        elif name == "cancel":
+            dep.cancel(by=by, reason=reason)
+            dep.save()
+    deployment.refresh_from_db()
+    return deployment
+
+
+def _waiting_step(dep):
+    return engine.current_step(dep)
+
+
+def _allowed(dep, name):
+    if name == "promote":
+        return dep.status == DeploymentStatus.AWAITING_APPROVAL and not _waiting_for_gate_override(dep)
+    if name == "retry":
+        return (can_proceed(dep.retry) and not dep.steps.filter(phase=StepPhase.ROLLBACK).exists()
+                and dep.steps.filter(phase=StepPhase.DEPLOY, status=StepStatus.FAILED).exists())
+    if name == "rollback":
+        return can_proceed(dep.rollback)
+    if name == "abort":
+        return can_proceed(dep.abort) and not dep.steps.filter(phase=StepPhase.ROLLBACK).exists()
+    return can_proceed(getattr(dep, name))
+
+
+def _waiting_for_gate_override(dep):
+    step = _waiting_step(dep)
+    return step is not None and step.kind == "gates"
+
+
+def _promote(dep, by, reason, dispatch):
+    step = _waiting_step(dep)
+    if step is not None and step.phase == StepPhase.ROLLBACK:
+        # a rollback step failed with manual_intervention: the person has done it by hand
+        DeploymentStep.objects.filter(pk=step.pk).update(
+            status=StepStatus.SKIPPED, outcome=f"resolved manually by {by.username}: {reason}".rstrip(": "))
+        dep.continue_rollback(by=by, reason=reason or "manual intervention done")
+    else:
+        if step is not None and step.kind == "pause":
+            DeploymentStep.objects.filter(pk=step.pk).update(status=StepStatus.SUCCEEDED,
+                                                             outcome=f"promoted by {by.username}")
+        dep.promote(by=by, reason=reason)
+    dep.save()
+    engine._dispatch(dep.pk, dispatch=dispatch)
+
+
+def available_actions(deployment, user):
+    if not access.can(user, deployment.environment, Capability.DEPLOY):
+        return []
+    return [(name, label, needs) for name, (label, needs) in ACTIONS.items() if _allowed(deployment, name)]
+
+
+# --- testing gates --------------------------------------------------------------------------------------
+def find_gate(deployment, gate_ref):
+    gates = deployment.environment.testing_gates.all()
+    for gate in gates:
+        if str(gate.pk) == str(gate_ref) or gate.slug == gate_ref or gate.slug == slugify(str(gate_ref)):
+            return gate
+    names = ", ".join(g.slug for g in gates) or "none"
+    raise errors.ValidationFailed(f"{deployment.environment.name} has no gate '{gate_ref}' (gates: {names})")
+
+
+def gate_report(*, deployment, gate, by, passed=None, failed=None, url="", junit_xml=None, dispatch=True):
+    """Record a CI result for a gate: counts as JSON, or a JUnit XML report (parsed, counted)."""
+    access.require(by, [deployment.environment], Capability.REPORT)
+    if junit_xml is not None:
+        try:
+            counts = junit.counts(junit_xml)
+        except junit.InvalidJUnit as exc:
+            raise errors.ValidationFailed("invalid JUnit XML", field_errors={"junit": [str(exc)]}) from exc
+        values = {"tests": counts["tests"], "passed": counts["passed"], "failed": counts["failures"],
+                  "errors": counts["errors"], "skipped": counts["skipped"], "source": "junit",
+                  "details": {"failed_cases": counts["failed_cases"], "suites": counts["suites"]}}
+    else:
+        field_errors = {}
+        for key, value in (("passed", passed), ("failed", failed)):
+            if not isinstance(value, int) or isinstance(value, bool) or value < 0:
+                field_errors[key] = ["a whole number ≥ 0 is required"]
+        if field_errors:
+            raise errors.ValidationFailed("invalid gate result", field_errors=field_errors)
+        values = {"tests": passed + failed, "passed": passed, "failed": failed, "errors": 0, "skipped": 0,
+                  "source": "json", "details": {}}
+    ok = values["failed"] == 0 and values["errors"] == 0 and values["tests"] > 0
+    with transaction.atomic():
+        dep = _locked(deployment)
+        if dep.is_finished and dep.status != DeploymentStatus.SUCCEEDED:
+            raise errors.TransitionNotAllowed(f"deployment #{dep.pk} is {dep.status}: it takes no more gate results")
+        result = GateResult.objects.create(deployment=dep, gate=gate, url=url or "", reported_by=by,
+                                           status=GateResultStatus.PASSED if ok else GateResultStatus.FAILED,
+                                           **values)
+        audit.record(action="gate.result", obj=dep, by=by,
+                     after={"gate": gate.name, "status": result.status, "tests": result.tests,
+                            "failed": result.failed, "errors": result.errors, "url": result.url})
+        _wake_gates(dep, dispatch)
+    return result
+
+
+def gate_override(*, deployment, gate, by, reason, dispatch=True):
+    """Accept a failed 'warn' gate with a reason (audited); a waiting deployment continues."""
+    access.require(by, [deployment.environment], Capability.DEPLOY)
+    if not (reason or "").strip():
+        raise errors.ValidationFailed("an override needs a reason", field_errors={"reason": ["This field is required."]})
+    with transaction.atomic():
+        dep = _locked(deployment)
+        latest = dep.gate_results.filter(gate=gate).order_by("-id").first()
+        if gate.on_failure != GateOnFailure.WARN:
+            raise errors.PermissionDenied(f"gate '{gate.name}' is '{gate.on_failure}': only 'warn' gates can be "
+                                          "overridden")
+        if latest is None or latest.status not in (GateResultStatus.FAILED, GateResultStatus.TIMED_OUT):
+            raise errors.TransitionNotAllowed(f"gate '{gate.name}' has no failed result to override")
+        result = GateResult.objects.create(
+            deployment=dep, gate=gate, status=GateResultStatus.OVERRIDDEN, tests=latest.tests, passed=latest.passed,
+            failed=latest.failed, errors=latest.errors, skipped=latest.skipped, url=latest.url, source="override",
+            details={"overrides": latest.pk}, override_reason=reason, overridden_by=by)
+        audit.record(action="gate.override", obj=dep, by=by, reason=reason,
+                     before={"gate": gate.name, "status": latest.status}, after={"status": result.status})
+        if dep.status == DeploymentStatus.AWAITING_APPROVAL and _waiting_for_gate_override(dep):
+            step = _waiting_step(dep)
+            DeploymentStep.objects.filter(pk=step.pk).update(status=StepStatus.PENDING, resume_at=None)
+            dep.promote(by=by, reason=f"gate '{gate.name}' overridden: {reason}")
+            dep.save()
+            engine._dispatch(dep.pk, dispatch=dispatch)
+    return result
+
+
+def _wake_gates(dep, dispatch):
+    step = engine.current_step(dep)
+    if dep.status == DeploymentStatus.RUNNING and step is not None and step.kind == "gates" \
+            and step.status == StepStatus.WAITING:
+        DeploymentStep.objects.filter(pk=step.pk).update(resume_at=None)
+        engine._dispatch(dep.pk, dispatch=dispatch)
+
+
+def ensure_gate(environment, *, name, tests, required, timeout, on_failure, position=0):
+    gate, _ = TestingGate.objects.get_or_create(environment=environment, slug=slugify(name), defaults={
+        "name": name, "tests": tests, "required": required, "timeout": timeout, "on_failure": on_failure,
+        "position": position})
+    return gate
+
+
+def gate_states_for_display(dep):
+    """[(gate, latest result or None, overridable)] for a deployment's page."""
+    rows = []
+    for gate, result in engine.gate_states(dep):
+        overridable = (gate.on_failure == GateOnFailure.WARN and result is not None
+                       and result.status in (GateResultStatus.FAILED, GateResultStatus.TIMED_OUT))
+        rows.append((gate, result, overridable))
+    return rows

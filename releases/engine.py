@@ -1,0 +1,516 @@
+"""The deployment engine: executes a deployment's persisted plan one step at a time.
+
+Every call of ``advance`` runs at most one step, in three parts:
+
+1. *claim* (short transaction, row lock on the deployment): pick the current step, mark it running with a
+   lease and count the attempt;
+2. *execute* (no transaction): the step's I/O through the backend, health checks, flags, gates;
+3. *complete* (short transaction): record the outcome and log, move on (or wait, or fail and roll back),
+   and dispatch the next call on commit.
+
+All state lives in the database, so a worker killed at any moment loses nothing: a step whose worker
+vanished keeps its lease until it expires, then the next call (a redelivered task or the watchdog) claims
+it again and re-executes it. Backend operations are declarative ("set the image to X", "send 10% to the
+canary"), so a re-executed step has no duplicate effect; a step completed and committed is never re-run.
+"""
+import datetime as dt
+import logging
+from dataclasses import dataclass, field
+
+from django.db import transaction
+from django.utils import timezone
+
+from pmrelease import audit
+
+from . import strategies
+from .backends import BackendError, StepContext, get_backend
+from .healthchecks import run_http_check
+from .models import (
+    Deployment,
+    DeploymentStatus,
+    DeploymentStep,
+    DeploymentTarget,
+    GateOnFailure,
+    GateResult,
+    GateResultStatus,
+    ReleaseStatus,
+    StepPhase,
+    StepStatus,
+)
+
+logger = logging.getLogger(__name__)
+
+GATE_POLL_SECONDS = 15
+DEFAULT_LEASE = 120
+
+
+@dataclass
+class Outcome:
+    status: str  # "succeeded" | "failed" | "wait"
+    message: str = ""
+    resume_in: float | None = None  # seconds, for "wait"
+    wait_for_person: str = ""  # for "wait": what a person must do
+    lines: list = field(default_factory=list)
+
+
+def _now():
+    return timezone.now()
+
+
+def _dispatch(deployment_id, countdown=None, dispatch=True):
+    if not dispatch:
+        return
+    from .tasks import advance_deployment
+
+    if countdown:
+        transaction.on_commit(lambda: advance_deployment.apply_async((deployment_id,), countdown=countdown))
+    else:
+        advance_deployment.delay_on_commit(deployment_id)
+
+
+def _lease_seconds(target, step):
+    config = (target.config or {}) if target else {}
+    if "lease_seconds" in config:
+        return float(config["lease_seconds"])
+    if step.kind in ("deploy", "canary", "promote_full", "deploy_idle", "restore"):
+        return float(config.get("progress_timeout", 600)) + 60
+    return DEFAULT_LEASE
+
+
+def _phase_of(deployment):
+    if deployment.status == DeploymentStatus.ROLLING_BACK:
+        return StepPhase.ROLLBACK
+    if deployment.status == DeploymentStatus.AWAITING_APPROVAL and deployment.steps.filter(
+            phase=StepPhase.ROLLBACK).exists():
+        return StepPhase.ROLLBACK  # a rollback step waits for manual intervention
+    return StepPhase.DEPLOY
+
+
+def current_step(deployment):
+    return (deployment.steps.filter(phase=_phase_of(deployment))
+            .exclude(status__in=[StepStatus.SUCCEEDED, StepStatus.SKIPPED])
+            .exclude(status=StepStatus.FAILED, params__on_failure="continue")
+            .order_by("position").first())
+
+
+# --- the step runner ----------------------------------------------------------------------------------
+def advance(deployment_id, *, dispatch=True):
+    """Run the current step of a deployment if it is this call's to run; returns what happened."""
+    now = _now()
+    with transaction.atomic():
+        dep = Deployment.objects.select_for_update().select_related("release", "environment").get(pk=deployment_id)
+        if dep.status not in (DeploymentStatus.RUNNING, DeploymentStatus.ROLLING_BACK):
+            return f"nothing to do: deployment is {dep.status}"
+        step = current_step(dep)
+        if step is None:
+            _finish(dep, dispatch=dispatch)
+            return "finished"
+        if step.status == StepStatus.RUNNING and step.lease_until and step.lease_until > now:
+            return "step is held by another worker"
+        if step.status == StepStatus.WAITING and step.resume_at and step.resume_at > now:
+            return "step is waiting"
+        target = DeploymentTarget.objects.filter(environment=dep.environment).first()
+        step.status = StepStatus.RUNNING
+        step.attempts += 1
+        step.started_at = step.started_at or now
+        step.lease_until = now + dt.timedelta(seconds=_lease_seconds(target, step))
+        step.save(update_fields=["status", "attempts", "started_at", "lease_until"])
+        dep.current_step = step.position
+        dep.heartbeat_at = now
+        dep.save(update_fields=["current_step", "heartbeat_at"])
+        attempt = step.attempts
+
+    try:
+        outcome = execute(dep, step, target)
+    except BackendError as exc:
+        outcome = Outcome("failed", str(exc))
+    except Exception as exc:  # a bug or an unexpected library error must not leave the step running forever
+        logger.exception("deployment %s step %s crashed", dep.pk, step.position)
+        outcome = Outcome("failed", f"unexpected error: {exc.__class__.__name__}: {exc}")
+    return complete(dep.pk, step.pk, attempt, outcome, dispatch=dispatch)
+
+
+def complete(deployment_id, step_id, attempt, outcome, *, dispatch=True):
+    now = _now()
+    with transaction.atomic():
+        dep = Deployment.objects.select_for_update().select_related("release", "environment").get(pk=deployment_id)
+        step = DeploymentStep.objects.select_for_update().get(pk=step_id)
+        if step.status != StepStatus.RUNNING or step.attempts != attempt:
+            return "superseded: another worker took the step over"
+        stamp = now.strftime("%H:%M:%S")
+        step.log = [*step.log, *({"t": stamp, "msg": line} for line in outcome.lines)]
+        if outcome.message:
+            step.log.append({"t": stamp, "msg": outcome.message})
+        step.outcome = outcome.message
+        step.lease_until = None
+        dep.heartbeat_at = now
+        dep.save(update_fields=["heartbeat_at"])
+        still_ours = dep.status in (DeploymentStatus.RUNNING, DeploymentStatus.ROLLING_BACK) and (
+            step.phase == _phase_of(dep))
+        if outcome.status == "succeeded":
+            step.status = StepStatus.SUCCEEDED
+            step.finished_at = now
+            step.resume_at = None
+            step.save()
+            if still_ours:
+                _dispatch(dep.pk, dispatch=dispatch)
+            return "step succeeded"
+        if outcome.status == "wait":
+            step.status = StepStatus.WAITING
+            step.resume_at = now + dt.timedelta(seconds=outcome.resume_in) if outcome.resume_in is not None else None
+            step.save()
+            if still_ours and outcome.wait_for_person:
+                if dep.status == DeploymentStatus.RUNNING:
+                    dep.wait_for_person(waiting_for=outcome.wait_for_person, reason=outcome.wait_for_person)
+                else:
+                    dep.hold_rollback(waiting_for=outcome.wait_for_person, reason=outcome.wait_for_person)
+                dep.save()
+            elif still_ours and outcome.resume_in is not None:
+                _dispatch(dep.pk, countdown=max(outcome.resume_in, 0.05), dispatch=dispatch)
+            return "step waits"
+        step.status = StepStatus.FAILED
+        step.finished_at = now
+        step.save()
+        if still_ours:
+            _on_step_failure(dep, step, outcome.message, dispatch=dispatch)
+        return "step failed"
+
+
+def _on_step_failure(dep, step, message, *, dispatch):
+    if step.phase == StepPhase.ROLLBACK:
+        on_failure = step.params.get("on_failure", "stop")
+        if on_failure == "continue":
+            _dispatch(dep.pk, dispatch=dispatch)
+        elif on_failure == "manual_intervention":
+            dep.hold_rollback(waiting_for=f"manual intervention: rollback step '{step.name}' failed ({message})",
+                              reason=message)
+            dep.save()
+        else:
+            dep.fail(reason=f"rollback stopped at step '{step.name}': {message}")
+            dep.save()
+            _after_end(dep, dispatch=dispatch)
+        return
+    reason = f"step '{step.name}' failed: {message}"
+    dep.fail(reason=reason)
+    dep.save()
+    release = dep.release
+    if release.status == ReleaseStatus.DEPLOYING:
+        release.fail(reason=reason)
+        release.save()
+    if dep.auto_rollback:
+        begin_rollback(dep, by=None, reason=f"automatic rollback: {reason}", dispatch=dispatch)
+    else:
+        _incident(dep, automatic=False, reason=reason)
+        _after_end(dep, dispatch=dispatch)
+
+
+def begin_rollback(dep, *, by, reason, operator_action="abort", dispatch=True):
+    """Enter rolling_back: the release's rollback plan steps, then restoring the previous version."""
+    getattr(dep, operator_action)(by=by, reason=reason)
+    dep.failure_reason = dep.failure_reason or reason
+    dep.save()
+    dep.steps.filter(phase=StepPhase.DEPLOY, status__in=[StepStatus.PENDING, StepStatus.WAITING]).update(
+        status=StepStatus.SKIPPED, outcome="not run: the deployment is rolling back", resume_at=None)
+    last = dep.steps.order_by("-position").values_list("position", flat=True).first() or 0
+    rows = []
+    for index, rb in enumerate(dep.release.rollback_steps.order_by("order"), start=1):
+        rows.append(DeploymentStep(
+            deployment=dep, phase=StepPhase.ROLLBACK, position=last + index, kind="rollback_step",
+            name=f"Rollback plan {rb.order}: {rb.description}",
+            params={"order": rb.order, "description": rb.description, "command": rb.command,
+                    "verification": rb.verification, "timeout": rb.timeout, "on_failure": rb.on_failure}))
+    rows.append(DeploymentStep(deployment=dep, phase=StepPhase.ROLLBACK, position=last + len(rows) + 1,
+                               kind="restore", name=f"Restore {dep.previous_version or 'the previous state'}",
+                               params={}))
+    DeploymentStep.objects.bulk_create(rows)
+    _dispatch(dep.pk, dispatch=dispatch)
+
+
+def _finish(dep, *, dispatch):
+    release = dep.release
+    if dep.status == DeploymentStatus.RUNNING:
+        dep.succeed()
+        dep.save()
+        if release.status == ReleaseStatus.DEPLOYING:
+            targets = set(release.environments.values_list("pk", flat=True))
+            done = set(release.deployments.filter(status=DeploymentStatus.SUCCEEDED)
+                       .values_list("environment_id", flat=True))
+            if targets <= done:
+                release.complete(reason=f"succeeded on every target environment (last: {dep.environment.name})")
+                release.save()
+    else:
+        dep.finish_rollback(reason=dep.failure_reason)
+        dep.save()
+        if release.status in (ReleaseStatus.DEPLOYING, ReleaseStatus.DEPLOYED, ReleaseStatus.FAILED):
+            release.rollback(reason=f"deployment to {dep.environment.name} rolled back: {dep.failure_reason}")
+            release.save()
+        _incident(dep, automatic=dep.failure_reason.startswith("automatic rollback"), reason=dep.failure_reason)
+    _after_end(dep, dispatch=dispatch)
+
+
+def _after_end(dep, *, dispatch):
+    from .deployments import start_next_queued
+
+    start_next_queued(dep.environment_id, dispatch=dispatch)
+
+
+def _incident(dep, *, automatic, reason):
+    """Open an incident for an automatic rollback or a failed production deployment (status page policy)."""
+    if not (automatic or dep.environment.is_production):
+        return
+    try:
+        from monitoring.services import incident_for_deployment
+    except ImportError:
+        return
+    title = (f"Automatic rollback of {dep.release.version} on {dep.environment.name}" if automatic
+             else f"Deployment of {dep.release.version} to {dep.environment.name} failed")
+    incident_for_deployment(environment=dep.environment, title=title, body=reason, automatic_rollback=automatic)
+
+
+# --- executing one step -------------------------------------------------------------------------------
+def execute(dep, step, target):
+    """The I/O of one step; returns an Outcome (raises BackendError on backend failures)."""
+    ctx = StepContext(deployment_id=dep.pk, environment=dep.environment.name, version=dep.release.version,
+                      previous_version=dep.previous_version, strategy=dep.strategy, step=step.kind,
+                      params=dict(step.params))
+    if target is None:
+        return Outcome("failed", f"{dep.environment.name} has no deployment target configured")
+    backend = get_backend(dep.backend, target=target, overrides=(dep.parameters or {}).get("simulate"))
+    handler = _HANDLERS.get(step.kind)
+    if handler is None:
+        return Outcome("failed", f"unknown step kind '{step.kind}'")
+    outcome = handler(dep, step, backend, ctx)
+    outcome.lines = ctx.lines + outcome.lines
+    return outcome
+
+
+def _op(method):
+    def run(dep, step, backend, ctx):
+        method(backend, ctx)
+        return Outcome("succeeded", "done")
+    return run
+
+
+def _deploy(dep, step, backend, ctx):
+    backend.deploy(ctx, step.params.get("mode", "rolling"))
+    return Outcome("succeeded", f"{ctx.version} deployed")
+
+
+def _canary(dep, step, backend, ctx):
+    backend.canary(ctx, step.params["weight"])
+    return Outcome("succeeded", f"canary at {step.params['weight']:g}%")
+
+
+def _timed(step, seconds, then):
+    """Wait ``seconds`` from the first attempt, then run ``then``."""
+    if seconds and step.resume_at is None:
+        return Outcome("wait", f"waiting {seconds:g} s", resume_in=seconds)
+    if step.resume_at and step.resume_at > _now():
+        return Outcome("wait", "still waiting", resume_in=(step.resume_at - _now()).total_seconds())
+    return then()
+
+
+def _scale_down(dep, step, backend, ctx):
+    def go():
+        backend.scale_down(ctx)
+        return Outcome("succeeded", "old colour scaled down")
+    return _timed(step, step.params.get("delay", 0), go)
+
+
+def _pause(dep, step, backend, ctx):
+    duration = step.params.get("duration")
+    if duration is None:
+        return Outcome("wait", "waiting for a person to promote", wait_for_person=f"promotion: {step.name}")
+    return _timed(step, duration, lambda: Outcome("succeeded", f"paused {duration:g} s"))
+
+
+def _analysis(dep, step, backend, ctx):
+    metrics = backend.metrics(ctx)
+    triggers = step.params.get("triggers") or list(strategies.DEFAULT_TRIGGERS)
+    if not metrics:
+        return Outcome("succeeded", "no metric source for this backend: analysis relies on the health checks")
+    ctx.log("metrics: " + ", ".join(f"{k}={v:g}" for k, v in sorted(metrics.items())))
+    fired = strategies.breached(triggers, metrics)
+    if fired:
+        return Outcome("failed", "rollback trigger fired: " + "; ".join(fired))
+    return Outcome("succeeded", "metrics within thresholds")
+
+
+def _health(dep, step, backend, ctx):
+    results = backend.health(ctx)
+    if results is None:
+        checks = list(dep.environment.health_checks.filter(enabled=True))
+        if not checks:
+            return Outcome("succeeded", "no health checks configured for this environment")
+        results = []
+        for check in checks:
+            ok, detail = run_http_check(url=check.url, expected_status=check.expected_status, timeout=check.timeout,
+                                        retries=check.retries, interval=check.interval)
+            results.append((check.name, ok, detail))
+    for name, ok, detail in results:
+        ctx.log(f"{'✓' if ok else '✗'} {name}: {detail}")
+    failed = [f"{name}: {detail}" for name, ok, detail in results if not ok]
+    if failed:
+        return Outcome("failed", "health check failed: " + "; ".join(failed))
+    return Outcome("succeeded", f"{len(results)} health check(s) passed")
+
+
+def _ramp_flag(dep, step, backend, ctx):
+    from pmrelease import errors
+
+    try:
+        from flags.services import flag_set_rollout
+    except ImportError:
+        return Outcome("failed", "the flags app does not offer flag_set_rollout")
+    try:
+        flag_set_rollout(environment=dep.environment, key=step.params["flag"], percentage=step.params["percentage"],
+                         by=None, reason=f"deployment #{dep.pk} of {dep.release.version}")
+    except errors.DomainError as exc:
+        return Outcome("failed", f"flag {step.params['flag']}: {exc.message}")
+    return Outcome("succeeded", f"flag {step.params['flag']} at {step.params['percentage']:g}%")
+
+
+def gate_states(dep):
+    """[(gate, latest result or None)] for the deployment's environment."""
+    latest = {}
+    for result in dep.gate_results.select_related("gate").order_by("id"):
+        latest[result.gate_id] = result
+    return [(gate, latest.get(gate.pk)) for gate in dep.environment.testing_gates.all()]
+
+
+def _gates(dep, step, backend, ctx):
+    now = _now()
+    started = step.started_at or now
+    waiting, blocking, warnings = [], [], []
+    for gate, result in gate_states(dep):
+        if result is None:
+            deadline = started + dt.timedelta(minutes=gate.timeout)
+            if now < deadline:
+                waiting.append((gate, deadline))
+                continue
+            result = GateResult.objects.create(deployment=dep, gate=gate, status=GateResultStatus.TIMED_OUT,
+                                               source="timeout", details={"timeout_minutes": gate.timeout})
+            audit.record(action="gate.timed_out", obj=dep, after={"gate": gate.name, "timeout_minutes": gate.timeout})
+        if result.status in (GateResultStatus.PASSED, GateResultStatus.OVERRIDDEN):
+            ctx.log(f"✓ {gate.name}: {result.get_status_display().lower()}")
+            continue
+        label = f"{gate.name} ({result.get_status_display().lower()})"
+        if gate.on_failure == GateOnFailure.IGNORE:
+            ctx.log(f"· {label}: ignored (recorded only)")
+        elif gate.on_failure == GateOnFailure.WARN:
+            warnings.append(label)
+        else:
+            blocking.append(label)
+    if blocking:
+        return Outcome("failed", "blocking gate failed: " + ", ".join(blocking))
+    if waiting:
+        names = ", ".join(g.name for g, _ in waiting)
+        soonest = min(deadline for _, deadline in waiting)
+        return Outcome("wait", f"waiting for results: {names}",
+                       resume_in=min(GATE_POLL_SECONDS, max((soonest - now).total_seconds(), 0.5)))
+    if warnings:
+        return Outcome("wait", "gate failed with on-failure 'warn': " + ", ".join(warnings),
+                       wait_for_person="an authorised override (with a reason) of " + ", ".join(warnings))
+    return Outcome("succeeded", "all gates passed")
+
+
+def _finalize(dep, step, backend, ctx):
+    return Outcome("succeeded", f"{dep.environment.name} now runs {dep.release.version}")
+
+
+def _rollback_step(dep, step, backend, ctx):
+    ok, output = backend.run_rollback_step(ctx, step.params)
+    return Outcome("succeeded" if ok else "failed", output)
+
+
+def _restore(dep, step, backend, ctx):
+    backend.restore(ctx)
+    return Outcome("succeeded", f"restored {dep.previous_version or 'the previous state'}")
+
+
+_HANDLERS = {
+    "deploy": _deploy,
+    "canary": _canary,
+    "promote_full": _op(lambda b, ctx: b.promote_full(ctx)),
+    "deploy_idle": _op(lambda b, ctx: b.deploy_idle(ctx)),
+    "switch_traffic": _op(lambda b, ctx: b.switch_traffic(ctx)),
+    "scale_down": _scale_down,
+    "pause": _pause,
+    "analysis": _analysis,
+    "health_check": _health,
+    "ramp_flag": _ramp_flag,
+    "gates": _gates,
+    "finalize": _finalize,
+    "rollback_step": _rollback_step,
+    "restore": _restore,
+}
+
+
+# --- keeping deployments moving -----------------------------------------------------------------------
+def watchdog(*, stale_after=None, max_restarts=5, dispatch=True):
+    """Resume or fail deployments whose worker vanished, start queued ones, wake due waits.
+
+    Returns {"resumed": [...], "failed": [...], "started": [...]} of deployment ids.
+    """
+    from .deployments import start_next_queued
+
+    now = _now()
+    report = {"resumed": [], "failed": [], "started": []}
+    active = Deployment.objects.filter(status__in=[DeploymentStatus.RUNNING, DeploymentStatus.ROLLING_BACK])
+    for dep in active:
+        step = current_step(dep)
+        if step is None:
+            report["resumed"].append(dep.pk)
+            _dispatch_now(dep.pk, dispatch)
+            continue
+        expired = step.status == StepStatus.RUNNING and (step.lease_until is None or step.lease_until <= now)
+        due = step.status == StepStatus.WAITING and step.resume_at is not None and step.resume_at <= now
+        fresh = step.status == StepStatus.PENDING and (dep.heartbeat_at is None or (
+            now - dep.heartbeat_at).total_seconds() > (stale_after or 60))
+        if not (expired or due or fresh):
+            continue
+        if expired:
+            with transaction.atomic():
+                locked = Deployment.objects.select_for_update().get(pk=dep.pk)
+                if locked.watchdog_restarts >= max_restarts:
+                    reason = (f"no worker finished step '{step.name}' after {locked.watchdog_restarts} restarts; "
+                              "failing it so it does not run forever")
+                    DeploymentStep.objects.filter(pk=step.pk).update(status=StepStatus.FAILED, finished_at=now,
+                                                                     outcome=reason, lease_until=None)
+                    step.refresh_from_db()
+                    _on_step_failure(locked, step, reason, dispatch=dispatch)
+                    report["failed"].append(dep.pk)
+                    continue
+                locked.watchdog_restarts += 1
+                locked.save(update_fields=["watchdog_restarts"])
+                audit.record(action="deployment.watchdog_resume", obj=locked,
+                             after={"step": step.name, "restarts": locked.watchdog_restarts},
+                             reason="the worker running this step vanished (lease expired)")
+        report["resumed"].append(dep.pk)
+        _dispatch_now(dep.pk, dispatch)
+    for env_id in (Deployment.objects.filter(status=DeploymentStatus.PENDING)
+                   .values_list("environment_id", flat=True).distinct()):
+        started = start_next_queued(env_id, dispatch=dispatch)
+        if started:
+            report["started"].append(started)
+    return report
+
+
+def _dispatch_now(deployment_id, dispatch):
+    if dispatch:
+        from .tasks import advance_deployment
+
+        advance_deployment.delay(deployment_id)
+
+
+def run_inline(deployment_id, *, max_steps=500):
+    """Drive a deployment to its end in this process, waits included (demo data and benchmarks only)."""
+    for _ in range(max_steps):
+        dep = Deployment.objects.get(pk=deployment_id)
+        if dep.status not in (DeploymentStatus.RUNNING, DeploymentStatus.ROLLING_BACK):
+            return dep
+        step = current_step(dep)
+        if step is not None and step.status == StepStatus.WAITING and step.resume_at:
+            DeploymentStep.objects.filter(pk=step.pk).update(resume_at=_now())  # fast-forward the wait
+        advance(deployment_id, dispatch=False)
+    return Deployment.objects.get(pk=deployment_id)

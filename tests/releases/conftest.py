@@ -1,0 +1,34 @@
+import pytest
+
+from releases import deployments, services
+from releases.defaults import SEED_TESTING_GATES
+from releases.models import DeploymentTarget
+from tests.factories import make_release
+
+
+@pytest.fixture
+def sim_targets(envs):
+    """A simulation target on every environment."""
+    return {name: DeploymentTarget.objects.create(environment=env, backend="simulation")
+            for name, env in envs.items()}
+
+
+@pytest.fixture
+def seed_gates(envs):
+    gates = {}
+    for position, (name, env, tests, required, timeout, on_failure) in enumerate(SEED_TESTING_GATES):
+        gates[name] = deployments.ensure_gate(envs[env], name=name, tests=tests, required=required,
+                                              timeout=timeout, on_failure=on_failure, position=position)
+    return gates
+
+
+@pytest.fixture
+def approved_release(users, envs):
+    """An approved release targeting development, staging and production."""
+    def make(**kwargs):
+        kwargs.setdefault("envs", [envs["development"], envs["staging"], envs["production"]])
+        release = make_release(by=users["dev"], **kwargs)
+        services.release_approve(release=release, by=users["approver"])
+        return release
+
+    return make
