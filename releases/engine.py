@@ -275,11 +275,17 @@ def execute(dep, step, target):
                       params=dict(step.params))
     if target is None:
         return Outcome("failed", f"{dep.environment.name} has no deployment target configured")
-    backend = get_backend(dep.backend, target=target, overrides=(dep.parameters or {}).get("simulate"))
+    try:
+        backend = get_backend(dep.backend, target=target, overrides=(dep.parameters or {}).get("simulate"))
+    except BackendError as exc:
+        return Outcome("failed", str(exc))
     handler = _HANDLERS.get(step.kind)
     if handler is None:
         return Outcome("failed", f"unknown step kind '{step.kind}'")
-    outcome = handler(dep, step, backend, ctx)
+    try:
+        outcome = handler(dep, step, backend, ctx)
+    except BackendError as exc:
+        outcome = Outcome("failed", str(exc))
     outcome.lines = ctx.lines + outcome.lines
     return outcome
 
