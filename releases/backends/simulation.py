@@ -7,6 +7,7 @@ It keeps what is "deployed" in the DeploymentTarget's ``state`` and can inject f
 and ``step_seconds`` (each operation takes that long). Set them in the target's config under "simulation" or
 per deployment in its parameters under "simulate".
 """
+import json
 import time
 
 from django.db import transaction
@@ -33,9 +34,9 @@ class SimulationBackend(Backend):
         with transaction.atomic():
             target = DeploymentTarget.objects.select_for_update().get(pk=self.target.pk)
             state = dict(target.state or {})
-            before = repr(sorted(state.items()))
+            before = json.dumps(state, sort_keys=True)
             change(state)
-            if repr(sorted(state.items())) != before:  # only real changes are events: re-runs add nothing
+            if json.dumps(state, sort_keys=True) != before:  # only real changes are events: re-runs add nothing
                 events = list(state.get("events", []))[-199:]
                 events.append({"deployment": ctx.deployment_id, "step": ctx.step, "event": describe})
                 state["events"] = events
