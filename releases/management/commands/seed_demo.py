@@ -13,8 +13,9 @@ from django.db import transaction
 from django.utils import timezone
 
 from pmrelease.bootstrap import ensure_access_matrix, ensure_role_groups
-from releases import services
-from releases.models import Environment, Release
+from releases import deployments, engine, services
+from releases.defaults import SEED_TESTING_GATES
+from releases.models import DeploymentTarget, Environment, Release
 
 DEMO_PASSWORD = "penguin-demo"
 
@@ -94,13 +95,16 @@ def _plan(*, prerequisites_done=True, risk=("medium", "low")):
     }
 
 
+# The deployment history is made by running the real engine on the simulation backend:
+# each entry is (environment, strategy, extra parameters, gate names that fail).
+OK = [("development", None, {}, ()), ("staging", None, {}, ()), ("production", None, {}, ())]
 RELEASES = [
-    # version, type, title, changes, final state, days from now
+    # version, type, title, changes, final state, days from now, deployments
     ("2.0.0", "major", "Campaign workspace", [
         ("feature", "Advanced campaign scheduling with time zones"),
         ("feature", "Real-time collaboration on campaign drafts"),
         ("migration", "Database migration required for analytics tables"),
-    ], "deployed", -40),
+    ], "approved", -40, OK),
     ("2.1.0", "minor", "Analytics dashboard", [
         ("feature", "Enhanced analytics dashboard with custom reports"),
         ("fix", "Fixed email template rendering in Outlook"),
@@ -108,24 +112,36 @@ RELEASES = [
         ("improvement", "Improved database query performance by 40%"),
         ("security", "Patched OpenSSL vulnerability (CVE-2025-XXXX)"),
         ("migration", "New environment variables for enhanced security"),
-    ], "deployed", -12),
+    ], "approved", -12, [*OK, ("dr", None, {}, ())]),
     ("2.1.1", "patch", "Timezone fixes", [
         ("fix", "Corrected timezone handling in campaign reports"),
-    ], "rolled_back", -5),
+    ], "approved", -5, [OK[0], OK[1], ("production", "canary", {"simulate": {"fail_health_check_at_weight": 50}}, ())]),
+    ("2.1.2", "patch", "Attachment scanning", [
+        ("security", "Scan attachments for malware before sending"),
+    ], "approved", -3, [OK[0], ("staging", None, {}, ("Security Tests",))]),
     ("2.2.0", "minor", "Webhook signatures", [
         ("feature", "Updated webhook signatures for third-party integrations"),
         ("security", "Enhanced password policy enforcement"),
         ("improvement", "Enhanced API rate limiting and security"),
-    ], "approved", 3),
+    ], "approved", 3, []),
     ("2.2.1", "patch", "Session hardening", [
         ("security", "Improved session management security"),
         ("fix", "Fixed unsubscribe link encoding"),
-    ], "planned", 7),
+    ], "planned", 7, []),
     ("2.3.0", "minor", "Template editor", [
         ("feature", "Drag-and-drop template editor"),
         ("migration", "Template storage moves to object storage"),
-    ], "planned_blocked", 20),
+    ], "planned_blocked", 20, []),
 ]
+# Simulation targets: the strategy each environment deploys with by default.
+TARGETS = {
+    "local": ("big-bang", {}),
+    "development": ("rolling-update", {}),
+    "qa": ("rolling-update", {}),
+    "staging": ("blue-green", {"scale_down_delay": 30}),
+    "production": ("canary", {"steps": [10, 50, 100], "pause": 20}),
+    "dr": ("big-bang", {}),
+}
 
 
 class Command(BaseCommand):
@@ -136,6 +152,7 @@ class Command(BaseCommand):
             groups = ensure_role_groups()
             envs = self._environments()
             ensure_access_matrix(envs.values(), groups)
+            self._deployment_config(envs)
             users = self._users(groups)
             created = self._releases(envs, users)
         # The other apps' demo data: each app that has a ``demo`` module seeds its own part (idempotent).
@@ -163,6 +180,14 @@ class Command(BaseCommand):
                 env.save(update_fields=["promotes_to", "attached_to", "attachment"])
         return envs
 
+    def _deployment_config(self, envs):
+        for name, (strategy, params) in TARGETS.items():
+            DeploymentTarget.objects.get_or_create(environment=envs[name], defaults={
+                "backend": "simulation", "default_strategy": strategy, "default_parameters": params})
+        for position, (name, env, tests, required, timeout, on_failure) in enumerate(SEED_TESTING_GATES):
+            deployments.ensure_gate(envs[env], name=name, tests=tests, required=required, timeout=timeout,
+                                    on_failure=on_failure, position=position)
+
     def _users(self, groups):
         User = get_user_model()
         users = {}
@@ -181,8 +206,8 @@ class Command(BaseCommand):
 
     def _releases(self, envs, users):
         created = 0
-        targets = [envs["development"], envs["staging"], envs["production"]]
-        for version, rtype, title, changes, final, days in RELEASES:
+        targets = [envs["development"], envs["staging"], envs["production"], envs["dr"]]
+        for version, rtype, title, changes, final, days, history in RELEASES:
             if Release.objects.filter(version=version).exists():
                 continue
             when = timezone.now() + dt.timedelta(days=days)
@@ -190,23 +215,31 @@ class Command(BaseCommand):
             plan["changes"] = [{"kind": k, "summary": s, "position": i} for i, (k, s) in enumerate(changes)]
             release = services.release_create(
                 by=users["dev"], plan=plan,
-                data={"version": version, "type": rtype, "title": title, "environments": targets,
+                data={"version": version, "type": rtype, "title": title,
+                      "environments": targets if any(h[0] == "dr" for h in history) else targets[:3],
                       "description": f"{title}: see the release notes.", "scheduled_for": when,
                       "scheduled_until": when + dt.timedelta(hours=2),
                       "quorum": 2 if final == "planned" else 1},
             )
             created += 1
-            if final in ("planned", "planned_blocked"):
-                if final == "planned":
-                    services.release_approve(release=release, by=users["approver"], comment="Looks good to me")
+            if final == "planned":
+                services.release_approve(release=release, by=users["approver"], comment="Looks good to me")
+            if final != "approved":
                 continue
             services.release_approve(release=release, by=users["approver"], comment="Plan reviewed, go ahead")
-            if final == "approved":
-                continue
-            services.release_deploy(release=release, by=users["ops"], reason="Deployment window opened")
-            if final == "deployed":
-                services.release_complete(release=release, by=users["ops"], reason="All environments healthy")
-            elif final == "rolled_back":
-                services.release_fail(release=release, by=users["ops"], reason="Error rate above 10% on canary")
-                services.release_rollback(release=release, by=users["ops"], reason="Automatic rollback on error rate")
+            for env_name, strategy, params, failing_gates in history:
+                self._deploy(release, envs[env_name], users, strategy, params, failing_gates)
+                if Release.objects.get(pk=release.pk).status in ("rolled_back", "failed"):
+                    break
         return created
+
+    def _deploy(self, release, env, users, strategy, params, failing_gates):
+        """Run one deployment through the real engine, in this process, CI reporting its gates."""
+        dep = deployments.deployment_create(release=release, environment=env, by=users["ops"], strategy=strategy,
+                                            parameters={"pause": 0, "scale_down_delay": 0, **params}, dispatch=False)
+        for gate in env.testing_gates.all():
+            failed = 2 if gate.name in failing_gates else 0
+            deployments.gate_report(deployment=dep, gate=gate, by=users["ops"], passed=240 - failed, failed=failed,
+                                    url=f"https://ci.penguinmails.local/runs/{release.version}/{gate.slug}",
+                                    dispatch=False)
+        engine.run_inline(dep.pk)
