@@ -1,3 +1,27 @@
-"""URL routes of the monitoring app (public status page, Statuspage v2 JSON, feed, subscriptions)."""
+"""URL routes of the monitoring app (public status page, Statuspage v2 JSON, feed, subscriptions, operator API).
 
-urlpatterns = []
+Everything under /status/ except the subscription flows is a published static file (see publishing.py).
+"""
+from django.urls import include, path, re_path
+from rest_framework.routers import SimpleRouter
+
+from . import api, views
+
+router = SimpleRouter()
+router.register("components", api.ComponentViewSet, basename="status-component")
+router.register("component-groups", api.ComponentGroupViewSet, basename="status-component-group")
+router.register("incidents", api.IncidentViewSet, basename="status-incident")
+router.register("maintenances", api.MaintenanceViewSet, basename="status-maintenance")
+router.register("incident-policies", api.IncidentPolicyViewSet, basename="status-incident-policy")
+router.register("status-subscribers", api.SubscriberViewSet, basename="status-subscriber")
+
+urlpatterns = [
+    path("api/v1/", include(router.urls)),
+    path("status/subscriptions/", views.subscribe, name="status-subscribe"),
+    path("status/subscriptions/confirm/<str:token>/", views.confirm, name="status-confirm"),
+    path("status/subscriptions/unsubscribe/<str:token>/", views.unsubscribe, name="status-unsubscribe"),
+    path("status/", views.published, name="status-page"),
+    path("status/feed.atom", views.published, {"path": "feed.atom"}, name="status-feed"),
+    path("status/api/v2/summary.json", views.published, {"path": "api/v2/summary.json"}, name="status-summary"),
+    re_path(r"^status/(?P<path>.+)$", views.published, name="status-file"),
+]
