@@ -21,7 +21,6 @@ from . import deployments as deployment_services
 from .models import (
     CommunicationPlan,
     Deployment,
-    DeploymentStep,
     DeploymentStrategy,
     DeploymentTarget,
     Environment,
@@ -330,7 +329,10 @@ class ReleaseAdmin(AuditHistoryMixin, admin.ModelAdmin):
         extra_context = extra_context or {}
         if release is not None:
             extra_context.update({
-                "release_actions": services.available_actions(release, request.user),
+                # deploy/complete/fail/rollback of the release itself are for external CI reporting through the
+                # API; in the admin, deployments drive the release's status.
+                "release_actions": [a for a in services.available_actions(release, request.user)
+                                    if a.name in ("approve", "reject")],
                 "approval_blockers": release.approval_blockers() if release.status == ReleaseStatus.PLANNED else [],
                 "approval_reason": services.approval_eligibility(release, request.user)[1],
                 "release_deployments": release.deployments.select_related("environment").order_by("-id"),
@@ -480,25 +482,6 @@ class HealthCheckInline(EnvironmentConfigInlineMixin, admin.TabularInline):
 EnvironmentAdmin.inlines = [EnvironmentAccessInline, DeploymentTargetInline, TestingGateInline, HealthCheckInline]
 
 
-class DeploymentStepInline(admin.TabularInline):
-    model = DeploymentStep
-    extra = 0
-    fields = ["position", "phase", "name", "status", "attempts", "started_at", "finished_at", "outcome"]
-    readonly_fields = fields
-
-    def has_view_permission(self, request, obj=None):
-        return request.user.has_perm("releases.view_release")
-
-    def has_add_permission(self, request, obj=None):
-        return False
-
-    def has_change_permission(self, request, obj=None):
-        return False
-
-    def has_delete_permission(self, request, obj=None):
-        return False
-
-
 @admin.register(Deployment)
 class DeploymentAdmin(AuditHistoryMixin, admin.ModelAdmin):
     change_form_template = "admin/releases/deployment/change_form.html"
@@ -510,7 +493,6 @@ class DeploymentAdmin(AuditHistoryMixin, admin.ModelAdmin):
                        "auto_rollback", "failure_reason", "waiting_for", "requested_by", "created_at", "started_at",
                        "finished_at", "watchdog_restarts"]
     fields = readonly_fields
-    inlines = [DeploymentStepInline]
 
     def get_queryset(self, request):
         return (super().get_queryset(request).filter(environment__in=access.visible_environments(request.user))

@@ -34,9 +34,12 @@ def test_change_view__approved_release__operations_sees_deploy(client, users, en
     client.post(f"/admin/releases/release/{release.pk}/act/approve/", {"text": "ok"})
     assert Release.objects.get(pk=release.pk).status == "approved"
     client.force_login(users["ops"])
-    assert _buttons(client, release) == ["deploy"]
+    html = client.get(f"/admin/releases/release/{release.pk}/change/").content.decode()
+    assert _buttons(client, release) == []  # the deploy form, not a bare status button
+    assert 'action="/admin/releases/release/%d/deploy/"' % release.pk in html
+    assert "production — not yet: production needs a successful deployment to staging first" in html
     client.force_login(users["dev2"])
-    assert _buttons(client, release) == []
+    assert "/deploy/" not in client.get(f"/admin/releases/release/{release.pk}/change/").content.decode()
 
 
 def test_act_view__forged_post_without_permission__refused_server_side(client, users, envs):
@@ -170,3 +173,50 @@ def test_environment_admin__operations_edit__audited(client, users, envs):
     assert response.status_code == 302, response.content.decode()[:2000]
     event = AuditEvent.objects.get(action="environment.update")
     assert event.after["display_name"] == "QA lab" and event.actor_username == "ops"
+
+
+def test_deploy_form__ops__starts_deployment_and_page_shows_live_steps(client, users, envs, sim_targets,
+                                                                       approved_release):
+    release = approved_release()
+    client.force_login(users["ops"])
+    response = client.post(f"/admin/releases/release/{release.pk}/deploy/", {
+        "environment": envs["development"].pk, "strategy": "canary", "parameters": '{"pause": null}'})
+    from releases.models import Deployment
+
+    dep = Deployment.objects.get()
+    assert response.status_code == 302 and response["Location"] == f"/admin/releases/deployment/{dep.pk}/change/"
+    page = client.get(response["Location"]).content.decode()
+    assert "Canary at 10% of traffic" in page and "data-progress-url" in page
+    progress = client.get(f"/admin/releases/deployment/{dep.pk}/progress/").json()
+    assert progress["status"] == "running" and progress["steps"][0]["name"] == "Canary at 10% of traffic"
+    assert "abort" in progress["actions"]
+
+
+def test_deploy_form__bad_json_and_refused_promotion__message_no_deployment(client, users, envs, sim_targets,
+                                                                           approved_release):
+    release = approved_release()
+    client.force_login(users["ops"])
+    page = client.post(f"/admin/releases/release/{release.pk}/deploy/",
+                       {"environment": envs["development"].pk, "parameters": "{oops"}, follow=True)
+    assert "Parameters must be a JSON object" in page.content.decode()
+    page = client.post(f"/admin/releases/release/{release.pk}/deploy/",
+                       {"environment": envs["production"].pk}, follow=True)
+    assert "needs a successful deployment to staging first" in page.content.decode()
+    from releases.models import Deployment
+
+    assert not Deployment.objects.exists()
+
+
+def test_deployment_actions__developer_forged_post__refused(client, users, envs, sim_targets, approved_release):
+    from releases import deployments
+
+    release = approved_release(type="hotfix")
+    dep = deployments.deployment_create(release=release, environment=envs["staging"], by=users["ops"],
+                                        dispatch=False)
+    client.force_login(users["dev"])  # limited on staging: may view, not act
+    page = client.get(f"/admin/releases/deployment/{dep.pk}/change/").content.decode()
+    assert 'value="abort"' not in page
+    response = client.post(f"/admin/releases/deployment/{dep.pk}/act/abort/", {"text": "x"}, follow=True)
+    assert "limited access to staging" in response.content.decode()
+    dep.refresh_from_db()
+    assert dep.status == "running"
