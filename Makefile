@@ -3,22 +3,32 @@ SHELL := /bin/bash
 PYTHON ?= python3
 VENV := .venv
 PY := $(VENV)/bin/python
-STAMP := $(VENV)/.installed-$(shell cksum pyproject.toml | cut -d' ' -f1)
+HASH := $(shell cksum pyproject.toml | cut -d' ' -f1)
+RUN_STAMP := $(VENV)/.installed-run-$(HASH)
+TEST_STAMP := $(VENV)/.installed-test-$(HASH)
+PIP := $(PY) -m pip install -q --disable-pip-version-check
 PORT ?= 8000
 
-.PHONY: install run test lint check migrate seed worker clean
+.PHONY: install install-test run test lint check migrate seed worker clean
 
-$(STAMP): pyproject.toml
+$(RUN_STAMP): pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
-	$(PY) -m pip install -q --disable-pip-version-check --upgrade pip
-	$(PY) -m pip install -q --disable-pip-version-check -e '.[test]'
+	$(PIP) --upgrade pip
+	$(PIP) -e .
+	rm -f $(VENV)/.installed-run-*
+	touch $(RUN_STAMP)
+
+$(TEST_STAMP): $(RUN_STAMP)
+	$(PIP) -e '.[test]'
 	# statuscheck 3.11.0 pins attrs==20.3.0 and Click==7.1.2 (incompatible with celery and jsonschema) but
 	# runs fine with current ones: installed without its pins, for the Statuspage-compatibility tests only.
-	$(PY) -m pip install -q --disable-pip-version-check --no-deps statuscheck==3.11.0
-	rm -f $(VENV)/.installed-*
-	touch $(STAMP)
+	$(PIP) --no-deps statuscheck==3.11.0
+	rm -f $(VENV)/.installed-test-*
+	touch $(TEST_STAMP)
 
-install: $(STAMP)
+install: $(RUN_STAMP)
+
+install-test: $(TEST_STAMP)
 
 migrate: install
 	$(PY) manage.py migrate --noinput
@@ -39,11 +49,11 @@ run: seed
 worker: install
 	$(VENV)/bin/celery -A pmrelease worker -l info --concurrency 2
 
-lint: install
+lint: install-test
 	$(VENV)/bin/ruff check .
 
 # Migrations are complete and production settings pass Django's deployment checks.
-check: install
+check: install-test
 	$(PY) manage.py makemigrations --check --dry-run
 	DEBUG=false SECRET_KEY=check-deploy-$$(date +%s)-0123456789abcdefghijklmnopqrstuvwxyzABCDEFGHIJ \
 	  DATABASE_URL=$${DATABASE_URL:-sqlite:///$(CURDIR)/var/check.sqlite3} ALLOWED_HOSTS=releases.example.com \
@@ -51,7 +61,7 @@ check: install
 
 # The whole suite. On a bare machine: SQLite and the filesystem broker. With DATABASE_URL / REDIS_URL set
 # (as .ci/run does) it runs against PostgreSQL and Redis, with a real Celery worker in the integration tests.
-test: install lint check
+test: install-test lint check
 	rm -rf var/test && mkdir -p var/test
 	VAR_DIR=$(CURDIR)/var/test SECRET_KEY=$${SECRET_KEY:-test-only-0123456789abcdefghijklmnopqrstuvwxyz} \
 	  SECURE_SSL_REDIRECT=false SESSION_COOKIE_SECURE=false CSRF_COOKIE_SECURE=false \

@@ -82,8 +82,11 @@ def normalise(strategy, params):
     if not isinstance(delay, int | float) or delay < 0:
         errors["scale_down_delay"] = "seconds (≥ 0) to keep the old colour before scaling it down"
     params.setdefault("auto_promote", True)
-    if strategy == "feature-flag" and not (isinstance(params.get("flag"), str) and params["flag"].strip()):
-        errors["flag"] = "the feature-flag strategy needs the key of the flag to ramp"
+    if strategy == "feature-flag":
+        if not (isinstance(params.get("flag"), str) and params["flag"].strip()):
+            errors["flag"] = "the feature-flag strategy needs the key of the flag to ramp"
+        if isinstance(steps, list) and any(isinstance(w, float) and not w.is_integer() for w in steps):
+            errors["steps"] = "flag rollouts take whole percentages"
     if errors:
         raise PlanError(errors)
     return params
