@@ -1,0 +1,362 @@
+"""Admin for flags: the flags × environments matrix, per-environment editing (rollout first, then strategies,
+constraints and variants as JSON with validation messages), copy with a diff, "evaluate as", history,
+ramps, stale flags, change approvals, segments and API keys. Every change goes through ``flags.services``."""
+import json
+
+from django import forms
+from django.contrib import admin, messages
+from django.core.exceptions import PermissionDenied
+from django.http import HttpResponseRedirect
+from django.shortcuts import get_object_or_404
+from django.template.response import TemplateResponse
+from django.urls import path, reverse
+from django.utils.html import format_html, format_html_join
+
+from pmrelease import errors
+from pmrelease.admin import AuditHistoryMixin
+from pmrelease.models import AuditEvent
+from pmrelease.roles import Capability
+from releases import access
+from releases.models import Environment
+
+from . import rollouts, services
+from .models import (
+    ApiKey,
+    ApprovalPolicy,
+    ChangeStatus,
+    FeatureFlag,
+    FlagChangeRequest,
+    FlagEnvironment,
+    FlagMetricsBucket,
+    RampStatus,
+    RolloutKind,
+    Segment,
+)
+
+
+def _summary(state):
+    if not state.enabled:
+        return "off"
+    pct = rollouts.rollout_percentage(state.strategies)
+    if pct is not None:
+        return f"on {pct}%"
+    return "on" if not state.strategies else f"on ({len(state.strategies)} strategies)"
+
+
+@admin.register(FeatureFlag)
+class FeatureFlagAdmin(AuditHistoryMixin, admin.ModelAdmin):
+    list_display = ["key", "type", "lifecycle", "owner", "environment_matrix"]
+    list_filter = ["type", "lifecycle"]
+    search_fields = ["key", "description", "tags"]
+    readonly_fields = ["created_at", "updated_at", "environment_links"]
+    change_list_template = "admin/flags/featureflag/change_list.html"
+    fieldsets = [
+        (None, {"fields": ["key", "description", "type", "owner", "tags", "lifecycle", "impression_data"]}),
+        ("Dependency", {"fields": ["parent", "parent_enabled", "parent_variants"]}),
+        ("Monitoring (read by the rollout guard)", {"fields": ["monitoring_metrics", "monitoring_alerts"]}),
+        ("Environments", {"fields": ["environment_links", "created_at", "updated_at"]}),
+    ]
+
+    # Flags follow the environment access matrix rather than model permissions: anyone who can see an
+    # environment sees the flags, anyone with full access to one may create and edit them (services check).
+    def _can_edit_somewhere(self, request):
+        return request.user.is_superuser or any(
+            access.can(request.user, env, Capability.DEPLOY) for env in Environment.objects.all())
+
+    def has_module_permission(self, request):
+        return request.user.is_active and request.user.is_staff and (
+            request.user.is_superuser or access.visible_environments(request.user).exists())
+
+    def has_view_permission(self, request, obj=None):
+        return self.has_module_permission(request)
+
+    def has_add_permission(self, request):
+        return self._can_edit_somewhere(request)
+
+    def has_change_permission(self, request, obj=None):
+        return self._can_edit_somewhere(request)
+
+    def has_delete_permission(self, request, obj=None):
+        return False  # archive instead (lifecycle): the audit trail keeps referring to the flag
+
+    def get_queryset(self, request):
+        return super().get_queryset(request).select_related("owner").prefetch_related("states__environment")
+
+    def get_readonly_fields(self, request, obj=None):
+        return [*self.readonly_fields, "key"] if obj else self.readonly_fields
+
+    @admin.display(description="environments")
+    def environment_matrix(self, obj):
+        states = sorted(obj.states.all(), key=lambda s: s.environment.position)
+        return format_html_join(
+            " ", '<a href="{}" title="{}" style="padding:1px 5px;border-radius:3px;color:#fff;background:{}">{}: {}</a>',
+            ((reverse("admin:flags_featureflag_state", args=[obj.pk, s.environment.name]), s.environment.name,
+              "#2e7d32" if s.enabled else "#9e9e9e", s.environment.name, _summary(s)) for s in states))
+
+    @admin.display(description="per environment")
+    def environment_links(self, obj):
+        if not obj or not obj.pk:
+            return "saved flags are off in every environment; edit them here afterwards"
+        return self.environment_matrix(obj)
+
+    def save_model(self, request, obj, form, change):
+        data = {name: form.cleaned_data[name] for name in services.FLAG_FIELDS if name in form.cleaned_data}
+        try:
+            if change:
+                saved = services.flag_update(flag=obj, data={k: v for k, v in data.items() if k in form.changed_data},
+                                             by=request.user)
+            else:
+                saved = services.flag_create(key=form.cleaned_data["key"], by=request.user, **data)
+        except errors.DomainError as exc:
+            raise PermissionDenied(exc.message) from exc
+        obj.pk = saved.pk
+
+    def get_urls(self):
+        wrap = self.admin_site.admin_view
+        return [
+            path("matrix/", wrap(self.matrix_view), name="flags_featureflag_matrix"),
+            path("stale/", wrap(self.stale_view), name="flags_featureflag_stale"),
+            path("<int:pk>/env/<str:env>/", wrap(self.state_view), name="flags_featureflag_state"),
+            *super().get_urls(),
+        ]
+
+    # --- the matrix ------------------------------------------------------------------------------------
+    def matrix_view(self, request):
+        if not self.has_view_permission(request):
+            raise PermissionDenied
+        environments = list(access.visible_environments(request.user).order_by("position"))
+        if request.method == "POST":
+            state = get_object_or_404(FlagEnvironment.objects.select_related("flag", "environment"),
+                                      pk=request.POST.get("state"))
+            self._run(request, lambda: services.flag_toggle(state=state, enabled=request.POST.get("enabled") == "1",
+                                                            by=request.user, reason="toggled in the matrix"),
+                      f"{state.flag.key} is now {'on' if request.POST.get('enabled') == '1' else 'off'} "
+                      f"in {state.environment.name}")
+            return HttpResponseRedirect(request.path)
+        flags = FeatureFlag.objects.prefetch_related("states__environment").order_by("key")
+        rows = []
+        for flag in flags:
+            by_env = {s.environment_id: s for s in flag.states.all()}
+            rows.append((flag, [(env, by_env.get(env.pk), by_env.get(env.pk) and _summary(by_env[env.pk]),
+                                 access.can(request.user, env, Capability.DEPLOY)) for env in environments]))
+        context = {**self.admin_site.each_context(request), "opts": self.model._meta, "title": "Flags × environments",
+                   "environments": environments, "rows": rows}
+        return TemplateResponse(request, "admin/flags/matrix.html", context)
+
+    def stale_view(self, request):
+        if not self.has_view_permission(request):
+            raise PermissionDenied
+        context = {**self.admin_site.each_context(request), "opts": self.model._meta, "title": "Stale flags",
+                   "stale": services.stale_flags()}
+        return TemplateResponse(request, "admin/flags/stale.html", context)
+
+    def _run(self, request, operation, success):
+        try:
+            result = operation()
+        except services.ApprovalRequired as exc:
+            messages.warning(request, exc.message)
+            return None
+        except errors.DomainError as exc:
+            messages.error(request, exc.message)
+            for reason in exc.reasons:
+                messages.error(request, reason)
+            return None
+        messages.success(request, success)
+        return result or True
+
+    # --- one flag in one environment ---------------------------------------------------------------------
+    def state_view(self, request, pk, env):
+        flag = get_object_or_404(FeatureFlag, pk=pk)
+        environment = get_object_or_404(Environment, name=env)
+        if not access.can(request.user, environment, Capability.VIEW):
+            raise PermissionDenied
+        state = services.state_for(flag, environment)
+        by = request.user
+        action = request.POST.get("action") if request.method == "POST" else None
+        forms_data = {"strategies": json.dumps(state.strategies, indent=2),
+                      "variants": json.dumps(state.variants, indent=2)}
+        evaluation = None
+        copy_diff = None
+        copy_source = None
+        if action in ("save", "propose"):
+            forms_data = {"strategies": request.POST.get("strategies", ""), "variants": request.POST.get("variants", "")}
+            try:
+                strategies = json.loads(forms_data["strategies"] or "[]")
+                variants = json.loads(forms_data["variants"] or "[]")
+            except ValueError as exc:
+                messages.error(request, f"not valid JSON: {exc}")
+            else:
+                fields = {"enabled": request.POST.get("enabled") == "on", "strategies": strategies,
+                          "variants": variants, "rollout": RolloutKind.CUSTOM if strategies != state.strategies
+                          else state.rollout}
+                reason = request.POST.get("reason", "")
+                if action == "save":
+                    done = self._run(request, lambda: services.flag_state_update(state=state, by=by, reason=reason,
+                                                                                 **fields), "saved")
+                else:
+                    done = self._run(request, lambda: services.change_request_create(state=state, by=by,
+                                                                                     reason=reason, **fields),
+                                     "change proposed: a second person must approve it")
+                if done:
+                    return HttpResponseRedirect(request.path)
+        elif action == "rollout":
+            kind = request.POST.get("kind")
+            try:
+                percent = int(request.POST.get("percentage") or 100)
+            except ValueError:
+                percent = -1
+            segments = [int(s) for s in request.POST.getlist("segments") if s.isdigit()]
+            users = [u for u in request.POST.get("user_ids", "").split(",") if u.strip()]
+            if self._run(request, lambda: services.apply_rollout(
+                    state=state, kind=kind, percentage=percent, stickiness=request.POST.get("stickiness") or "default",
+                    segments=segments, user_ids=users, steps=request.POST.get("steps", ""), by=by,
+                    reason=request.POST.get("reason", "")), f"{kind} rollout applied"):
+                return HttpResponseRedirect(request.path)
+        elif action in ("pause", "resume", "revert"):
+            ramp = state.ramps.exclude(status=RampStatus.REVERTED).first()
+            operation = {"pause": services.ramp_pause, "resume": services.ramp_resume, "revert": services.ramp_revert}
+            if ramp is not None and self._run(request, lambda: operation[action](
+                    ramp=ramp, by=by, reason=request.POST.get("reason", "")), f"ramp {action}d"):
+                return HttpResponseRedirect(request.path)
+        elif action in ("copy-preview", "copy"):
+            source_env = get_object_or_404(Environment, name=request.POST.get("source", ""))
+            copy_source = services.state_for(flag, source_env)
+            copy_diff = services.config_diff(copy_source, state)
+            if action == "copy" and self._run(request, lambda: services.flag_copy_config(
+                    source=copy_source, target=state, by=by, reason=request.POST.get("reason", "")),
+                    f"configuration copied from {source_env.name}"):
+                return HttpResponseRedirect(request.path)
+        elif action == "evaluate":
+            from .views import unleash_context
+
+            try:
+                raw = json.loads(request.POST.get("context") or "{}")
+                ctx = unleash_context(raw, environment=environment.name, remote_address="")
+                evaluation = (ctx, services.evaluate_as(flag=flag, environment=environment, context=ctx))
+            except ValueError as exc:
+                messages.error(request, f"context: {exc}")
+        history = AuditEvent.objects.filter(object_type="flags.flagenvironment", object_id=str(state.pk)).order_by(
+            "-id")[:50]
+        context = {
+            **self.admin_site.each_context(request), "opts": self.model._meta, "flag": flag, "state": state,
+            "environment": environment, "title": f"{flag.key} in {environment.name}",
+            "can_edit": access.can(request.user, environment, Capability.DEPLOY),
+            "needs_approval": services.requires_approval(environment), "forms_data": forms_data,
+            "rollout_kinds": [k for k in RolloutKind.choices if k[0] != RolloutKind.CUSTOM],
+            "segments": Segment.objects.all(), "ramp": state.ramps.exclude(status=RampStatus.REVERTED).first(),
+            "environments": Environment.objects.exclude(pk=environment.pk), "copy_diff": copy_diff,
+            "copy_source": copy_source, "evaluation": evaluation, "history": history,
+            "pending": state.change_requests.filter(status=ChangeStatus.PENDING),
+            "percentage": rollouts.rollout_percentage(state.strategies),
+            "evaluate_context": request.POST.get("context", '{"targetingKey": "user-1", "plan": "pro"}'),
+        }
+        return TemplateResponse(request, "admin/flags/state.html", context)
+
+
+class SegmentForm(forms.ModelForm):
+    class Meta:
+        model = Segment
+        fields = ["name", "description", "constraints"]
+
+    def clean_constraints(self):
+        problems = services._validate_constraints(self.cleaned_data["constraints"])
+        if problems:
+            raise forms.ValidationError(problems)
+        return self.cleaned_data["constraints"]
+
+
+@admin.register(Segment)
+class SegmentAdmin(AuditHistoryMixin, admin.ModelAdmin):
+    form = SegmentForm
+    list_display = ["name", "id", "description"]
+    search_fields = ["name"]
+
+    def save_model(self, request, obj, form, change):
+        saved = services.segment_save(name=obj.name, constraints=obj.constraints, description=obj.description,
+                                      segment=obj if change else None, by=request.user)
+        obj.pk = saved.pk
+
+
+class ApiKeyForm(forms.ModelForm):
+    class Meta:
+        model = ApiKey
+        fields = ["name", "environment", "kind", "rate_limit"]
+
+
+@admin.register(ApiKey)
+class ApiKeyAdmin(AuditHistoryMixin, admin.ModelAdmin):
+    form = ApiKeyForm
+    list_display = ["prefix", "name", "environment", "kind", "created_at", "revoked_at"]
+    list_filter = ["environment", "kind"]
+    actions = ["revoke"]
+
+    def has_change_permission(self, request, obj=None):
+        return obj is None and super().has_change_permission(request, obj)
+
+    def save_model(self, request, obj, form, change):
+        try:
+            key, raw = services.api_key_create(environment=obj.environment, kind=obj.kind, name=obj.name,
+                                               rate_limit=obj.rate_limit, by=request.user)
+        except errors.DomainError as exc:
+            raise PermissionDenied(exc.message) from exc
+        obj.pk = key.pk
+        messages.warning(request, format_html("New key (shown once, copy it now): <code>{}</code>", raw))
+
+    @admin.action(description="Revoke the selected keys")
+    def revoke(self, request, queryset):
+        for key in queryset:
+            try:
+                services.api_key_revoke(key=key, by=request.user)
+            except errors.DomainError as exc:
+                messages.error(request, exc.message)
+
+
+@admin.register(FlagChangeRequest)
+class FlagChangeRequestAdmin(admin.ModelAdmin):
+    list_display = ["state", "status", "requested_by", "decided_by", "created_at", "reason"]
+    list_filter = ["status"]
+    readonly_fields = ["state", "base", "proposed", "reason", "status", "requested_by", "decided_by", "decided_at",
+                       "created_at"]
+    actions = ["approve", "reject"]
+
+    def has_add_permission(self, request):
+        return False
+
+    def _decide(self, request, queryset, operation):
+        for change in queryset:
+            try:
+                operation(change=change, by=request.user)
+                messages.success(request, f"{change}: done")
+            except errors.DomainError as exc:
+                messages.error(request, f"{change}: {exc.message}")
+
+    @admin.action(description="Approve and apply the selected changes (as the second person)")
+    def approve(self, request, queryset):
+        self._decide(request, queryset, services.change_request_approve)
+
+    @admin.action(description="Reject the selected changes")
+    def reject(self, request, queryset):
+        self._decide(request, queryset, services.change_request_reject)
+
+
+@admin.register(ApprovalPolicy)
+class ApprovalPolicyAdmin(admin.ModelAdmin):
+    list_display = ["environment", "require_approval"]
+
+    def save_model(self, request, obj, form, change):
+        if not access.can(request.user, obj.environment, Capability.CONFIGURE):
+            raise PermissionDenied("changing the approval policy needs administrative access to the environment")
+        super().save_model(request, obj, form, change)
+
+
+@admin.register(FlagMetricsBucket)
+class FlagMetricsBucketAdmin(admin.ModelAdmin):
+    list_display = ["flag_key", "environment", "bucket_start", "yes", "no", "variants"]
+    list_filter = ["environment"]
+    search_fields = ["flag_key"]
+
+    def has_add_permission(self, request):
+        return False
+
+    def has_change_permission(self, request, obj=None):
+        return False

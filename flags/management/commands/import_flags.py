@@ -1,0 +1,44 @@
+"""``manage.py import_flags --environment NAME --format unleash FILE``: load an Unleash client-features file."""
+import json
+
+from django.core.management.base import BaseCommand, CommandError
+
+from flags import transfer
+from pmrelease import errors
+from releases.models import Environment
+
+
+class Command(BaseCommand):
+    help = "Load an Unleash client-features document ({version, features, segments}) as an environment's flags."
+
+    def add_arguments(self, parser):
+        parser.add_argument("file", help="the JSON file ('-' reads standard input)")
+        parser.add_argument("--environment", required=True)
+        parser.add_argument("--format", default="unleash", choices=transfer.FORMATS)
+        parser.add_argument("--reason", default="")
+
+    def handle(self, *args, **options):
+        environment = Environment.objects.filter(name=options["environment"]).first()
+        if environment is None:
+            raise CommandError(f"no environment {options['environment']!r}")
+        try:
+            if options["file"] == "-":
+                import sys
+
+                doc = json.load(sys.stdin)
+            else:
+                with open(options["file"], encoding="utf-8") as handle:
+                    doc = json.load(handle)
+        except OSError as exc:
+            raise CommandError(f"cannot read {options['file']}: {exc}") from None
+        except ValueError as exc:
+            raise CommandError(f"{options['file']} is not valid JSON: {exc}") from None
+        try:
+            counts = transfer.import_document(environment=environment, doc=doc, by="import_flags",
+                                              reason=options["reason"] or f"import of {options['file']}")
+        except errors.DomainError as exc:
+            details = "\n".join(f"  - {r}" for r in exc.reasons)
+            raise CommandError(f"{exc.message.split(':')[0]}:\n{details}" if details else exc.message) from None
+        self.stdout.write(
+            f"{environment.name}: {counts['created']} flag(s) created, {counts['updated']} updated, "
+            f"{counts['segments']} segment(s) created or changed")

@@ -1,0 +1,691 @@
+"""Operations on feature flags: create and edit flags, their per-environment state, segments, API keys,
+gradual ramps, approvals, metrics. Views, admin, API, commands and tasks all come through here.
+
+Each service checks permission, opens a transaction, validates, saves, bumps the environment's version token
+(so every process rebuilds its snapshot within the check interval) and records the audit event.
+``by=None`` means the system (the deployment engine, Celery beat): it is recorded as "system".
+"""
+import copy
+import datetime as dt
+import secrets
+
+from django.conf import settings
+from django.contrib.auth import get_user_model
+from django.core.exceptions import ValidationError
+from django.core.mail import send_mail
+from django.db import IntegrityError, transaction
+from django.db.models import F, Max
+from django.utils import timezone
+
+from pmrelease import audit, errors
+from pmrelease.roles import Capability
+from releases import access
+from releases.models import Environment
+
+from . import rollouts, snapshots
+from .engine import Snapshot
+from .engine.validation import validate_constraint, validate_strategy, validate_variants
+from .models import (
+    ApiKey,
+    ApiKeyKind,
+    ApprovalPolicy,
+    ChangeStatus,
+    ClientApplication,
+    FeatureFlag,
+    FlagChangeRequest,
+    FlagEnvironment,
+    FlagMetricsBucket,
+    FlagType,
+    GradualRollout,
+    Lifecycle,
+    RampStatus,
+    RolloutKind,
+    Segment,
+)
+
+SYSTEM = "system"
+FLAG_FIELDS = ["description", "type", "owner", "tags", "lifecycle", "impression_data", "parent", "parent_enabled",
+               "parent_variants", "monitoring_metrics", "monitoring_alerts"]
+STATE_FIELDS = ["enabled", "rollout", "strategies", "variants"]
+_UNSET = object()
+
+
+class ApprovalRequired(errors.DomainError):
+    """The environment's policy requires a second person's approval: propose the change instead."""
+
+    status_code = 409
+    code = "approval_required"
+
+
+def _actor(by):
+    return SYSTEM if by is None else by
+
+
+def _is_person(by):
+    return getattr(by, "is_authenticated", False)
+
+
+def _require(by, environment):
+    """Editing flags in an environment needs full access to it (the DEPLOY capability); the system may."""
+    if by is None or isinstance(by, str):
+        return
+    access.require(by, [environment], Capability.DEPLOY)
+
+
+def _require_any(by):
+    """Creating or editing a flag's definition needs full access to at least one environment."""
+    if by is None or isinstance(by, str) or getattr(by, "is_superuser", False):
+        return
+    if not any(access.can(by, env, Capability.DEPLOY) for env in Environment.objects.all()):
+        raise errors.PermissionDenied(
+            f"{by.get_username()} has full access to no environment; editing flags needs full access to one"
+        )
+
+
+def _bump(environments):
+    for env in environments:
+        snapshots.bump(snapshots.env_scope(env.pk if hasattr(env, "pk") else env))
+
+
+def _bump_all():
+    _bump(Environment.objects.values_list("pk", flat=True))
+
+
+def _fields(instance, names):
+    """A JSON-able dict of ``names`` (foreign keys as ids; JSON lists kept in order, unlike audit.snapshot)."""
+    data = {}
+    for name in names:
+        field = instance._meta.get_field(name)
+        data[name] = getattr(instance, field.attname)
+    return data
+
+
+def _clean(instance):
+    try:
+        instance.full_clean()
+    except ValidationError as exc:
+        problems = [f"{field}: {message}" for field, messages in exc.message_dict.items() for message in messages]
+        raise errors.ValidationFailed("; ".join(problems), field_errors=exc.message_dict) from exc
+
+
+# --- flags --------------------------------------------------------------------------------------------
+def _validate_flag(flag):
+    problems = []
+    if not isinstance(flag.tags, list) or not all(isinstance(t, str) and t.strip() for t in flag.tags):
+        problems.append("tags must be a list of non-empty strings")
+    if not isinstance(flag.monitoring_metrics, list) or not all(isinstance(m, str) for m in flag.monitoring_metrics):
+        problems.append("monitoring metrics must be a list of metric names")
+    alerts = flag.monitoring_alerts
+    if not isinstance(alerts, list) or not all(isinstance(a, dict) and a.get("metric") for a in alerts):
+        problems.append('monitoring alerts must be a list of objects with at least a "metric"')
+    if not isinstance(flag.parent_variants, list) or not all(isinstance(v, str) for v in flag.parent_variants):
+        problems.append("parent variants must be a list of variant names")
+    if flag.parent_id:
+        if flag.parent_id == flag.pk:
+            problems.append("a flag cannot depend on itself")
+        elif flag.parent.parent_id:
+            problems.append(f"parent {flag.parent.key!r} depends on another flag (only one level is supported)")
+        elif flag.pk and flag.children.exists():
+            problems.append("a flag that other flags depend on cannot have a parent itself")
+    if problems:
+        raise errors.ValidationFailed("; ".join(problems), reasons=problems)
+
+
+def flag_create(*, key, description="", type=FlagType.RELEASE, owner=None, tags=None, by=None, **extra):
+    """A new flag, off in every environment."""
+    _require_any(by)
+    flag = FeatureFlag(key=key, description=description, type=type, owner=owner, tags=list(tags or []))
+    for name, value in extra.items():
+        if name not in FLAG_FIELDS:
+            raise errors.ValidationFailed(f"unknown field {name!r}")
+        setattr(flag, name, value)
+    _clean(flag)
+    _validate_flag(flag)
+    with transaction.atomic():
+        try:
+            with transaction.atomic():
+                flag.save()
+        except IntegrityError:
+            raise errors.ValidationFailed(f"a flag {key!r} already exists", field_errors={"key": ["exists"]}) from None
+        for env in Environment.objects.all():
+            FlagEnvironment.objects.create(flag=flag, environment=env)
+        audit.record(action="flag.create", obj=flag, by=_actor(by), after=_fields(flag, ["key", *FLAG_FIELDS]))
+        _bump_all()
+    return flag
+
+
+def flag_update(*, flag, data, by=None, reason=""):
+    _require_any(by)
+    unknown = set(data) - set(FLAG_FIELDS)
+    if unknown:
+        raise errors.ValidationFailed(f"unknown or read-only fields: {', '.join(sorted(unknown))}")
+    with transaction.atomic():
+        flag = FeatureFlag.objects.select_for_update().get(pk=flag.pk)
+        before = _fields(flag, FLAG_FIELDS)
+        for name, value in data.items():
+            setattr(flag, name, value)
+        _clean(flag)
+        _validate_flag(flag)
+        flag.save()
+        b, a = audit.diff(before, _fields(flag, FLAG_FIELDS))
+        if a:
+            audit.record(action="flag.update", obj=flag, by=_actor(by), before=b, after=a, reason=reason)
+            _bump_all()
+    return flag
+
+
+def state_for(flag, environment):
+    state, _ = FlagEnvironment.objects.get_or_create(flag=flag, environment=environment)
+    return state
+
+
+# --- per-environment configuration ---------------------------------------------------------------------
+def validate_config(*, strategies, variants, key=""):
+    """Messages saying what is wrong with strategies / variants (empty list: valid)."""
+    problems = []
+    if not isinstance(strategies, list):
+        return ["strategies must be a list"]
+    segment_ids = set(Segment.objects.values_list("pk", flat=True))
+    for index, strategy in enumerate(strategies):
+        label = f"strategy {index + 1}"
+        if isinstance(strategy, dict) and strategy.get("name"):
+            label += f" ({strategy['name']})"
+        problems.extend(f"{label}: {m}" for m in validate_strategy(strategy, segment_ids=segment_ids))
+    problems.extend(f"flag variants: {m}" for m in validate_variants(variants))
+    return problems
+
+
+def requires_approval(environment):
+    policy = ApprovalPolicy.objects.filter(environment=environment).first()
+    return policy.require_approval if policy is not None else environment.is_production
+
+
+def _normalise_config(state, enabled, strategies, variants, rollout):
+    config = state.config()
+    if enabled is not _UNSET:
+        config["enabled"] = bool(enabled)
+    if strategies is not _UNSET:
+        config["strategies"] = strategies
+    if variants is not _UNSET:
+        config["variants"] = variants if variants is not None else []
+    if rollout is not _UNSET:
+        if rollout not in RolloutKind.values:
+            raise errors.ValidationFailed(f"rollout {rollout!r} is not one of {', '.join(RolloutKind.values)}")
+        config["rollout"] = rollout
+    problems = validate_config(strategies=config["strategies"], variants=config["variants"], key=state.flag.key)
+    if problems:
+        raise errors.ValidationFailed(
+            f"{state.flag.key} @ {state.environment.name}: " + "; ".join(problems), reasons=problems
+        )
+    return config
+
+
+def _apply(state, config, *, by, reason, action="flag.state.update"):
+    """Write ``config`` to ``state`` (locked), audit, bump. Inside a transaction."""
+    state = FlagEnvironment.objects.select_for_update().select_related("flag", "environment").get(pk=state.pk)
+    before = state.config()
+    for name in STATE_FIELDS:
+        setattr(state, name, copy.deepcopy(config[name]))
+    state.save()
+    b, a = audit.diff(before, state.config())
+    if a:
+        audit.record(action=action, obj=state, by=_actor(by), before=b, after=a, reason=reason)
+        _bump([state.environment])
+    return state
+
+
+def flag_state_update(*, state, enabled=_UNSET, strategies=_UNSET, variants=_UNSET, rollout=_UNSET, by=None,
+                      reason=""):
+    """Change a flag's state in one environment. Invalid strategies/variants are refused with messages.
+
+    Raises ApprovalRequired when the environment's policy needs a second person (use change_request_create).
+    """
+    _require(by, state.environment)
+    config = _normalise_config(state, enabled, strategies, variants, rollout)
+    if _is_person(by) and requires_approval(state.environment) and config != state.config():
+        raise ApprovalRequired(
+            f"flag changes in {state.environment.name} need a second person's approval: propose the change"
+        )
+    with transaction.atomic():
+        return _apply(state, config, by=by, reason=reason)
+
+
+def flag_toggle(*, state, enabled, by=None, reason=""):
+    return flag_state_update(state=state, enabled=enabled, by=by, reason=reason)
+
+
+def flag_set_rollout(*, environment, key, percentage, by=None, reason=""):
+    """Set the percentage of the flag's rollout strategy in ``environment`` (0-100), enabling the flag there
+    when ``percentage`` > 0. For the deployment engine and gradual ramps: not subject to the approval policy
+    (those operations are approved where they start). Returns the FlagEnvironment."""
+    if isinstance(percentage, bool) or not isinstance(percentage, int | float) or not 0 <= percentage <= 100:
+        raise errors.ValidationFailed(f"rollout percentage {percentage!r} must be a number between 0 and 100")
+    if int(percentage) != percentage:
+        raise errors.ValidationFailed(f"rollout percentage {percentage!r} must be a whole number")
+    env_name = getattr(environment, "name", environment)
+    state = (
+        FlagEnvironment.objects.select_related("flag", "environment")
+        .filter(flag__key=key, environment__name=env_name).first()
+    )
+    if state is None:
+        raise errors.ValidationFailed(f"flag {key!r} has no state in environment {env_name!r}")
+    _require(by, state.environment)
+    with transaction.atomic():
+        state = FlagEnvironment.objects.select_for_update().select_related("flag", "environment").get(pk=state.pk)
+        config = state.config()
+        config["strategies"] = rollouts.with_percentage(config["strategies"], key, int(percentage))
+        if config["rollout"] in (RolloutKind.IMMEDIATE, RolloutKind.CUSTOM):
+            config["rollout"] = RolloutKind.PERCENTAGE
+        if percentage > 0:
+            config["enabled"] = True
+        problems = validate_config(strategies=config["strategies"], variants=config["variants"])
+        if problems:
+            raise errors.ValidationFailed("; ".join(problems), reasons=problems)
+        return _apply(state, config, by=by, reason=reason or f"rollout set to {int(percentage)}%",
+                      action="flag.rollout.set")
+
+
+def apply_rollout(*, state, kind, percentage=100, stickiness="default", segments=(), user_ids=(), steps=None,
+                  by=None, reason=""):
+    """The admin's first choice: configure one of the seed's rollout strategies.
+
+    ``gradual`` starts a ramp (``steps``) from its first step.
+    """
+    key = state.flag.key
+    if kind == RolloutKind.IMMEDIATE:
+        strategies = rollouts.immediate()
+    elif kind == RolloutKind.PERCENTAGE:
+        strategies = rollouts.percentage(key, percentage, stickiness=stickiness)
+    elif kind == RolloutKind.USER_SEGMENT:
+        if not segments and not [u for u in user_ids if str(u).strip()]:
+            raise errors.ValidationFailed("a user_segment rollout needs at least one segment or user id")
+        strategies = rollouts.user_segment(key, segments=segments, user_ids=user_ids)
+    elif kind == RolloutKind.GRADUAL:
+        return ramp_start(state=state, steps=steps, stickiness=stickiness, by=by, reason=reason)
+    else:
+        raise errors.ValidationFailed(f"rollout {kind!r} is not one of immediate, percentage, user_segment, gradual")
+    return flag_state_update(state=state, enabled=True, strategies=strategies, rollout=kind, by=by, reason=reason)
+
+
+def config_diff(source, target):
+    """Line-level differences between two states' configurations: [(field, target_value, source_value)]."""
+    a, b = target.config(), source.config()
+    return [(name, a[name], b[name]) for name in STATE_FIELDS if a[name] != b[name]]
+
+
+def flag_copy_config(*, source, target, by=None, reason=""):
+    """Copy a flag's configuration from one environment to another (e.g. staging → production)."""
+    if source.flag_id != target.flag_id:
+        raise errors.ValidationFailed("source and target must be the same flag")
+    config = source.config()
+    reason = reason or f"copied from {source.environment.name}"
+    return flag_state_update(state=target, by=by, reason=reason, **config)
+
+
+# --- change requests (second-person approval) ----------------------------------------------------------
+def change_request_create(*, state, by, reason="", enabled=_UNSET, strategies=_UNSET, variants=_UNSET,
+                          rollout=_UNSET):
+    _require(by, state.environment)
+    config = _normalise_config(state, enabled, strategies, variants, rollout)
+    if config == state.config():
+        raise errors.ValidationFailed("the proposed configuration is the same as the current one")
+    with transaction.atomic():
+        change = FlagChangeRequest.objects.create(
+            state=state, proposed=config, base=state.config(), reason=reason,
+            requested_by=by if _is_person(by) else None,
+        )
+        audit.record(action="flag.change.propose", obj=state, by=_actor(by), before=change.base, after=config,
+                     reason=reason)
+    return change
+
+
+def change_request_approve(*, change, by, comment=""):
+    """A second person approves: the change is applied (refused if the state changed meanwhile)."""
+    with transaction.atomic():
+        change = FlagChangeRequest.objects.select_for_update().select_related("state__environment", "state__flag").get(
+            pk=change.pk)
+        if change.status != ChangeStatus.PENDING:
+            raise errors.TransitionNotAllowed(f"this change is already {change.get_status_display().lower()}")
+        _require(by, change.state.environment)
+        if change.requested_by_id is not None and change.requested_by_id == getattr(by, "pk", None):
+            raise errors.PermissionDenied("a change needs a second person: you cannot approve your own change")
+        state = FlagEnvironment.objects.select_for_update().get(pk=change.state_id)
+        if state.config() != change.base:
+            raise errors.TransitionNotAllowed(
+                "the flag changed since this change was proposed: reject it and propose it again")
+        change.status = ChangeStatus.APPLIED
+        change.decided_by = by if _is_person(by) else None
+        change.decided_at = timezone.now()
+        change.save()
+        audit.record(action="flag.change.approve", obj=change.state, by=_actor(by), reason=comment)
+        _apply(state, change.proposed, by=by, reason=change.reason or comment)
+    return change
+
+
+def change_request_reject(*, change, by, comment=""):
+    with transaction.atomic():
+        change = FlagChangeRequest.objects.select_for_update().get(pk=change.pk)
+        if change.status != ChangeStatus.PENDING:
+            raise errors.TransitionNotAllowed(f"this change is already {change.get_status_display().lower()}")
+        is_requester = change.requested_by_id is not None and change.requested_by_id == getattr(by, "pk", None)
+        if not is_requester:
+            _require(by, change.state.environment)
+        change.status = ChangeStatus.WITHDRAWN if is_requester else ChangeStatus.REJECTED
+        change.decided_by = by if _is_person(by) else None
+        change.decided_at = timezone.now()
+        change.save()
+        audit.record(action=f"flag.change.{change.status}", obj=change.state, by=_actor(by), reason=comment)
+    return change
+
+
+# --- segments ------------------------------------------------------------------------------------------
+def _validate_constraints(constraints):
+    if not isinstance(constraints, list):
+        return ["constraints must be a list"]
+    return [f"constraint {i + 1}: {m}" for i, c in enumerate(constraints) for m in validate_constraint(c)]
+
+
+def segment_save(*, name, constraints, description="", segment=None, by=None):
+    _require_any(by)
+    problems = _validate_constraints(constraints)
+    if problems:
+        raise errors.ValidationFailed(f"segment {name!r}: " + "; ".join(problems), reasons=problems)
+    with transaction.atomic():
+        if segment is None:
+            segment = Segment(name=name)
+            before = None
+        else:
+            segment = Segment.objects.select_for_update().get(pk=segment.pk)
+            before = _fields(segment, ["name", "description", "constraints"])
+        segment.name, segment.description, segment.constraints = name, description, constraints
+        _clean(segment)
+        segment.save()
+        audit.record(action="flag.segment.save", obj=segment, by=_actor(by), before=before,
+                     after=_fields(segment, ["name", "description", "constraints"]))
+        _bump_all()
+    return segment
+
+
+# --- API keys ------------------------------------------------------------------------------------------
+def api_key_create(*, environment, kind, name="", by=None, rate_limit=None):
+    """A new key: returns (ApiKey, raw key). The raw key is shown once; only its hash is stored."""
+    if kind not in ApiKeyKind.values:
+        raise errors.ValidationFailed(f"kind {kind!r} is not one of {', '.join(ApiKeyKind.values)}")
+    if _is_person(by):
+        access.require(by, [environment], Capability.CONFIGURE)
+    token = secrets.token_urlsafe(32)
+    raw = f"pmf.{environment.name}.{kind}.{token}"
+    with transaction.atomic():
+        key = ApiKey.objects.create(
+            name=name, environment=environment, kind=kind, prefix=token[:8], key_hash=ApiKey.hash(raw),
+            rate_limit=rate_limit, created_by=by if _is_person(by) else None,
+        )
+        audit.record(action="flag.api_key.create", obj=key, by=_actor(by),
+                     after={"environment": environment.name, "kind": kind, "name": name, "prefix": key.prefix})
+        snapshots.bump(snapshots.KEYS_SCOPE)
+    return key, raw
+
+
+def api_key_revoke(*, key, by=None, reason=""):
+    if _is_person(by):
+        access.require(by, [key.environment], Capability.CONFIGURE)
+    with transaction.atomic():
+        key = ApiKey.objects.select_for_update().get(pk=key.pk)
+        if key.revoked_at is not None:
+            return key
+        key.revoked_at = timezone.now()
+        key.save(update_fields=["revoked_at"])
+        audit.record(action="flag.api_key.revoke", obj=key, by=_actor(by), reason=reason)
+        snapshots.bump(snapshots.KEYS_SCOPE)
+    return key
+
+
+# --- gradual ramps -------------------------------------------------------------------------------------
+def ramp_start(*, state, steps, stickiness="default", by=None, reason="", now=None):
+    """Start a scheduled ramp: its first step applies ``steps[0]["minutes"]`` minutes from now (0: at once)."""
+    if isinstance(steps, str):
+        try:
+            steps = rollouts.parse_steps(steps)
+        except ValueError as exc:
+            raise errors.ValidationFailed(str(exc)) from None
+    problems = rollouts.validate_steps(steps)
+    if problems:
+        raise errors.ValidationFailed("; ".join(problems), reasons=problems)
+    _require(by, state.environment)
+    now = now or timezone.now()
+    if _is_person(by) and requires_approval(state.environment):
+        raise ApprovalRequired(
+            f"starting a ramp in {state.environment.name} needs a second person's approval: "
+            "propose the first step as a percentage change, then start the ramp once approved")
+    with transaction.atomic():
+        state = FlagEnvironment.objects.select_for_update().select_related("flag", "environment").get(pk=state.pk)
+        if state.ramps.filter(status__in=[RampStatus.RUNNING, RampStatus.PAUSED]).exists():
+            raise errors.TransitionNotAllowed("this flag already has a running or paused ramp here")
+        current = rollouts.rollout_percentage(state.strategies) if state.enabled else 0
+        ramp = GradualRollout.objects.create(
+            state=state, steps=steps, previous_percentage=current or 0, previous_config=state.config(),
+            next_step_at=now + dt.timedelta(minutes=steps[0]["minutes"]),
+            created_by=by if _is_person(by) else None, created_at=now,
+        )
+        config = state.config()
+        config["rollout"] = RolloutKind.GRADUAL
+        if rollouts.rollout_percentage(config["strategies"]) is None:
+            config["strategies"] = rollouts.percentage(state.flag.key, current or 0, stickiness=stickiness)
+        _apply(state, config, by=by, reason=reason)
+        audit.record(action="flag.ramp.start", obj=state, by=_actor(by), after={"steps": steps}, reason=reason)
+    if steps[0]["minutes"] == 0:
+        ramp_advance(ramp=ramp, now=now)
+        ramp.refresh_from_db()
+    return ramp
+
+
+def ramp_advance(*, ramp, now=None):
+    """Apply the next step if it is due (idempotent: nothing when not due, paused or finished)."""
+    now = now or timezone.now()
+    with transaction.atomic():
+        ramp = GradualRollout.objects.select_for_update().select_related("state__flag", "state__environment").get(
+            pk=ramp.pk)
+        if ramp.status != RampStatus.RUNNING or ramp.next_step_at is None or ramp.next_step_at > now:
+            return ramp
+        index = ramp.current_step + 1
+        step = ramp.steps[index]
+        flag_set_rollout(environment=ramp.state.environment, key=ramp.state.flag.key, percentage=step["percentage"],
+                         by=None, reason=f"gradual rollout step {index + 1}/{len(ramp.steps)}")
+        ramp.current_step = index
+        if index + 1 < len(ramp.steps):
+            # The schedule is anchored on when the step was due, so a late beat does not stretch the ramp.
+            ramp.next_step_at = ramp.next_step_at + dt.timedelta(minutes=ramp.steps[index + 1]["minutes"])
+        else:
+            ramp.status, ramp.next_step_at = RampStatus.COMPLETED, None
+        ramp.save()
+        audit.record(action="flag.ramp.step", obj=ramp.state, by=SYSTEM,
+                     after={"step": index + 1, "percentage": step["percentage"], "status": ramp.status})
+    return ramp
+
+
+def advance_due_ramps(now=None):
+    """Apply every due step (beat). A ramp several steps behind advances one step per call."""
+    now = now or timezone.now()
+    advanced = 0
+    due = GradualRollout.objects.filter(status=RampStatus.RUNNING, next_step_at__lte=now).values_list("pk", flat=True)
+    for pk in list(due):
+        before = GradualRollout.objects.get(pk=pk).current_step
+        if ramp_advance(ramp=GradualRollout(pk=pk), now=now).current_step != before:
+            advanced += 1
+    return advanced
+
+
+def _ramp_transition(ramp, by, reason, allowed, action):
+    ramp = GradualRollout.objects.select_for_update().select_related("state__flag", "state__environment").get(
+        pk=ramp.pk)
+    _require(by, ramp.state.environment)
+    if ramp.status not in allowed:
+        raise errors.TransitionNotAllowed(f"cannot {action} a {ramp.get_status_display().lower()} ramp")
+    return ramp
+
+
+def ramp_pause(*, ramp, by=None, reason=""):
+    """Stop a ramp where it is (the operator, or the metric guard)."""
+    with transaction.atomic():
+        ramp = _ramp_transition(ramp, by, reason, {RampStatus.RUNNING}, "pause")
+        ramp.status = RampStatus.PAUSED
+        ramp.save()
+        audit.record(action="flag.ramp.pause", obj=ramp.state, by=_actor(by), reason=reason,
+                     after={"percentage": ramp.current_percentage, "step": ramp.current_step + 1})
+    return ramp
+
+
+def ramp_resume(*, ramp, by=None, reason="", now=None):
+    """Continue a paused ramp: the next step is due one step interval from now."""
+    now = now or timezone.now()
+    with transaction.atomic():
+        ramp = _ramp_transition(ramp, by, reason, {RampStatus.PAUSED}, "resume")
+        ramp.status = RampStatus.RUNNING
+        ramp.next_step_at = now + dt.timedelta(minutes=ramp.steps[ramp.current_step + 1]["minutes"])
+        ramp.save()
+        audit.record(action="flag.ramp.resume", obj=ramp.state, by=_actor(by), reason=reason,
+                     after={"next_step_at": ramp.next_step_at.isoformat()})
+    return ramp
+
+
+def ramp_revert(*, ramp, by=None, reason=""):
+    """Stop a ramp and restore the configuration the flag had before it started."""
+    with transaction.atomic():
+        ramp = _ramp_transition(ramp, by, reason, {RampStatus.RUNNING, RampStatus.PAUSED, RampStatus.COMPLETED},
+                                "revert")
+        ramp.status, ramp.next_step_at = RampStatus.REVERTED, None
+        ramp.save()
+        audit.record(action="flag.ramp.revert", obj=ramp.state, by=_actor(by), reason=reason,
+                     after={"restored": ramp.previous_config})
+        _apply(ramp.state, ramp.previous_config, by=by, reason=reason or "gradual rollout reverted")
+    return ramp
+
+
+# --- SDK registration and metrics ----------------------------------------------------------------------
+def _parse_time(value):
+    if not isinstance(value, str):
+        return None
+    try:
+        parsed = dt.datetime.fromisoformat(value.replace("Z", "+00:00"))
+    except ValueError:
+        return None
+    return parsed if parsed.tzinfo else parsed.replace(tzinfo=dt.UTC)
+
+
+def client_register(*, environment_id, data):
+    if not isinstance(data, dict) or not isinstance(data.get("appName"), str) or not data["appName"].strip():
+        raise errors.ValidationFailed("appName is required")
+    strategies = data.get("strategies") if isinstance(data.get("strategies"), list) else []
+    interval = data.get("interval") if isinstance(data.get("interval"), int) else None
+    ClientApplication.objects.update_or_create(
+        environment_id=environment_id, app_name=data["appName"][:200],
+        instance_id=str(data.get("instanceId") or "default")[:200],
+        defaults={"sdk_version": str(data.get("sdkVersion") or "")[:100], "strategies": strategies[:100],
+                  "started": _parse_time(data.get("started")), "interval": interval, "last_seen_at": timezone.now()},
+    )
+
+
+def bucket_start(moment):
+    size = int(getattr(settings, "FLAGS_METRICS_BUCKET_SECONDS", 3600))
+    epoch = int(moment.timestamp())
+    return dt.datetime.fromtimestamp(epoch - epoch % size, tz=dt.UTC)
+
+
+def metrics_validate(data):
+    """The toggles of an Unleash metrics body {flag: (yes, no, {variant: n})}; ValidationFailed if malformed."""
+    if not isinstance(data, dict):
+        raise errors.ValidationFailed("the metrics body must be a JSON object")
+    bucket = data.get("bucket")
+    if not isinstance(bucket, dict) or not isinstance(bucket.get("toggles"), dict):
+        raise errors.ValidationFailed('metrics need "bucket": {"start", "stop", "toggles": {...}}')
+    toggles = {}
+    for name, counts in bucket["toggles"].items():
+        if not isinstance(counts, dict):
+            raise errors.ValidationFailed(f"toggles.{name} must be an object with yes and no")
+        yes, no = counts.get("yes", 0), counts.get("no", 0)
+        for label, value in (("yes", yes), ("no", no)):
+            if isinstance(value, bool) or not isinstance(value, int) or value < 0:
+                raise errors.ValidationFailed(f"toggles.{name}.{label} must be a whole number, 0 or more")
+        variants = counts.get("variants") or {}
+        if not isinstance(variants, dict) or not all(
+                isinstance(v, int) and not isinstance(v, bool) and v >= 0 for v in variants.values()):
+            raise errors.ValidationFailed(f"toggles.{name}.variants must map variant names to counts")
+        toggles[str(name)[:200]] = (yes, no, variants)
+    return _parse_time(bucket.get("stop")) or _parse_time(bucket.get("start")) or timezone.now(), toggles
+
+
+def metrics_record(*, environment_id, toggles, when=None, app_name=""):
+    """Add counts to the (environment, flag, time bucket) rows and mark the flags as seen."""
+    when = when or timezone.now()
+    start = bucket_start(min(when, timezone.now()))
+    with transaction.atomic():
+        for name, (yes, no, variants) in sorted(toggles.items()):
+            if not (yes or no or variants):
+                continue
+            row, _ = FlagMetricsBucket.objects.select_for_update().get_or_create(
+                environment_id=environment_id, flag_key=name, bucket_start=start)
+            row.yes, row.no = F("yes") + yes, F("no") + no
+            merged = dict(row.variants)
+            for variant, count in variants.items():
+                merged[variant] = merged.get(variant, 0) + count
+            row.variants = merged
+            if app_name and app_name not in row.app_names and len(row.app_names) < 50:
+                row.app_names = [*row.app_names, app_name[:100]]
+            row.save()
+        seen = [name for name, (yes, no, _) in toggles.items() if yes or no]
+        if seen:
+            FlagEnvironment.objects.filter(environment_id=environment_id, flag__key__in=seen).update(
+                last_seen_at=timezone.now())
+
+
+# --- stale flags ---------------------------------------------------------------------------------------
+def stale_flags(now=None):
+    """[(flag, reasons)] for live flags past their type's expected lifetime or not evaluated for 30 days."""
+    now = now or timezone.now()
+    unused_after = dt.timedelta(days=int(getattr(settings, "FLAGS_STALE_UNUSED_DAYS", 30)))
+    flags = FeatureFlag.objects.exclude(lifecycle=Lifecycle.ARCHIVED).annotate(last_seen=Max("states__last_seen_at"))
+    result = []
+    for flag in flags.select_related("owner"):
+        reasons = []
+        if flag.is_past_lifetime(now):
+            reasons.append(f"older than the expected lifetime of a {flag.type} flag "
+                           f"({flag.expected_lifetime.days} days)")
+        seen = flag.last_seen or flag.created_at
+        if now - seen > unused_after:
+            reasons.append(f"not evaluated for {(now - seen).days} days")
+        if reasons:
+            result.append((flag, reasons))
+    return result
+
+
+def notify_stale_flags(now=None):
+    """E-mail each owner (or operations when a flag has none) about their stale flags, once a week per flag."""
+    now = now or timezone.now()
+    by_recipient = {}
+    notified = []
+    for flag, reasons in stale_flags(now):
+        if flag.stale_notified_at and now - flag.stale_notified_at < dt.timedelta(days=7):
+            continue
+        recipients = [flag.owner.email] if flag.owner and flag.owner.email else list(
+            get_user_model().objects.filter(groups__name="operations", is_active=True).exclude(email="")
+            .values_list("email", flat=True))
+        for email in recipients:
+            by_recipient.setdefault(email, []).append(f"- {flag.key}: {'; '.join(reasons)}")
+        notified.append(flag.pk)
+    for email, lines in by_recipient.items():
+        send_mail(
+            subject=f"[{getattr(settings, 'PRODUCT_NAME', 'Portal')}] {len(lines)} stale feature flag(s)",
+            message="These flags look stale: remove them from the code and archive them.\n\n" + "\n".join(lines)
+            + f"\n\n{getattr(settings, 'PORTAL_URL', '')}/admin/flags/featureflag/stale/",
+            from_email=None, recipient_list=[email],
+        )
+    FeatureFlag.objects.filter(pk__in=notified).update(stale_notified_at=now)
+    return len(notified)
+
+
+# --- explain -------------------------------------------------------------------------------------------
+def evaluate_as(*, flag, environment, context):
+    """Evaluate one flag for a context against the environment's current configuration, with an explanation
+    of which strategy and constraint decided."""
+    doc = snapshots.build_document(environment)
+    return Snapshot.from_client_features(doc).evaluate(flag.key, context)

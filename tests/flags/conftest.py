@@ -1,0 +1,55 @@
+"""Fixtures of the flags tests: isolation of the per-process caches, flags and API keys."""
+import pytest
+from django.core.cache import cache
+from django.test import Client
+
+from flags import services, snapshots, usage, views
+
+
+@pytest.fixture(autouse=True)
+def _flags_isolation(settings):
+    """Each test starts with empty per-process snapshots, key cache and rate-limit buckets."""
+    settings.FLAGS_USAGE_FLUSH_SECONDS = 0
+    snapshots.reset()
+    views._buckets.clear()
+    usage._counts.clear()
+    cache.clear()
+    yield
+    snapshots.reset()
+    views._buckets.clear()
+    usage._counts.clear()
+
+
+@pytest.fixture
+def make_flag(envs):
+    """make_flag("key", enabled={"staging": True}, strategies={"staging": [...]}, variants={...}, **flag fields)"""
+
+    def make(key, *, enabled=None, strategies=None, variants=None, **fields):
+        flag = services.flag_create(key=key, **fields)
+        for name in set(enabled or {}) | set(strategies or {}) | set(variants or {}):
+            state = services.state_for(flag, envs[name])
+            changes = {}
+            if name in (enabled or {}):
+                changes["enabled"] = enabled[name]
+            if name in (strategies or {}):
+                changes["strategies"] = strategies[name]
+            if name in (variants or {}):
+                changes["variants"] = variants[name]
+            services.flag_state_update(state=state, **changes)
+        return flag
+
+    return make
+
+
+@pytest.fixture
+def make_key(envs):
+    def make(env="staging", kind="client", **kwargs):
+        _key, raw = services.api_key_create(environment=envs[env], kind=kind, **kwargs)
+        return raw
+
+    return make
+
+
+@pytest.fixture
+def http():
+    return Client()

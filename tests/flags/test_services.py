@@ -1,0 +1,278 @@
+"""Flag services: validation, rollouts, ramps, approvals, copy, import/export, keys, stale flags."""
+import datetime as dt
+import io
+import json
+
+import pytest
+from django.core import mail
+from django.core.management import call_command
+from django.core.management.base import CommandError
+from django.utils import timezone
+
+from flags import services, snapshots, transfer
+from flags.models import ApiKey, ChangeStatus, FeatureFlag, FlagEnvironment, GradualRollout, RampStatus
+from flags.tasks import advance_ramps
+from pmrelease import errors
+from pmrelease.models import AuditEvent
+
+pytestmark = pytest.mark.django_db
+
+
+def _state(key, env):
+    return FlagEnvironment.objects.select_related("flag", "environment").get(flag__key=key, environment__name=env)
+
+
+@pytest.mark.parametrize("strategies, message", [
+    ([{"name": "flexibleRollout", "parameters": {"rollout": "150"}}], "rollout '150' must be between 0 and 100"),
+    ([{"name": "nope"}], "unknown strategy 'nope'"),
+    ([{"name": "default", "constraints": [{"contextName": "plan", "operator": "LIKE", "values": ["x"]}]}],
+     "unknown operator 'LIKE'"),
+    ([{"name": "default", "constraints": [{"contextName": "v", "operator": "SEMVER_GT", "value": "v1.2"}]}],
+     "not a valid semantic version"),
+    ([{"name": "default", "constraints": [{"contextName": "ip", "operator": "IN_CIDR", "values": ["10.0.0.0/99"]}]}],
+     "not a valid IP address or CIDR range"),
+    ([{"name": "default", "segments": [99999]}], "segment 99999 does not exist"),
+])
+def test_flag_state_update__invalid_strategy_or_constraint__refused_with_message(make_flag, envs, strategies, message):
+    flag = make_flag("checkout")
+    state = services.state_for(flag, envs["staging"])
+    with pytest.raises(errors.ValidationFailed) as refused:
+        services.flag_state_update(state=state, strategies=strategies)
+    assert message in str(refused.value.message)
+    assert _state("checkout", "staging").strategies == []
+
+
+def test_flag_state_update__invalid_variants__refused_with_message(make_flag, envs):
+    state = services.state_for(make_flag("theme"), envs["staging"])
+    with pytest.raises(errors.ValidationFailed, match="payload is not valid JSON"):
+        services.flag_state_update(state=state, variants=[
+            {"name": "a", "weightType": "variable", "payload": {"type": "json", "value": "{oops"}}])
+
+
+def test_flag_create__bad_key_or_duplicate__refused(make_flag):
+    with pytest.raises(errors.ValidationFailed):
+        services.flag_create(key="no spaces please")
+    make_flag("dup")
+    with pytest.raises(errors.ValidationFailed, match="already exists"):
+        services.flag_create(key="dup")
+
+
+def test_flag_create__developer__off_in_every_environment_and_audited(users, envs):
+    flag = services.flag_create(key="search-v2", by=users["dev"])
+    assert FlagEnvironment.objects.filter(flag=flag, enabled=False).count() == len(envs)
+    assert AuditEvent.objects.filter(action="flag.create", actor_username="dev").exists()
+
+
+def test_flag_state_update__developer_on_staging__permission_denied(make_flag, users, envs):
+    state = services.state_for(make_flag("x"), envs["staging"])
+    with pytest.raises(errors.PermissionDenied, match="full"):
+        services.flag_toggle(state=state, enabled=True, by=users["dev"])
+    services.flag_toggle(state=services.state_for(state.flag, envs["development"]), enabled=True, by=users["dev"])
+
+
+# --- flag_set_rollout (the deployment engine's interface) ---------------------------------------------------
+def test_flag_set_rollout__system__percentage_set_enabled_and_audited_as_system(make_flag, envs):
+    make_flag("new-checkout")
+    state = services.flag_set_rollout(environment=envs["production"], key="new-checkout", percentage=25)
+    assert isinstance(state, FlagEnvironment) and state.enabled
+    assert state.strategies[0]["name"] == "flexibleRollout" and state.strategies[0]["parameters"]["rollout"] == "25"
+    event = AuditEvent.objects.filter(action="flag.rollout.set").latest("id")
+    assert event.actor_username == "system" and event.object_id == str(state.pk)
+    state = services.flag_set_rollout(environment="production", key="new-checkout", percentage=60, reason="deploy 7")
+    assert len(state.strategies) == 1 and state.strategies[0]["parameters"]["rollout"] == "60"
+    assert snapshots.get(envs["production"].pk).snapshot.feature("new-checkout").enabled
+
+
+def test_flag_set_rollout__zero__keeps_enabled_state_and_rolls_to_zero(make_flag, envs):
+    make_flag("f", enabled={"staging": True})
+    state = services.flag_set_rollout(environment=envs["staging"], key="f", percentage=0)
+    assert state.strategies[0]["parameters"]["rollout"] == "0"
+    assert not snapshots.get(envs["staging"].pk).snapshot.is_enabled("f", {"userId": "1"})
+
+
+def test_flag_set_rollout__keeps_constraints_of_the_existing_rollout_strategy(make_flag, envs):
+    constraint = {"contextName": "plan", "operator": "IN", "values": ["pro"]}
+    make_flag("f", strategies={"staging": [{"name": "flexibleRollout", "parameters": {"rollout": "5"},
+                                            "constraints": [constraint]}]})
+    state = services.flag_set_rollout(environment=envs["staging"], key="f", percentage=50)
+    assert state.strategies[0]["constraints"] == [constraint]
+
+
+@pytest.mark.parametrize("key, env, percentage", [("missing", "staging", 10), ("f", "nowhere", 10), ("f", "staging", 101),
+                                                   ("f", "staging", -1), ("f", "staging", "50"), ("f", "staging", 2.5)])
+def test_flag_set_rollout__unknown_flag_env_or_bad_percentage__validation_failed(make_flag, key, env, percentage):
+    make_flag("f")
+    with pytest.raises(errors.ValidationFailed):
+        services.flag_set_rollout(environment=env, key=key, percentage=percentage)
+
+
+# --- gradual ramps -------------------------------------------------------------------------------------------
+def test_ramp__steps_on_schedule__applied_by_the_beat_task_when_due(make_flag, envs, monkeypatch):
+    make_flag("search")
+    state = _state("search", "staging")
+    start = timezone.now()
+    ramp = services.ramp_start(state=state, steps="10, 50@60, 100@120", now=start)
+    assert ramp.current_percentage == 10 and _state("search", "staging").enabled
+
+    def at(moment):
+        monkeypatch.setattr(timezone, "now", lambda: moment)
+        advance_ramps()
+        return GradualRollout.objects.get(pk=ramp.pk)
+
+    assert at(start + dt.timedelta(minutes=59)).current_percentage == 10  # not due yet
+    assert at(start + dt.timedelta(minutes=60)).current_percentage == 50
+    assert at(start + dt.timedelta(minutes=61)).current_percentage == 50  # redelivered: nothing more
+    done = at(start + dt.timedelta(minutes=180))
+    assert done.current_percentage == 100 and done.status == RampStatus.COMPLETED
+    assert _state("search", "staging").strategies[0]["parameters"]["rollout"] == "100"
+    steps = AuditEvent.objects.filter(action="flag.ramp.step").values_list("actor_username", flat=True)
+    assert list(steps) == ["system"] * 3
+
+
+def test_ramp__pause_resume_revert__audited_and_stop_the_schedule(make_flag, envs, users, monkeypatch):
+    make_flag("search", enabled={"staging": True})
+    start = timezone.now()
+    ramp = services.ramp_start(state=_state("search", "staging"), steps="20, 60@10", now=start, by=users["ops"])
+    services.ramp_pause(ramp=ramp, by=users["ops"], reason="error rate up")
+    monkeypatch.setattr(timezone, "now", lambda: start + dt.timedelta(minutes=30))
+    advance_ramps()
+    assert GradualRollout.objects.get(pk=ramp.pk).current_percentage == 20
+    with pytest.raises(errors.TransitionNotAllowed):
+        services.ramp_pause(ramp=ramp, by=users["ops"])
+    ramp = services.ramp_resume(ramp=ramp, by=users["ops"], now=start + dt.timedelta(minutes=30))
+    assert ramp.next_step_at == start + dt.timedelta(minutes=40)
+    services.ramp_revert(ramp=ramp, by=users["ops"], reason="rollback")
+    state = _state("search", "staging")
+    assert state.enabled and state.strategies == [] and state.rollout == "immediate"
+    actions = set(AuditEvent.objects.filter(action__startswith="flag.ramp").values_list("action", flat=True))
+    assert {"flag.ramp.start", "flag.ramp.pause", "flag.ramp.resume", "flag.ramp.revert"} <= actions
+
+
+@pytest.mark.parametrize("steps", ["", "50, 10@5", "10@-1", "abc", "120"])
+def test_ramp_start__bad_steps__refused_with_message(make_flag, envs, steps):
+    make_flag("s")
+    with pytest.raises(errors.ValidationFailed):
+        services.ramp_start(state=_state("s", "staging"), steps=steps)
+
+
+# --- approvals, copy ---------------------------------------------------------------------------------------------
+def test_production_change__needs_second_person__proposed_then_approved(make_flag, envs, users):
+    make_flag("pay")
+    state = _state("pay", "production")
+    with pytest.raises(services.ApprovalRequired):
+        services.flag_toggle(state=state, enabled=True, by=users["ops"])
+    change = services.change_request_create(state=state, enabled=True, by=users["ops"], reason="launch")
+    assert not _state("pay", "production").enabled
+    with pytest.raises(errors.PermissionDenied, match="second person"):
+        services.change_request_approve(change=change, by=users["ops"])
+    other_ops = users["admin"]
+    change = services.change_request_approve(change=change, by=other_ops)
+    assert change.status == ChangeStatus.APPLIED and _state("pay", "production").enabled
+
+
+def test_flag_copy_config__staging_to_production__diff_then_copy(make_flag, envs, users):
+    strategies = [{"name": "flexibleRollout", "parameters": {"rollout": "30", "stickiness": "default", "groupId": "c"},
+                   "constraints": []}]
+    make_flag("c", enabled={"staging": True}, strategies={"staging": strategies})
+    source, target = _state("c", "staging"), _state("c", "production")
+    diff = services.config_diff(source, target)
+    assert [d[0] for d in diff] == ["enabled", "strategies"]
+    services.ApprovalPolicy.objects.create(environment=envs["production"], require_approval=False)
+    services.flag_copy_config(source=source, target=target, by=users["ops"])
+    assert _state("c", "production").strategies == strategies and _state("c", "production").enabled
+    assert services.config_diff(source, _state("c", "production")) == []
+
+
+def test_evaluate_as__explains_which_strategy_and_constraint_decided(make_flag, envs):
+    make_flag("e", enabled={"staging": True}, strategies={"staging": [
+        {"name": "default", "constraints": [{"contextName": "plan", "operator": "IN", "values": ["pro"]}]}]})
+    flag = FeatureFlag.objects.get(key="e")
+    yes = services.evaluate_as(flag=flag, environment=envs["staging"], context={"properties": {"plan": "pro"}})
+    no = services.evaluate_as(flag=flag, environment=envs["staging"], context={"properties": {"plan": "free"}})
+    assert yes.enabled and yes.strategy_name == "default"
+    assert not no.enabled and "plan" in no.explanation
+
+
+# --- API keys ----------------------------------------------------------------------------------------------------
+def test_create_api_key__command__prints_key_once_and_stores_only_its_hash(envs):
+    out, err = io.StringIO(), io.StringIO()
+    call_command("create_api_key", "--environment", "staging", "--kind", "frontend", stdout=out, stderr=err)
+    raw = out.getvalue().strip()
+    key = ApiKey.objects.get()
+    assert key.key_hash == ApiKey.hash(raw) and raw not in json.dumps(list(ApiKey.objects.values()), default=str)
+    assert snapshots.lookup_key(raw).environment_name == "staging"
+    assert not AuditEvent.objects.filter(after__icontains=raw[-20:]).exists()
+    with pytest.raises(CommandError, match="no environment"):
+        call_command("create_api_key", "--environment", "mars", "--kind", "client", stdout=out)
+
+
+# --- import / export ---------------------------------------------------------------------------------------------
+UNLEASH_DOC = {
+    "version": 2,
+    "segments": [{"id": 7, "name": "eu-users", "constraints": [
+        {"contextName": "region", "operator": "STR_STARTS_WITH", "values": ["eu-"]}]}],
+    "features": [
+        {"name": "parent", "type": "release", "enabled": True, "strategies": [{"name": "default"}]},
+        {"name": "child", "type": "experiment", "enabled": True, "description": "depends on parent",
+         "dependencies": [{"feature": "parent", "enabled": True}],
+         "strategies": [{"name": "flexibleRollout", "parameters": {"rollout": "50", "stickiness": "default",
+                                                                   "groupId": "child"}, "segments": [7]}],
+         "variants": [{"name": "a", "weight": 500, "weightType": "variable", "stickiness": "default"},
+                      {"name": "b", "weight": 500, "weightType": "variable", "stickiness": "default",
+                       "payload": {"type": "number", "value": "3"}}]},
+    ],
+}
+
+
+def test_import_flags__unleash_document__engine_results_identical_and_export_round_trips(envs, tmp_path):
+    path = tmp_path / "flags.json"
+    path.write_text(json.dumps(UNLEASH_DOC))
+    out = io.StringIO()
+    call_command("import_flags", "--environment", "staging", "--format", "unleash", str(path), stdout=out)
+    assert "2 flag(s) created" in out.getvalue()
+    from flags.engine import Snapshot
+
+    theirs = Snapshot.from_client_features(UNLEASH_DOC)
+    ours = snapshots.get(envs["staging"].pk).snapshot
+    for user in range(200):
+        ctx = {"userId": str(user), "properties": {"region": "eu-west" if user % 2 else "us-east"}}
+        for name in ("parent", "child"):
+            assert ours.get_variant(name, ctx) == theirs.get_variant(name, ctx)
+    exported = io.StringIO()
+    call_command("export_flags", "--environment", "staging", stdout=exported)
+    again = Snapshot.from_client_features(json.loads(exported.getvalue()))
+    assert again.get_variant("child", {"userId": "3", "properties": {"region": "eu-1"}}) == theirs.get_variant(
+        "child", {"userId": "3", "properties": {"region": "eu-1"}})
+    counts = transfer.import_document(environment=envs["staging"], doc=json.loads(exported.getvalue()))
+    assert counts["created"] == 0 and counts["updated"] == 2
+
+
+def test_import_flags__invalid_strategy__nothing_imported_and_every_problem_listed(envs, tmp_path):
+    doc = json.loads(json.dumps(UNLEASH_DOC))
+    doc["features"][0]["strategies"] = [{"name": "flexibleRollout", "parameters": {"rollout": "abc"}}]
+    doc["features"][1]["type"] = "weird"
+    path = tmp_path / "bad.json"
+    path.write_text(json.dumps(doc))
+    with pytest.raises(CommandError) as failed:
+        call_command("import_flags", "--environment", "staging", str(path))
+    assert "rollout 'abc' is not a number" in str(failed.value) and "type 'weird'" in str(failed.value)
+    assert not FeatureFlag.objects.exists()
+
+
+# --- stale flags ---------------------------------------------------------------------------------------------
+def test_stale_flags__past_lifetime_or_unused__listed_and_owner_notified_once(make_flag, users, envs):
+    old = timezone.now() - dt.timedelta(days=45)
+    make_flag("old-release", owner=users["dev"])
+    FeatureFlag.objects.filter(key="old-release").update(created_at=old)
+    make_flag("kill", type="kill-switch")
+    FeatureFlag.objects.filter(key="kill").update(created_at=old)
+    FlagEnvironment.objects.filter(flag__key="kill", environment=envs["production"]).update(
+        last_seen_at=timezone.now())
+    make_flag("fresh")
+    stale = {flag.key: reasons for flag, reasons in services.stale_flags()}
+    assert set(stale) == {"old-release"}
+    assert any("expected lifetime" in r for r in stale["old-release"])
+    assert any("not evaluated" in r for r in stale["old-release"])
+    assert services.notify_stale_flags() == 1
+    assert mail.outbox[-1].to == ["dev@example.com"] and "old-release" in mail.outbox[-1].body
+    assert services.notify_stale_flags() == 0
