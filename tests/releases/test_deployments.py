@@ -401,3 +401,21 @@ def test_deployment_create__planned_release__409(users, envs, sim_targets):
 def test_deployment_create__no_target__400(users, envs, approved_release):
     with pytest.raises(errors.ValidationFailed, match="no deployment target"):
         deploy(approved_release(), envs["development"], users)
+
+
+def test_feature_flag_strategy__real_flag__ramped_to_100_and_audited(users, envs, sim_targets, approved_release):
+    from flags import services as flag_services
+    from flags.models import FlagEnvironment
+
+    flag = flag_services.flag_create(key="new-editor")
+    flag_services.state_for(flag, envs["development"])
+    dep = run(deploy(approved_release(), envs["development"], users, strategy="feature-flag",
+                     parameters={"flag": "new-editor", "steps": [25, 100], "pause": 0}))
+    assert dep.status == "succeeded", dep.failure_reason
+    state_ = FlagEnvironment.objects.get(flag=flag, environment=envs["development"])
+    config = state_.config()
+    assert config["enabled"] is True
+    assert any(s["name"] == "flexibleRollout" and s["parameters"]["rollout"] in ("100", 100)
+               for s in config["strategies"])
+    reasons = list(AuditEvent.objects.filter(action="flag.rollout.set").values_list("reason", flat=True))
+    assert len(reasons) == 2 and all(f"deployment #{dep.pk}" in r for r in reasons)
