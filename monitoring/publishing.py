@@ -1,0 +1,288 @@
+"""Publishing the public status page as static files.
+
+Everything public (the page, history pages, a page per incident and maintenance, the Atom feed, every
+Statuspage v2 JSON document and the CSS/JS) is rendered here and written into the publish directory,
+laid out by URL: ``<publish dir>/status/index.html`` is ``/status/``, ``<publish dir>/status/api/v2/summary.json``
+is ``/status/api/v2/summary.json``. nginx, a CDN or an object store can serve that tree as is; in the
+embedded default Django serves it (``views.published``), so the page keeps answering with the database,
+web workers and Celery all stopped.
+
+Each file is written to a temporary file in its own directory and moved into place with ``os.replace``
+(atomic on POSIX): a reader sees the old file or the new one, never half of one. Files whose bytes did not
+change are left alone (their mtime, and so HTTP validators, stay stable).
+"""
+import datetime as dt
+import gzip
+import hashlib
+import json
+import os
+import tempfile
+import zoneinfo
+from pathlib import Path
+
+from django.conf import settings
+from django.contrib.staticfiles import finders
+from django.template.loader import render_to_string
+from feedgen.feed import FeedGenerator
+
+from . import selectors, statuspage, uptime
+from . import status as st
+
+HISTORY_DAYS_PER_PAGE = 14
+COMPRESSIBLE = (".html", ".json", ".atom", ".css", ".js")
+INDEX_HISTORY_DAYS = 7
+ASSETS = ("status/status.css", "status/status.js")
+
+
+def publish_dir():
+    return Path(getattr(settings, "STATUS_PUBLISH_DIR", Path(settings.VAR_DIR) / "status-site"))
+
+
+def site_root():
+    """The directory that holds what is served under /status/."""
+    return publish_dir() / "status"
+
+
+def write_atomic(path, data):
+    """Write bytes to ``path`` atomically; returns False when the file already held exactly these bytes."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    try:
+        if path.stat().st_size == len(data) and path.read_bytes() == data:
+            return False
+    except FileNotFoundError:
+        pass
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "wb") as handle:
+            handle.write(data)
+            handle.flush()
+            os.fsync(handle.fileno())
+        os.chmod(tmp, 0o644)
+        os.replace(tmp, path)
+    except BaseException:
+        with _suppress():
+            os.unlink(tmp)
+        raise
+    return True
+
+
+class _suppress:
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        return exc[0] is not None and issubclass(exc[0], OSError)
+
+
+# --- view model -----------------------------------------------------------------------------------------------
+def _tz():
+    try:
+        return zoneinfo.ZoneInfo(getattr(settings, "TIME_ZONE", "UTC") or "UTC")
+    except zoneinfo.ZoneInfoNotFoundError:
+        return dt.UTC
+
+
+def _incident_spans(snapshot, component):
+    spans = []
+    for incident in snapshot.incidents:
+        if any(c.pk == component.pk for c in incident.affected_list):
+            spans.append((incident.started_at, incident.resolved_at, incident.name))
+    for maintenance in snapshot.maintenances:
+        if maintenance.started_at and any(c.pk == component.pk for c in maintenance.affected_list):
+            spans.append((maintenance.started_at, maintenance.completed_at, f"Maintenance: {maintenance.name}"))
+    return spans
+
+
+def component_rows(snapshot, days=selectors.HISTORY_DAYS):
+    tz = _tz()
+    today = snapshot.now.astimezone(tz).date()
+    rows = []
+    for component in snapshot.components:
+        intervals = snapshot.intervals.get(component.pk, [])
+        bar = uptime.days(intervals, today=today, count=days, tz=tz, now=snapshot.now,
+                          incidents=_incident_spans(snapshot, component))
+        windows = uptime.window_uptimes(intervals, now=snapshot.now)
+        rows.append({
+            "component": component,
+            "label": st.COMPONENT_STATUS_LABELS[component.status],
+            "bar": [{"date": d.date, "status": d.status or "nodata", "uptime": uptime.format_percent(d.uptime),
+                     "incidents": d.incidents,
+                     "label": st.COMPONENT_STATUS_LABELS.get(d.status, "No data")} for d in bar],
+            "windows": [(name, uptime.format_percent(value)) for name, value in windows.items()],
+            "uptime_90d": uptime.format_percent(windows["90d"]),
+            "hidden": component.only_show_if_degraded and component.status == st.OPERATIONAL,
+        })
+    return rows
+
+
+def grouped(snapshot, rows):
+    by_group = {}
+    for row in rows:
+        by_group.setdefault(row["component"].group_id, []).append(row)
+    result = []
+    for group in snapshot.groups:
+        members = [r for r in by_group.get(group.pk, []) if not r["hidden"]]
+        if members:
+            worst = st.worst([r["component"].status for r in members])
+            result.append({"group": group, "rows": members, "status": worst,
+                           "label": st.COMPONENT_STATUS_LABELS[worst]})
+    loose = [r for r in by_group.get(None, []) if not r["hidden"]]
+    if loose:
+        worst = st.worst([r["component"].status for r in loose])
+        result.append({"group": None, "rows": loose, "status": worst, "label": st.COMPONENT_STATUS_LABELS[worst]})
+    return result
+
+
+def history_days(snapshot, *, first, count):
+    """Days ``first`` … ``first + count - 1`` back from today (newest first) with the incidents and completed
+    maintenance that started that day."""
+    tz = _tz()
+    today = snapshot.now.astimezone(tz).date()
+    result = []
+    for offset in range(first, first + count):
+        date = today - dt.timedelta(days=offset)
+        items = [("incident", i) for i in snapshot.incidents if i.started_at.astimezone(tz).date() == date]
+        items += [("maintenance", m) for m in snapshot.maintenances
+                  if m.status == "completed" and m.scheduled_for.astimezone(tz).date() == date]
+        result.append({"date": date, "items": items})
+    return result
+
+
+def history_page_count(snapshot):
+    tz = _tz()
+    today = snapshot.now.astimezone(tz).date()
+    starts = [i.started_at for i in snapshot.incidents] + [m.scheduled_for for m in snapshot.maintenances
+                                                            if m.status == "completed"]
+    if not starts:
+        return 1
+    oldest = min(starts).astimezone(tz).date()
+    span = max((today - oldest).days + 1, 1)
+    return max(1, -(-span // HISTORY_DAYS_PER_PAGE))
+
+
+def asset_versions():
+    versions = {}
+    for name in ASSETS:
+        found = finders.find(name)
+        versions[name.split("/")[-1].replace(".", "_")] = (
+            hashlib.sha256(Path(found).read_bytes()).hexdigest()[:10] if found else "0")
+    return versions
+
+
+def base_context(snapshot):
+    indicator, description = snapshot.indicator()
+    return {
+        "product": getattr(settings, "STATUS_PAGE_NAME", settings.PRODUCT_NAME),
+        "indicator": indicator,
+        "description": description,
+        "now": snapshot.now,
+        "generated_at": statuspage.ts(snapshot.now),
+        "assets": asset_versions(),
+        "portal_url": settings.PORTAL_URL,
+    }
+
+
+# --- rendering ------------------------------------------------------------------------------------------------
+def render_feed(snapshot):
+    feed = FeedGenerator()
+    base = statuspage.public_url()
+    feed.id(base + "/")
+    feed.title(f"{getattr(settings, 'STATUS_PAGE_NAME', settings.PRODUCT_NAME)} status — incident history")
+    feed.author({"name": settings.PRODUCT_NAME})
+    feed.link(href=base + "/", rel="alternate")
+    feed.link(href=base + "/feed.atom", rel="self")
+    feed.language("en")
+    feed.updated(snapshot.updated_at())
+    entries = [(i, "incidents") for i in snapshot.incidents[:statuspage.RECENT]]
+    entries += [(m, "maintenances") for m in snapshot.maintenances[:statuspage.RECENT]]
+    entries.sort(key=lambda item: item[0].updated_at)
+    for obj, kind in entries:
+        link = statuspage.public_url(f"{kind}/{obj.pk}/")
+        entry = feed.add_entry()
+        entry.id(link)
+        label = obj.get_status_display()
+        entry.title(f"{'Maintenance: ' if kind == 'maintenances' else ''}{obj.name} ({label})")
+        entry.link(href=link, rel="alternate")
+        entry.updated(obj.updated_at)
+        entry.published(obj.created_at)
+        html = render_to_string("status/_feed_entry.html", {"obj": obj, "kind": kind})
+        entry.content(html, type="html")
+    return feed.atom_str(pretty=True)
+
+
+def render_site(snapshot):
+    """{relative path under /status/: bytes} for every published file."""
+    files = {}
+    rows = component_rows(snapshot)
+    ctx = base_context(snapshot)
+    groups = grouped(snapshot, rows)
+    pages = history_page_count(snapshot)
+    files["index.html"] = render_to_string("status/index.html", {
+        **ctx, "groups": groups, "unresolved": snapshot.unresolved, "active": snapshot.active_maintenances,
+        "upcoming": snapshot.upcoming,
+        "history": history_days(snapshot, first=0, count=INDEX_HISTORY_DAYS),
+        "components": [r["component"] for r in rows],
+    }).encode()
+    for number in range(1, pages + 1):
+        html = render_to_string("status/history.html", {
+            **ctx, "days": history_days(snapshot, first=(number - 1) * HISTORY_DAYS_PER_PAGE,
+                                        count=HISTORY_DAYS_PER_PAGE),
+            "page_number": number, "pages": pages,
+            "previous": number - 1 if number > 1 else None, "next": number + 1 if number < pages else None,
+        }).encode()
+        files["history/index.html" if number == 1 else f"history/{number}/index.html"] = html
+    for incident in snapshot.incidents:
+        files[f"incidents/{incident.pk}/index.html"] = render_to_string(
+            "status/incident.html", {**ctx, "obj": incident, "kind": "incident"}).encode()
+    for maintenance in snapshot.maintenances:
+        files[f"maintenances/{maintenance.pk}/index.html"] = render_to_string(
+            "status/incident.html", {**ctx, "obj": maintenance, "kind": "maintenance"}).encode()
+    files["feed.atom"] = render_feed(snapshot)
+    for name, document in statuspage.documents(snapshot).items():
+        files[f"api/v2/{name}"] = json.dumps(document, separators=(",", ":"), ensure_ascii=False).encode()
+    for name in ASSETS:
+        found = finders.find(name)
+        if found:
+            files[f"assets/{name.split('/')[-1]}"] = Path(found).read_bytes()
+    return files
+
+
+def with_gzip(files):
+    """Add a precompressed ``.gz`` sibling for every text file (nginx ``gzip_static``; Django's view too)."""
+    result = {}
+    for rel, data in files.items():
+        if rel.endswith(COMPRESSIBLE):
+            result[rel + ".gz"] = gzip.compress(data, compresslevel=9, mtime=0)
+        result[rel] = data
+    return result
+
+
+def publish_site(now=None):
+    """Render everything and write it into the publish directory. Returns the number of files changed."""
+    snapshot = selectors.snapshot(now)
+    files = with_gzip(render_site(snapshot))
+    root = site_root()
+    changed = 0
+    # Pages before the index and the JSON documents that link to them; each .gz before its plain file.
+    order = sorted(files, key=lambda p: (p.removesuffix(".gz") == "index.html" or p.startswith("api/"),
+                                         p.removesuffix(".gz"), not p.endswith(".gz")))
+    for rel in order:
+        changed += write_atomic(root / rel, files[rel])
+    _prune(root, files)
+    return changed
+
+
+def _prune(root, files):
+    """Remove pages of incidents, maintenances and history pages that no longer exist (deleted drafts…)."""
+    keep = {root / rel for rel in files}
+    for sub in ("incidents", "maintenances", "history"):
+        base = root / sub
+        if not base.is_dir():
+            continue
+        for path in [*base.rglob("index.html"), *base.rglob("index.html.gz")]:
+            if path not in keep:
+                with _suppress():
+                    path.unlink()
+                with _suppress():
+                    path.parent.rmdir()

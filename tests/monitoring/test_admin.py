@@ -1,0 +1,75 @@
+"""Operator admin: create and drive incidents and maintenance, publish drafts, audit history pages."""
+import datetime as dt
+
+import pytest
+from django.urls import reverse
+from django.utils import timezone
+
+from monitoring import services
+from monitoring import status as st
+from monitoring.models import Component, Incident, Maintenance
+
+pytestmark = pytest.mark.django_db
+
+
+@pytest.fixture
+def ops_client(client, ops):
+    client.force_login(ops)
+    return client
+
+
+def test_admin_changelists__operator__every_page_renders(ops_client, full_page):
+    for model in ("component", "componentgroup", "incident", "maintenance", "incidentpolicy", "subscriber",
+                  "delivery"):
+        assert ops_client.get(reverse(f"admin:monitoring_{model}_changelist")).status_code == 200, model
+    assert ops_client.get(reverse("admin:monitoring_incident_add")).status_code == 200
+    incident = full_page["open"]
+    page = ops_client.get(reverse("admin:monitoring_incident_change", args=[incident.pk]))
+    assert page.status_code == 200 and b"Resolve" in page.content
+    assert ops_client.get(reverse("admin:monitoring_incident_history", args=[incident.pk])).status_code == 200
+
+
+def test_admin_changelist__developer__no_access(client, users, components):
+    client.force_login(users["dev"])
+    assert client.get(reverse("admin:monitoring_incident_changelist")).status_code == 403
+
+
+def test_admin_incident_add__draft__then_publish_and_resolve_through_action_forms(ops_client, components):
+    response = ops_client.post(reverse("admin:monitoring_incident_add"), {
+        "name": "Admin incident", "impact": "major", "started_at_0": timezone.now().strftime("%Y-%m-%d"),
+        "started_at_1": timezone.now().strftime("%H:%M:%S"), "body": "Looking.",
+        "affected_components": [components["REST API"].pk], "component_status": st.MAJOR})
+    assert response.status_code == 302, response.content[:2000]
+    incident = Incident.objects.get(name="Admin incident")
+    assert not incident.is_published
+    act = reverse("admin:monitoring_incident_act", args=[incident.pk, "publish"])
+    assert ops_client.get(act).status_code == 200
+    assert ops_client.post(act).status_code == 302
+    assert Component.objects.get(pk=components["REST API"].pk).status == st.MAJOR
+    act = reverse("admin:monitoring_incident_act", args=[incident.pk, "resolve"])
+    ops_client.post(act, {"body": "Fixed."})
+    incident.refresh_from_db()
+    assert incident.status == "resolved"
+    assert Component.objects.get(pk=components["REST API"].pk).status == st.OPERATIONAL
+    response = ops_client.post(reverse("admin:monitoring_incident_act", args=[incident.pk, "identify"]),
+                               {"body": "late"}, follow=True)
+    assert b"not allowed" in response.content
+
+
+def test_admin_maintenance__start_button__in_progress(ops_client, components, ops):
+    now = timezone.now()
+    m = services.maintenance_create(data={"name": "M", "body": "b", "scheduled_for": now + dt.timedelta(hours=1),
+                                          "scheduled_until": now + dt.timedelta(hours=2),
+                                          "components": [components["Database"]]}, by=ops)
+    ops_client.post(reverse("admin:monitoring_maintenance_act", args=[m.pk, "start"]), {"body": ""})
+    assert Maintenance.objects.get(pk=m.pk).status == "in_progress"
+
+
+def test_admin_component__status_changed_in_form__history_recorded(ops_client, components):
+    api = components["REST API"]
+    response = ops_client.post(reverse("admin:monitoring_component_change", args=[api.pk]), {
+        "name": "REST API", "description": "", "group": api.group_id, "position": 2, "set_status": st.DEGRADED,
+        "status_reason": "slow", "showcase": "on", "start_date": ""})
+    assert response.status_code == 302, response.content[:3000]
+    assert Component.objects.get(pk=api.pk).status == st.DEGRADED
+    assert api.status_changes.filter(new_status=st.DEGRADED).exists()

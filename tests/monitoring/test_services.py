@@ -1,0 +1,236 @@
+"""Incidents, maintenance, components and the deployment engine's entry point, through the services."""
+import datetime as dt
+
+import pytest
+from django.utils import timezone
+
+from monitoring import services
+from monitoring import status as st
+from monitoring.models import Component, ComponentStatusChange, Incident, IncidentPolicy, Maintenance
+from pmrelease import errors
+from pmrelease.models import AuditEvent
+
+pytestmark = pytest.mark.django_db
+
+
+def _status(component):
+    return Component.objects.get(pk=component.pk).status
+
+
+def _open(ops, components, **kw):
+    return services.incident_create(name="API errors", body="Investigating errors.", by=ops, impact="major",
+                                    components={components["REST API"]: st.PARTIAL}, **kw)
+
+
+def test_incident_create__published__components_move_first_update_records_changes(ops, components):
+    incident = _open(ops, components)
+    assert incident.status == "investigating" and incident.is_published
+    assert _status(components["REST API"]) == st.PARTIAL
+    update = incident.updates.get()
+    assert update.status == "investigating" and update.body == "Investigating errors."
+    assert update.affected_components == [{"code": str(components["REST API"].pk), "name": "REST API",
+                                           "old_status": st.OPERATIONAL, "new_status": st.PARTIAL}]
+    assert ComponentStatusChange.objects.filter(component=components["REST API"], new_status=st.PARTIAL,
+                                                incident=incident).exists()
+    assert AuditEvent.objects.filter(action="incident.create", object_id=str(incident.pk)).exists()
+
+
+def test_incident_lifecycle__each_transition__adds_update_with_time_and_component_changes(ops, components):
+    incident = _open(ops, components)
+    services.incident_transition(incident=incident, name="identify", by=ops, body="Bad deploy found.",
+                                 component_statuses={components["REST API"].pk: st.MAJOR})
+    assert incident.status == "identified" and incident.identified_at is not None
+    assert _status(components["REST API"]) == st.MAJOR
+    services.incident_transition(incident=incident, name="monitor", by=ops, body="Rolled back; watching.",
+                                 component_statuses={components["REST API"].pk: st.DEGRADED})
+    assert incident.status == "monitoring" and incident.monitoring_at is not None
+    services.incident_transition(incident=incident, name="resolve", by=ops, body="All good.")
+    assert incident.status == "resolved" and incident.resolved_at is not None
+    assert _status(components["REST API"]) == st.OPERATIONAL
+    services.incident_transition(incident=incident, name="publish_postmortem", by=ops, body="Root cause: …")
+    assert incident.status == "postmortem" and incident.postmortem == "Root cause: …"
+    updates = list(incident.updates.order_by("created_at", "id"))
+    assert [u.status for u in updates] == ["investigating", "identified", "monitoring", "resolved", "postmortem"]
+    assert [u.affected_components[0]["new_status"] if u.affected_components else None for u in updates] == [
+        st.PARTIAL, st.MAJOR, st.DEGRADED, st.OPERATIONAL, None]
+    assert all(u.created_at for u in updates)
+    actions = set(AuditEvent.objects.filter(object_id=str(incident.pk), object_type="monitoring.incident")
+                  .values_list("action", flat=True))
+    assert {"incident.identify", "incident.monitor", "incident.resolve", "incident.publish_postmortem"} <= actions
+
+
+ALLOWED = {"investigating": {"identify", "monitor", "resolve"}, "identified": {"monitor", "resolve"},
+           "monitoring": {"resolve"}, "resolved": {"publish_postmortem"}, "postmortem": set()}
+PATH = {"investigating": [], "identified": ["identify"], "monitoring": ["monitor"], "resolved": ["resolve"],
+        "postmortem": ["resolve", "publish_postmortem"]}
+
+
+@pytest.mark.parametrize("state", list(ALLOWED))
+@pytest.mark.parametrize("name", list(services.INCIDENT_TRANSITIONS))
+def test_incident_transition__every_state_and_transition__allowed_or_409(state, name, ops, components):
+    incident = _open(ops, components)
+    for step in PATH[state]:
+        services.incident_transition(incident=incident, name=step, by=ops, body=step)
+    if name in ALLOWED[state]:
+        services.incident_transition(incident=incident, name=name, by=ops, body="go")
+        assert incident.status == services.INCIDENT_TRANSITIONS[name]
+    else:
+        with pytest.raises(errors.TransitionNotAllowed):
+            services.incident_transition(incident=incident, name=name, by=ops, body="go")
+        assert Incident.objects.get(pk=incident.pk).status == state
+
+
+def test_incident_resolve__overlapping_incident_on_same_component__component_stays_held(ops, components):
+    api = components["REST API"]
+    first = _open(ops, components)
+    second = services.incident_create(name="API slow", body="Slow.", by=ops, impact="minor",
+                                      components={api: st.DEGRADED})
+    assert _status(api) == st.PARTIAL  # the worst hold wins
+    services.incident_transition(incident=first, name="resolve", by=ops, body="First fixed.")
+    assert _status(api) == st.DEGRADED  # the second incident still holds it
+    services.incident_transition(incident=second, name="resolve", by=ops, body="Second fixed.")
+    assert _status(api) == st.OPERATIONAL
+
+
+def test_incident_add_update__no_status_change__public_update_and_audit(ops, components):
+    incident = _open(ops, components)
+    update = services.incident_add_update(incident=incident, body="Still digging.", by=ops)
+    assert update.status == "investigating" and incident.updates.count() == 2
+    assert AuditEvent.objects.filter(action="incident.update", object_id=str(incident.pk)).exists()
+
+
+def test_incident_transition__empty_body__400_and_nothing_changes(ops, components):
+    incident = _open(ops, components)
+    with pytest.raises(errors.ValidationFailed):
+        services.incident_transition(incident=incident, name="resolve", by=ops, body="  ")
+    assert Incident.objects.get(pk=incident.pk).status == "investigating"
+
+
+def test_incident_create__developer__permission_denied(users, components):
+    with pytest.raises(errors.PermissionDenied):
+        services.incident_create(name="x", body="y", by=users["dev"])
+
+
+def test_incident_draft__not_published__components_untouched_until_publish(ops, components):
+    draft = _open(ops, components, publish=False)
+    assert not draft.is_published and _status(components["REST API"]) == st.OPERATIONAL
+    services.incident_publish(incident=draft, by=ops)
+    assert _status(components["REST API"]) == st.PARTIAL
+    assert draft.updates.get().affected_components[0]["new_status"] == st.PARTIAL
+    with pytest.raises(errors.TransitionNotAllowed):
+        services.incident_publish(incident=draft, by=ops)
+
+
+# --- the deployment engine's entry point -------------------------------------------------------------------
+def _link(components, env):
+    for name in ("REST API", "Dashboard"):
+        components[name].environments.add(env)
+
+
+def test_incident_for_deployment__production_default_policy__unpublished_draft_on_linked_components(
+        components, envs, users):
+    _link(components, envs["production"])
+    incident = services.incident_for_deployment(environment=envs["production"], title="Deploy 2.1.0 failed",
+                                                body="The deployment failed.", automatic_rollback=False,
+                                                by=users["ops"])
+    assert incident is not None and not incident.is_published
+    assert set(incident.components.values_list("name", flat=True)) == {"REST API", "Dashboard"}
+    assert _status(components["REST API"]) == st.OPERATIONAL
+    event = AuditEvent.objects.get(action="incident.from_deployment", object_id=str(incident.pk))
+    assert event.after["policy"] == "draft" and event.actor_username == "ops"
+
+
+def test_incident_for_deployment__non_production_default__nothing(components, envs):
+    assert services.incident_for_deployment(environment=envs["staging"], title="x", body="y",
+                                            automatic_rollback=True) is None
+    assert not Incident.objects.exists()
+
+
+@pytest.mark.parametrize("rollback,expected", [(True, st.PARTIAL), (False, st.MAJOR)])
+def test_incident_for_deployment__publish_policy__published_major_impact(rollback, expected, components, envs, ops):
+    _link(components, envs["production"])
+    services.incident_policy_set(environment=envs["production"], policy="publish", by=ops)
+    incident = services.incident_for_deployment(environment=envs["production"], title="Automatic rollback",
+                                                body="Rolled back.", automatic_rollback=rollback)
+    assert incident.is_published and incident.impact == "major"
+    assert _status(components["REST API"]) == expected and _status(components["Dashboard"]) == expected
+
+
+def test_incident_for_deployment__none_policy_on_production__nothing(components, envs, ops):
+    IncidentPolicy.objects.create(environment=envs["production"], policy="none")
+    assert services.incident_for_deployment(environment=envs["production"], title="x", body="y",
+                                            automatic_rollback=False) is None
+
+
+# --- maintenance ------------------------------------------------------------------------------------------------
+def _maintenance(ops, components, start_in=dt.timedelta(hours=2), length=dt.timedelta(hours=1), **extra):
+    now = timezone.now()
+    return services.maintenance_create(data={
+        "name": "DB upgrade", "body": "Upgrading the database.", "scheduled_for": now + start_in,
+        "scheduled_until": now + start_in + length, "components": [components["Database"]], **extra}, by=ops)
+
+
+def test_maintenance_lifecycle__start_verify_complete__components_under_maintenance_then_back(ops, components):
+    m = _maintenance(ops, components)
+    db = components["Database"]
+    services.maintenance_transition(maintenance=m, name="start", by=ops)
+    assert m.status == "in_progress" and _status(db) == st.MAINTENANCE
+    services.maintenance_transition(maintenance=m, name="verify", by=ops, body="Checking.")
+    assert m.status == "verifying" and _status(db) == st.MAINTENANCE
+    services.maintenance_transition(maintenance=m, name="complete", by=ops)
+    assert m.status == "completed" and _status(db) == st.OPERATIONAL
+    assert [u.status for u in m.updates.order_by("created_at", "id")] == [
+        "scheduled", "in_progress", "verifying", "completed"]
+    assert m.updates.get(status="in_progress").affected_components[0]["new_status"] == st.MAINTENANCE
+    with pytest.raises(errors.TransitionNotAllowed):
+        services.maintenance_transition(maintenance=m, name="start", by=ops)
+
+
+def test_maintenance_complete__incident_still_open__component_returns_to_incident_status(ops, components):
+    m = _maintenance(ops, components)
+    services.maintenance_transition(maintenance=m, name="start", by=ops)
+    services.incident_create(name="DB errors", body="Errors.", by=ops, components={components["Database"]: st.MAJOR})
+    services.maintenance_transition(maintenance=m, name="complete", by=ops)
+    assert _status(components["Database"]) == st.MAJOR
+
+
+def test_maintenance_create__end_before_start__400(ops, components):
+    with pytest.raises(errors.ValidationFailed):
+        _maintenance(ops, components, length=-dt.timedelta(hours=1))
+
+
+def test_component_set_status__manual_change__history_and_audit(ops, components):
+    api = components["REST API"]
+    services.component_set_status(component=api, status=st.DEGRADED, by=ops, reason="slow")
+    assert list(api.status_changes.order_by("at", "id").values_list("new_status", flat=True)) == [
+        st.OPERATIONAL, st.DEGRADED]
+    assert AuditEvent.objects.filter(action="component.status", object_id=str(api.pk), reason="slow").exists()
+    with pytest.raises(errors.ValidationFailed):
+        services.component_set_status(component=api, status="broken", by=ops)
+
+
+# --- beat -----------------------------------------------------------------------------------------------------------
+def test_maintenance_tick__due_and_over__started_then_completed_idempotently(ops, components):
+    m = _maintenance(ops, components, start_in=dt.timedelta(minutes=10))
+    later = timezone.now() + dt.timedelta(minutes=11)
+    assert services.maintenance_tick(now=later)["started"] == [m.pk]
+    assert Maintenance.objects.get(pk=m.pk).status == "in_progress" and _status(components["Database"]) == st.MAINTENANCE
+    assert services.maintenance_tick(now=later)["started"] == []  # a second tick does nothing
+    end = m.scheduled_until + dt.timedelta(seconds=1)
+    assert services.maintenance_tick(now=end)["completed"] == [m.pk]
+    assert Maintenance.objects.get(pk=m.pk).status == "completed" and _status(components["Database"]) == st.OPERATIONAL
+
+
+def test_maintenance_tick__auto_start_off__left_for_the_operator(ops, components):
+    m = _maintenance(ops, components, start_in=dt.timedelta(minutes=1), auto_start=False)
+    services.maintenance_tick(now=timezone.now() + dt.timedelta(minutes=5))
+    assert Maintenance.objects.get(pk=m.pk).status == "scheduled"
+
+
+def test_maintenance_tick__within_reminder_lead__reminds_once(ops, components, settings):
+    m = _maintenance(ops, components, start_in=dt.timedelta(hours=2), remind_before=dt.timedelta(hours=3))
+    assert services.maintenance_tick()["reminded"] == [m.pk]
+    assert services.maintenance_tick()["reminded"] == []
+    assert AuditEvent.objects.filter(action="maintenance.remind", object_id=str(m.pk)).count() == 1
+    far = _maintenance(ops, components, start_in=dt.timedelta(days=2))
+    assert far.pk not in services.maintenance_tick()["reminded"]
