@@ -97,6 +97,10 @@ ROLE_MODEL_PERMISSIONS = {
     Role.OPERATIONS: [
         "releases.view_environment", "releases.change_environment", "releases.view_release",
         "releases.add_release", "releases.change_release", "pmrelease.view_auditevent",
+        # the status page is run by operations
+        *(f"monitoring.{action}_{model}" for model in ("component", "componentgroup", "incident", "maintenance",
+                                                        "incidentpolicy", "subscriber")
+          for action in ("view", "add", "change")),
     ],
     Role.SECURITY: [
         "releases.view_environment", "releases.view_release", "pmrelease.view_auditevent",

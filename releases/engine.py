@@ -208,6 +208,7 @@ def begin_rollback(dep, *, by, reason, operator_action="abort", dispatch=True):
     """Enter rolling_back: the release's rollback plan steps, then restoring the previous version."""
     getattr(dep, operator_action)(by=by, reason=reason)
     dep.failure_reason = dep.failure_reason or reason
+    dep.rolled_back_automatically = by is None
     dep.save()
     dep.steps.filter(phase=StepPhase.DEPLOY, status__in=[StepStatus.PENDING, StepStatus.WAITING]).update(
         status=StepStatus.SKIPPED, outcome="not run: the deployment is rolling back", resume_at=None)
@@ -244,7 +245,7 @@ def _finish(dep, *, dispatch):
         if release.status in (ReleaseStatus.DEPLOYING, ReleaseStatus.DEPLOYED, ReleaseStatus.FAILED):
             release.rollback(reason=f"deployment to {dep.environment.name} rolled back: {dep.failure_reason}")
             release.save()
-        _incident(dep, automatic=dep.failure_reason.startswith("automatic rollback"), reason=dep.failure_reason)
+        _incident(dep, automatic=dep.rolled_back_automatically, reason=dep.failure_reason)
     _after_end(dep, dispatch=dispatch)
 
 
@@ -262,8 +263,12 @@ def _incident(dep, *, automatic, reason):
         from monitoring.services import incident_for_deployment
     except ImportError:
         return
-    title = (f"Automatic rollback of {dep.release.version} on {dep.environment.name}" if automatic
-             else f"Deployment of {dep.release.version} to {dep.environment.name} failed")
+    if automatic:
+        title = f"Automatic rollback of {dep.release.version} on {dep.environment.name}"
+    elif dep.status == DeploymentStatus.ROLLED_BACK:
+        title = f"{dep.release.version} rolled back on {dep.environment.name} by an operator"
+    else:
+        title = f"Deployment of {dep.release.version} to {dep.environment.name} failed"
     incident_for_deployment(environment=dep.environment, title=title, body=reason, automatic_rollback=automatic)
 
 

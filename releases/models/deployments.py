@@ -129,6 +129,7 @@ class Deployment(ConcurrentTransitionMixin, models.Model):
     finished_at = models.DateTimeField(null=True, blank=True)
     heartbeat_at = models.DateTimeField(null=True, blank=True)
     watchdog_restarts = models.PositiveSmallIntegerField(default=0)
+    rolled_back_automatically = models.BooleanField(default=False, editable=False)
 
     class Meta:
         ordering = ["-created_at", "-id"]

@@ -36,7 +36,7 @@ def test_change_view__approved_release__operations_sees_deploy(client, users, en
     client.force_login(users["ops"])
     html = client.get(f"/admin/releases/release/{release.pk}/change/").content.decode()
     assert _buttons(client, release) == []  # the deploy form, not a bare status button
-    assert 'action="/admin/releases/release/%d/deploy/"' % release.pk in html
+    assert f'action="/admin/releases/release/{release.pk}/deploy/"' in html
     assert "production — not yet: production needs a successful deployment to staging first" in html
     client.force_login(users["dev2"])
     assert "/deploy/" not in client.get(f"/admin/releases/release/{release.pk}/change/").content.decode()

@@ -419,3 +419,22 @@ def test_feature_flag_strategy__real_flag__ramped_to_100_and_audited(users, envs
                for s in config["strategies"])
     reasons = list(AuditEvent.objects.filter(action="flag.rollout.set").values_list("reason", flat=True))
     assert len(reasons) == 2 and all(f"deployment #{dep.pk}" in r for r in reasons)
+
+
+def test_automatic_rollback_in_production__incident_draft_on_its_components(users, envs, sim_targets,
+                                                                           approved_release):
+    from monitoring.models import Component, Incident
+
+    api = Component.objects.create(name="Sending API")
+    api.environments.set([envs["production"]])
+    Component.objects.create(name="Marketing site")
+    release = approved_release(type="hotfix")
+    run(deploy(release, envs["staging"], users))
+    dep = run(deploy(release, envs["production"], users, strategy="canary",
+                     parameters={"pause": 0, "simulate": {"fail_health_check_at_weight": 10}}))
+    assert dep.status == "rolled_back"
+    incident = Incident.objects.get()
+    assert incident.name == f"Automatic rollback of {release.version} on production"
+    assert incident.environment == envs["production"]
+    assert [c.name for c in incident.components.all()] == ["Sending API"]
+    assert not incident.is_published  # the production policy is "draft": an operator publishes it
