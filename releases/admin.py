@@ -537,7 +537,8 @@ class DeploymentAdmin(AuditHistoryMixin, admin.ModelAdmin):
         may_deploy = access.can(request.user, dep.environment, Capability.DEPLOY)
         return {"deployment_actions": deployment_services.available_actions(dep, request.user),
                 "progress": {"done": done, "total": total, "percent": round(100 * done / total) if total else 0},
-                "gates": gates, "may_override": may_deploy}
+                "gates": gates, "may_override": may_deploy,
+                "may_report": access.can(request.user, dep.environment, Capability.REPORT) and not dep.is_finished}
 
     def get_urls(self):
         wrap = self.admin_site.admin_view
@@ -546,6 +547,8 @@ class DeploymentAdmin(AuditHistoryMixin, admin.ModelAdmin):
             path("<int:object_id>/progress/", wrap(self.progress_view), name="releases_deployment_progress"),
             path("<int:object_id>/gates/<int:gate_id>/override/", wrap(self.override_view),
                  name="releases_deployment_override"),
+            path("<int:object_id>/gates/<int:gate_id>/result/", wrap(self.result_view),
+                 name="releases_deployment_gate_result"),
             *super().get_urls(),
         ]
 
@@ -582,6 +585,27 @@ class DeploymentAdmin(AuditHistoryMixin, admin.ModelAdmin):
             self.message_user(request, _error_text(exc), messages.ERROR)
         else:
             self.message_user(request, f"Gate '{gate.name}' overridden.", messages.SUCCESS)
+        return HttpResponseRedirect(reverse("admin:releases_deployment_change", args=[object_id]))
+
+    def result_view(self, request, object_id, gate_id):
+        """Record a gate result by hand (a manual QA sign-off, or CI that cannot call the API)."""
+        if request.method != "POST":
+            return HttpResponseNotAllowed(["POST"])
+        dep = self._get(request, object_id)
+        gate = get_object_or_404(TestingGate, pk=gate_id, environment=dep.environment)
+        try:
+            passed, failed = int(request.POST.get("passed", "")), int(request.POST.get("failed", ""))
+        except ValueError:
+            self.message_user(request, "Passed and failed must be whole numbers.", messages.ERROR)
+        else:
+            try:
+                result = deployment_services.gate_report(deployment=dep, gate=gate, by=request.user, passed=passed,
+                                                         failed=failed, url=request.POST.get("url", ""))
+            except errors.DomainError as exc:
+                self.message_user(request, _error_text(exc), messages.ERROR)
+            else:
+                self.message_user(request, f"{gate.name}: {result.get_status_display().lower()} recorded.",
+                                  messages.SUCCESS)
         return HttpResponseRedirect(reverse("admin:releases_deployment_change", args=[object_id]))
 
     def progress_view(self, request, object_id):

@@ -220,3 +220,22 @@ def test_deployment_actions__developer_forged_post__refused(client, users, envs,
     assert "limited access to staging" in response.content.decode()
     dep.refresh_from_db()
     assert dep.status == "running"
+
+
+def test_gate_result_form__recorded_by_hand__deployment_continues(client, users, envs, sim_targets, seed_gates,
+                                                                  approved_release):
+    from releases import deployments, engine
+
+    dep = deployments.deployment_create(release=approved_release(), environment=envs["development"],
+                                        by=users["ops"], dispatch=False)
+    engine.run_inline(dep.pk, max_steps=5)
+    client.force_login(users["dev"])  # full access to development: may report
+    page = client.get(f"/admin/releases/deployment/{dep.pk}/change/").content.decode()
+    assert "Record result" in page
+    gate = seed_gates["Unit Tests"]
+    bad = client.post(f"/admin/releases/deployment/{dep.pk}/gates/{gate.pk}/result/", {"passed": "x", "failed": 0},
+                      follow=True)
+    assert "whole numbers" in bad.content.decode()
+    client.post(f"/admin/releases/deployment/{dep.pk}/gates/{gate.pk}/result/", {"passed": 12, "failed": 0})
+    assert dep.gate_results.get().status == "passed"
+    assert engine.run_inline(dep.pk).status == "succeeded"
