@@ -11,7 +11,6 @@ import secrets
 
 from django.conf import settings
 from django.contrib.auth import get_user_model
-from django.core.exceptions import ValidationError
 from django.core.mail import send_mail
 from django.db import IntegrityError, transaction
 from django.db.models import F, Max
@@ -100,14 +99,6 @@ def _fields(instance, names):
     return data
 
 
-def _clean(instance):
-    try:
-        instance.full_clean()
-    except ValidationError as exc:
-        problems = [f"{field}: {message}" for field, messages in exc.message_dict.items() for message in messages]
-        raise errors.ValidationFailed("; ".join(problems), field_errors=exc.message_dict) from exc
-
-
 # --- flags --------------------------------------------------------------------------------------------
 def _validate_flag(flag):
     problems = []
@@ -139,7 +130,7 @@ def flag_create(*, key, description="", type=FlagType.RELEASE, owner=None, tags=
         if name not in FLAG_FIELDS:
             raise errors.ValidationFailed(f"unknown field {name!r}")
         setattr(flag, name, value)
-    _clean(flag)
+    errors.full_clean(flag)
     _validate_flag(flag)
     with transaction.atomic():
         try:
@@ -164,7 +155,7 @@ def flag_update(*, flag, data, by=None, reason=""):
         before = _fields(flag, FLAG_FIELDS)
         for name, value in data.items():
             setattr(flag, name, value)
-        _clean(flag)
+        errors.full_clean(flag)
         _validate_flag(flag)
         flag.save()
         b, a = audit.diff(before, _fields(flag, FLAG_FIELDS))
@@ -398,7 +389,7 @@ def segment_save(*, name, constraints, description="", segment=None, by=None):
             segment = Segment.objects.select_for_update().get(pk=segment.pk)
             before = _fields(segment, ["name", "description", "constraints"])
         segment.name, segment.description, segment.constraints = name, description, constraints
-        _clean(segment)
+        errors.full_clean(segment)
         segment.save()
         audit.record(action="flag.segment.save", obj=segment, by=_actor(by), before=before,
                      after=_fields(segment, ["name", "description", "constraints"]))

@@ -66,13 +66,6 @@ def _require_operator(by):
             f"(needs the '{Role.OPERATIONS.value}' role or the monitoring.change_incident permission)")
 
 
-def _full_clean(instance, exclude=None):
-    try:
-        instance.full_clean(exclude=exclude)
-    except ValidationError as exc:
-        raise errors.ValidationFailed("invalid input", field_errors=exc.message_dict) from exc
-
-
 # --- dispatch on commit ------------------------------------------------------------------------------------
 def publish_later():
     """Re-render the static site once the current transaction commits."""
@@ -128,7 +121,7 @@ def component_create(*, data, by):
     initial = data.pop("status", st.OPERATIONAL)
     with transaction.atomic():
         component = Component(**data)
-        _full_clean(component, exclude=["status"])
+        errors.full_clean(component, exclude=["status"])
         component.save()
         if environments is not None:
             component.environments.set(environments)
@@ -154,7 +147,7 @@ def component_update(*, component, data, by):
         environments = data.pop("environments", None)
         for key, value in data.items():
             setattr(locked, key, value)
-        _full_clean(locked, exclude=["status"])
+        errors.full_clean(locked, exclude=["status"])
         locked.updated_at = timezone.now()
         locked.save()
         if environments is not None:
@@ -196,7 +189,7 @@ def group_save(*, group, data, by):
         group = group or ComponentGroup()
         for key, value in data.items():
             setattr(group, key, value)
-        _full_clean(group)
+        errors.full_clean(group)
         group.save()
         after = audit.snapshot(group, fields=GROUP_FIELDS)
         if before is None:
@@ -281,7 +274,7 @@ def incident_create(*, name, body, by, impact=Impact.MINOR, components=None, pub
         incident = Incident(name=name.strip(), impact=impact, environment=environment, started_at=started_at or now,
                             created_by=by if getattr(by, "is_authenticated", False) else None,
                             published_at=now if publish else None)
-        _full_clean(incident, exclude=["status", "environment", "created_by"])
+        errors.full_clean(incident, exclude=["status", "environment", "created_by"])
         incident.save()
         changes = _apply_incident_statuses(incident, statuses)
         _add_update(incident, body, by, changes)
@@ -470,7 +463,7 @@ def maintenance_create(*, data, by):
                                       field_errors={"scheduled_until": ["must be after scheduled_for"]})
     with transaction.atomic():
         maintenance = Maintenance(created_by=by if getattr(by, "is_authenticated", False) else None, **data)
-        _full_clean(maintenance, exclude=["status", "created_by"])
+        errors.full_clean(maintenance, exclude=["status", "created_by"])
         maintenance.save()
         maintenance.components.set(components)
         MaintenanceUpdate.objects.create(maintenance=maintenance, status=MaintenanceStatus.SCHEDULED,
@@ -670,7 +663,7 @@ def webhook_subscriber_create(*, url, components=(), by):
     _require_operator(by)
     with transaction.atomic():
         subscriber = Subscriber(kind=SubscriberKind.WEBHOOK, webhook_url=url, confirmed_at=timezone.now())
-        _full_clean(subscriber, exclude=["email"])
+        errors.full_clean(subscriber, exclude=["email"])
         subscriber.save()
         subscriber.components.set(components)
         audit.record(action="subscriber.create", obj=subscriber, by=by,

@@ -37,3 +37,14 @@ class TransitionNotAllowed(DomainError):
 
     status_code = 409
     code = "transition_not_allowed"
+
+
+def full_clean(instance, exclude=None):
+    """Run a model's validation; on failure raise ValidationFailed naming every field and problem."""
+    from django.core.exceptions import ValidationError
+
+    try:
+        instance.full_clean(exclude=exclude)
+    except ValidationError as exc:
+        problems = [f"{field}: {message}" for field, messages in exc.message_dict.items() for message in messages]
+        raise ValidationFailed("; ".join(problems), field_errors=exc.message_dict) from exc

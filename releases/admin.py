@@ -41,10 +41,9 @@ from .models import (
 
 
 # --- environments ------------------------------------------------------------------------------------
-class EnvironmentAccessInline(admin.TabularInline):
-    """The access matrix row of an environment: visible with it, editable with administrative access."""
+class EnvironmentConfigInlineMixin:
+    """Configuration rows of an environment: visible with it, editable with administrative access to it."""
 
-    model = EnvironmentAccess
     extra = 0
 
     def has_view_permission(self, request, obj=None):
@@ -61,6 +60,12 @@ class EnvironmentAccessInline(admin.TabularInline):
 
     def has_delete_permission(self, request, obj=None):
         return self._configurable(request, obj)
+
+
+class EnvironmentAccessInline(EnvironmentConfigInlineMixin, admin.TabularInline):
+    """The environment's row of the access matrix."""
+
+    model = EnvironmentAccess
 
 
 @admin.register(Environment)
@@ -443,27 +448,6 @@ class ReleaseAdmin(AuditHistoryMixin, admin.ModelAdmin):
 
 
 # --- deployments -------------------------------------------------------------------------------------
-class EnvironmentConfigInlineMixin:
-    """Deployment configuration of an environment: editable with administrative access to it."""
-
-    extra = 0
-
-    def has_view_permission(self, request, obj=None):
-        return request.user.has_perm("releases.view_environment")
-
-    def _configurable(self, request, obj):
-        return obj is not None and access.can(request.user, obj, Capability.CONFIGURE)
-
-    def has_add_permission(self, request, obj=None):
-        return self._configurable(request, obj)
-
-    def has_change_permission(self, request, obj=None):
-        return self._configurable(request, obj)
-
-    def has_delete_permission(self, request, obj=None):
-        return self._configurable(request, obj)
-
-
 class DeploymentTargetInline(EnvironmentConfigInlineMixin, admin.StackedInline):
     model = DeploymentTarget
     fields = ["backend", "config", "concurrency", "default_strategy", "default_parameters"]

@@ -43,13 +43,6 @@ ENVIRONMENT_FIELDS = ["display_name", "purpose", "tier", "position", "promotes_t
                       "infrastructure", "data_source", "data_retention", "data_backup", "is_active"]
 
 
-def _full_clean(instance, exclude=None):
-    try:
-        instance.full_clean(exclude=exclude, validate_unique=True)
-    except ValidationError as exc:
-        raise errors.ValidationFailed("invalid input", field_errors=exc.message_dict) from exc
-
-
 def _lock(release):
     return Release.objects.select_for_update().get(pk=release.pk)
 
@@ -66,7 +59,7 @@ def environment_update(*, environment, data, by):
         before = audit.snapshot(env, fields=ENVIRONMENT_FIELDS)
         for key, value in data.items():
             setattr(env, key, value)
-        _full_clean(env)
+        errors.full_clean(env)
         env.save()
         b, a = audit.diff(before, audit.snapshot(env, fields=ENVIRONMENT_FIELDS))
         if a:
@@ -195,7 +188,7 @@ def release_create(*, data, by, plan=None):
         data["version"] = data.get("version") or propose_version(release_type)
         check_version(data["version"], release_type)
         release = Release(created_by=by, **data)
-        _full_clean(release, exclude=["status"])
+        errors.full_clean(release, exclude=["status"])
         try:
             with transaction.atomic():
                 release.save()
@@ -226,7 +219,7 @@ def release_update(*, release, data, by, plan=None):
             check_version(data["version"], data.get("type", locked.type), exclude_pk=locked.pk)
         for key, value in data.items():
             setattr(locked, key, value)
-        _full_clean(locked, exclude=["status"])
+        errors.full_clean(locked, exclude=["status"])
         locked.save()
         for key, values in m2m.items():
             getattr(locked, key).set(values)
