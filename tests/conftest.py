@@ -73,3 +73,22 @@ def api():
         return client
 
     return client_for
+
+
+def pytest_terminal_summary(terminalreporter):
+    """Print how many cases of the official Unleash client specification the engine passed."""
+    counts = {"passed": 0, "failed": 0, "skipped": 0}
+    for outcome in counts:
+        for report in terminalreporter.stats.get(outcome, []):
+            nodeid = getattr(report, "nodeid", "")
+            is_case = "test_engine_spec.py::test_is_enabled[" in nodeid or "test_engine_spec.py::test_get_variant[" in nodeid
+            if is_case and (report.when == "call" or outcome == "skipped"):
+                counts[outcome] += 1
+    total = sum(counts.values())
+    if total:
+        from tests.flags.test_engine_spec import SPEC_VERSION
+
+        terminalreporter.write_line(
+            f"Unleash client specification {SPEC_VERSION}: {counts['passed']} of {total} cases passed"
+            + (f", {counts['failed']} failed" if counts["failed"] else "")
+            + (f", {counts['skipped']} skipped" if counts["skipped"] else ""))
