@@ -90,7 +90,9 @@ def deployment_create(*, release, environment, by, strategy=None, parameters=Non
                 "this environment refuses a second deployment until it ends")
         dep = Deployment.objects.create(
             release=locked, environment=environment, strategy=strategy, parameters=params, backend=target.backend,
-            requested_by=by, auto_rollback=auto_rollback, previous_version=_previous_version(environment, locked))
+            requested_by=by, auto_rollback=auto_rollback, previous_version=_previous_version(environment, locked),
+            waiting_for=(f"its turn: deployment #{busy.pk} ({busy.release.version}) runs in {environment.name}; "
+                         "this one starts when it ends") if busy else "")
         has_gates = environment.testing_gates.exists()
         DeploymentStep.objects.bulk_create([
             DeploymentStep(deployment=dep, position=i, kind=s["kind"], name=s["name"], params=s["params"])
@@ -131,7 +133,8 @@ def start_next_queued(environment_id, *, dispatch=True):
             dep.save()
             return None
         dep.previous_version = _previous_version(dep.environment, dep.release)
-        dep.save(update_fields=["previous_version"])
+        dep.waiting_for = ""
+        dep.save(update_fields=["previous_version", "waiting_for"])
         _start(dep, by=None, dispatch=dispatch)
         return dep.pk
 

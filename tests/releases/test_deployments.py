@@ -195,6 +195,7 @@ def test_one_deployment_per_environment__queue_policy__second_waits_then_runs(us
     first = deploy(a, envs["development"], users, strategy="canary", parameters={"pause": None})
     second = deploy(b, envs["development"], users)
     assert first.status == "running" and second.status == "pending"
+    assert second.waiting_for.startswith(f"its turn: deployment #{first.pk} (1.0.0) runs in development")
     for _ in range(2):  # two manual pauses: after 10% and after 50%
         assert run(first).status == "awaiting_approval"
         assert Deployment.objects.get(pk=second.pk).status == "pending"
