@@ -203,6 +203,15 @@ class ReleaseSerializer(serializers.ModelSerializer):
                   "approvals", "approval_blockers", "available_transitions"]
         read_only_fields = ["status", "approval_round", "created_at", "updated_at", "approved_at", "deployed_at"]
 
+    def get_fields(self):
+        fields = super().get_fields()
+        view = self.context.get("view")
+        if view is not None and getattr(view, "action", None) == "list":
+            # per-user checks cost several queries a release: the list leaves them to the detail view
+            fields.pop("approval_blockers")
+            fields.pop("available_transitions")
+        return fields
+
     def to_representation(self, instance):
         data = super().to_representation(instance)
         for part in ("risk_assessment", "rollback_plan", "communication_plan"):

@@ -203,3 +203,14 @@ def test_openapi_schema__served(client, users):
     assert response.status_code == 200
     assert b"/api/v1/releases/{id}/approve/" in response.content
     assert client.get("/api/docs/").status_code == 200
+
+
+def test_list_releases__many__queries_do_not_grow_per_release(api, users, envs, django_assert_max_num_queries):
+    for i in range(20):
+        make_release(by=users["dev"], envs=[envs["development"], envs["staging"]], version=f"1.{i}.0")
+    client = api(users["approver"])
+    with django_assert_max_num_queries(15):
+        body = client.get("/api/v1/releases/").json()
+    assert body["count"] == 20 and "available_transitions" not in body["results"][0]
+    detail = client.get(f"/api/v1/releases/{body['results'][0]['id']}/").json()
+    assert detail["available_transitions"] == ["approve", "reject"]
