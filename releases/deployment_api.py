@@ -51,6 +51,13 @@ class DeploymentSerializer(serializers.ModelSerializer):
         read_only_fields = ["backend", "status", "previous_version", "current_step", "failure_reason", "waiting_for",
                             "created_at", "started_at", "finished_at"]
 
+    def get_fields(self):
+        fields = super().get_fields()
+        view = self.context.get("view")
+        if view is not None and getattr(view, "action", None) == "list":
+            fields.pop("available_actions")  # per-user checks: on the detail view
+        return fields
+
     def get_progress(self, obj) -> dict:
         done, total = obj.progress()
         return {"done": done, "total": total, "percent": round(100 * done / total) if total else 0}
