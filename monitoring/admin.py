@@ -6,7 +6,6 @@ from django.http import HttpResponseRedirect
 from django.shortcuts import get_object_or_404
 from django.template.response import TemplateResponse
 from django.urls import path, reverse
-from django.utils import timezone
 
 from pmrelease import errors
 from pmrelease.admin import AuditHistoryMixin
@@ -133,6 +132,12 @@ class IncidentUpdateInline(admin.TabularInline):
         return services.can_operate(request.user)
 
 
+def _no_inline_changes(formsets):
+    """Read-only inlines: tell the admin's change message that nothing was saved through them."""
+    for formset in formsets:
+        formset.new_objects, formset.changed_objects, formset.deleted_objects = [], [], []
+
+
 class IncidentCreateForm(forms.ModelForm):
     body = forms.CharField(widget=forms.Textarea(attrs={"rows": 4}), label="First update",
                            help_text="What is happening, as the public will read it.")
@@ -203,7 +208,8 @@ class IncidentAdmin(OperatorMixin, AuditHistoryMixin, admin.ModelAdmin):
         obj.pk = incident.pk
 
     def save_related(self, request, form, formsets, change):
-        """The service created the rows."""
+        """The service created the rows; the update inline is read-only."""
+        _no_inline_changes(formsets)
 
     def get_urls(self):
         return [path("<int:pk>/act/<str:name>/", self.admin_site.admin_view(self.act_view),
@@ -260,8 +266,23 @@ class MaintenanceUpdateInline(IncidentUpdateInline):
     model = MaintenanceUpdate
 
 
+class MaintenanceForm(forms.ModelForm):
+    class Meta:
+        model = Maintenance
+        fields = ["name", "body", "components", "scheduled_for", "scheduled_until", "auto_start", "auto_complete",
+                  "remind_before"]
+
+    def clean(self):
+        cleaned = super().clean()
+        start, end = cleaned.get("scheduled_for"), cleaned.get("scheduled_until")
+        if start and end and end <= start:
+            self.add_error("scheduled_until", "The maintenance must end after it starts.")
+        return cleaned
+
+
 @admin.register(Maintenance)
 class MaintenanceAdmin(OperatorMixin, AuditHistoryMixin, admin.ModelAdmin):
+    form = MaintenanceForm
     list_display = ["name", "status", "scheduled_for", "scheduled_until", "auto_start", "auto_complete"]
     list_filter = ["status"]
     search_fields = ["name"]
@@ -286,16 +307,15 @@ class MaintenanceAdmin(OperatorMixin, AuditHistoryMixin, admin.ModelAdmin):
                 saved = services.maintenance_create(data=data, by=request.user)
                 obj.pk = saved.pk
                 return
-            before = services.audit.snapshot(Maintenance.objects.get(pk=obj.pk), fields=services.MAINTENANCE_FIELDS)
-            obj.updated_at = timezone.now()
-            obj.save()
-            form.save_m2m()
-            services.record_admin_edit(obj=obj, before=before, fields=services.MAINTENANCE_FIELDS, by=request.user)
+            services.maintenance_update(maintenance=Maintenance.objects.get(pk=obj.pk),
+                                        data={**data, "components": form.cleaned_data.get("components", [])},
+                                        by=request.user)
         except errors.DomainError as exc:
             raise PermissionDenied(exc.message) from exc
 
     def save_related(self, request, form, formsets, change):
-        """Saved by save_model (the service or the audited edit)."""
+        """Saved by save_model through the services; the update inline is read-only."""
+        _no_inline_changes(formsets)
 
     def get_urls(self):
         return [path("<int:pk>/act/<str:name>/", self.admin_site.admin_view(self.act_view),

@@ -5,6 +5,7 @@ and dispatches Celery tasks on commit (re-publishing the static site, notifying 
 API, commands and tasks all come through here.
 """
 import datetime as dt
+import re
 
 from django.conf import settings
 from django.core import signing
@@ -220,11 +221,21 @@ def _lock_incident(incident):
     return Incident.objects.select_for_update().get(pk=incident.pk)
 
 
+def parse_id(value):
+    """A database id from outside input, or None when it is not one (never raises)."""
+    text = str(value).strip()
+    return int(text) if re.fullmatch(r"[0-9]{1,18}", text) else None
+
+
 def _normalise_statuses(component_statuses):
     """{component or id: status} → {Component: status}, validated."""
     result = {}
     for key, value in (component_statuses or {}).items():
-        component = key if isinstance(key, Component) else Component.objects.filter(pk=key).first()
+        if isinstance(key, Component):
+            component = key
+        else:
+            pk = parse_id(key)
+            component = Component.objects.filter(pk=pk).first() if pk is not None else None
         if component is None:
             raise errors.ValidationFailed(f"unknown component {key}", field_errors={"components": [f"unknown component {key}"]})
         if value not in st.COMPONENT_STATUSES:
@@ -255,6 +266,9 @@ def _add_update(incident, body, by, changes, status=None):
                                          created_by=by if getattr(by, "is_authenticated", False) else None)
 
 
+INCIDENT_BACKDATE_LIMIT = dt.timedelta(days=366)
+
+
 def incident_create(*, name, body, by, impact=Impact.MINOR, components=None, publish=True, environment=None,
                     started_at=None):
     """Open an incident (investigating) with its first update. ``components``: {component or id: status}.
@@ -270,6 +284,9 @@ def incident_create(*, name, body, by, impact=Impact.MINOR, components=None, pub
         raise errors.ValidationFailed("invalid impact", field_errors={"impact": [f"must be one of {', '.join(Impact.values)}"]})
     statuses = _normalise_statuses(components)
     now = timezone.now()
+    if started_at is not None and not (now - INCIDENT_BACKDATE_LIMIT <= started_at <= now + dt.timedelta(minutes=5)):
+        raise errors.ValidationFailed("invalid start", field_errors={"started_at": [
+            f"must be between {INCIDENT_BACKDATE_LIMIT.days} days ago and now"]})
     with transaction.atomic():
         incident = Incident(name=name.strip(), impact=impact, environment=environment, started_at=started_at or now,
                             created_by=by if getattr(by, "is_authenticated", False) else None,
@@ -475,6 +492,43 @@ def maintenance_create(*, data, by):
     return maintenance
 
 
+def maintenance_update(*, maintenance, data, by):
+    """Edit a scheduled maintenance (name, text, components, window, automation); audited and re-published.
+    Moving the start clears the reminder so a new one goes out before the new start."""
+    _require_operator(by)
+    data = dict(data)
+    components = data.pop("components", None)
+    unknown = set(data) - set(MAINTENANCE_FIELDS)
+    if unknown:
+        raise errors.ValidationFailed(f"unknown or read-only fields: {', '.join(sorted(unknown))}")
+    with transaction.atomic():
+        locked = Maintenance.objects.select_for_update().get(pk=maintenance.pk)
+        if locked.status != MaintenanceStatus.SCHEDULED:
+            raise errors.TransitionNotAllowed(f"maintenance '{locked.name}' is {locked.status}: only scheduled "
+                                              "maintenance can be edited")
+        before = audit.snapshot(locked, fields=MAINTENANCE_FIELDS)
+        before["components"] = sorted(locked.components.values_list("pk", flat=True))
+        for key, value in data.items():
+            setattr(locked, key, value)
+        if locked.scheduled_until <= locked.scheduled_for:
+            raise errors.ValidationFailed("the maintenance must end after it starts",
+                                          field_errors={"scheduled_until": ["must be after scheduled_for"]})
+        errors.full_clean(locked, exclude=["status", "created_by"])
+        if before["scheduled_for"] != audit.snapshot(locked, fields=["scheduled_for"])["scheduled_for"]:
+            locked.reminded_at = None
+        locked.updated_at = timezone.now()
+        locked.save()
+        if components is not None:
+            locked.components.set(components)
+        after = audit.snapshot(locked, fields=MAINTENANCE_FIELDS)
+        after["components"] = sorted(locked.components.values_list("pk", flat=True))
+        b, a = audit.diff(before, after)
+        if a:
+            audit.record(action="maintenance.update", obj=locked, by=by, before=b, after=a)
+            publish_later()
+    return locked
+
+
 MAINTENANCE_MESSAGES = {
     "start": "The scheduled maintenance is in progress.",
     "verify": "The maintenance work is done; we are verifying that everything works.",
@@ -591,6 +645,9 @@ def public_url(path=""):
     return f"{base.rstrip('/')}/{path.lstrip('/')}" if path else base.rstrip("/")
 
 
+CONFIRMATION_RESEND_AFTER = dt.timedelta(minutes=10)
+
+
 def subscribe_email(*, email, component_ids=()):
     """Start a double opt-in: a pending subscription and a confirmation e-mail (sent by Celery).
 
@@ -604,11 +661,22 @@ def subscribe_email(*, email, component_ids=()):
         validate_email(email)
     except ValidationError as exc:
         raise errors.ValidationFailed("enter a valid e-mail address", field_errors={"email": exc.messages}) from exc
-    components = list(Component.objects.filter(pk__in=[int(i) for i in component_ids if str(i).isdigit()]))
+    if len(email) > 254:
+        raise errors.ValidationFailed("enter a valid e-mail address",
+                                      field_errors={"email": ["at most 254 characters"]})
+    ids = [parse_id(i) for i in component_ids]
+    if None in ids:
+        bad = next(i for i, pk in zip(component_ids, ids, strict=True) if pk is None)
+        raise errors.ValidationFailed(f"unknown component '{str(bad)[:40]}'",
+                                      field_errors={"components": ["component ids are whole numbers"]})
+    components = list(Component.objects.filter(pk__in=ids))
     with transaction.atomic():
         existing = Subscriber.objects.select_for_update().filter(kind=SubscriberKind.EMAIL, email=email).first()
         if existing is not None and existing.is_active:
             return existing
+        if (existing is not None and not existing.unsubscribed_at
+                and existing.created_at > timezone.now() - CONFIRMATION_RESEND_AFTER):
+            return existing  # a confirmation went out moments ago: no mail flood through the public form
         if existing is not None:
             existing.delete()
         try:
@@ -659,8 +727,39 @@ def unsubscribe(*, token):
     return subscriber
 
 
+def webhook_target_problem(url):
+    """Why the worker must not POST to ``url`` (None when it may): webhooks go to public addresses only, so a
+    subscriber cannot make the worker reach loopback, link-local (cloud metadata), private or reserved hosts.
+    ``STATUS_WEBHOOK_ALLOW_PRIVATE = True`` lifts this for deployments whose receivers are internal."""
+    import ipaddress
+    import socket
+    from urllib.parse import urlsplit
+
+    if getattr(settings, "STATUS_WEBHOOK_ALLOW_PRIVATE", False):
+        return None
+    try:
+        parts = urlsplit(url)
+        host, port = parts.hostname, parts.port or (443 if parts.scheme == "https" else 80)
+    except ValueError as exc:
+        return f"not a valid URL: {exc}"
+    if parts.scheme not in ("http", "https") or not host:
+        return "only http(s) URLs with a host are accepted"
+    try:
+        addresses = {info[4][0] for info in socket.getaddrinfo(host, port, proto=socket.IPPROTO_TCP)}
+    except (OSError, UnicodeError) as exc:
+        return f"{host} does not resolve ({exc})"
+    for address in addresses:
+        ip = ipaddress.ip_address(address.split("%")[0])
+        if not ip.is_global:
+            return f"{host} resolves to {ip}, which is not a public address"
+    return None
+
+
 def webhook_subscriber_create(*, url, components=(), by):
     _require_operator(by)
+    problem = webhook_target_problem(url)
+    if problem:
+        raise errors.ValidationFailed(f"webhook URL refused: {problem}", field_errors={"webhook_url": [problem]})
     with transaction.atomic():
         subscriber = Subscriber(kind=SubscriberKind.WEBHOOK, webhook_url=url, confirmed_at=timezone.now())
         errors.full_clean(subscriber, exclude=["email"])
@@ -746,7 +845,10 @@ def delivery_send(*, delivery, final_attempt=False):
                                             "List-Unsubscribe-Post": "List-Unsubscribe=One-Click"})
             message.send()
         else:
-            response = httpx.post(subscriber.webhook_url, json=delivery.payload, timeout=10,
+            problem = webhook_target_problem(subscriber.webhook_url)  # again at send time: DNS may have changed
+            if problem:
+                raise OSError(f"webhook URL refused: {problem}")
+            response = httpx.post(subscriber.webhook_url, json=delivery.payload, timeout=10, follow_redirects=False,
                                   headers={"User-Agent": f"{settings.PRODUCT_NAME}-status-webhook"})
             response.raise_for_status()
     except (OSError, httpx.HTTPError) as exc:

@@ -36,6 +36,12 @@ def page(snapshot):
             "updated_at": ts(snapshot.updated_at())}
 
 
+def group_id(pk):
+    """Groups and components share one "components" list (in Statuspage a group is a component): their ids
+    must not collide, so groups get an id space of their own."""
+    return f"group-{pk}"
+
+
 def component_json(component, position=None):
     return {
         "id": str(component.pk),
@@ -47,7 +53,7 @@ def component_json(component, position=None):
         "description": component.description or None,
         "showcase": component.showcase,
         "start_date": component.start_date.isoformat() if component.start_date else None,
-        "group_id": str(component.group_id) if component.group_id else None,
+        "group_id": group_id(component.group_id) if component.group_id else None,
         "page_id": page_id(),
         "group": False,
         "only_show_if_degraded": component.only_show_if_degraded,
@@ -58,7 +64,7 @@ def group_json(group, children, position):
     from . import status as st
 
     return {
-        "id": str(group.pk),
+        "id": group_id(group.pk),
         "name": group.name,
         "status": st.worst([c.status for c in children]),
         "created_at": ts(group.created_at),

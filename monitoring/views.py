@@ -46,7 +46,11 @@ def _resolve(path):
     Pure string work (no realpath): every segment is checked, so "..", "." and hidden names never reach the
     file system, and the publisher creates no symlinks. Kept cheap: this runs on every public request.
     """
+    if "\x00" in path or "\\" in path or len(path) > 512:
+        return None, False
     parts = path.split("/")
+    if any(len(part) > 200 for part in parts):
+        return None, False
     for part in parts[:-1]:
         if not part or part[0] == ".":
             return None, False
@@ -65,7 +69,7 @@ def _resolve(path):
 def _stat(path):
     try:
         return os.stat(path)
-    except (FileNotFoundError, NotADirectoryError):
+    except (OSError, ValueError):  # missing, not a directory, name too long, embedded NUL: all "not found"
         return None
 
 

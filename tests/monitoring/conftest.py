@@ -9,6 +9,12 @@ from monitoring import status as st
 
 
 @pytest.fixture(autouse=True)
+def _local_webhooks(settings):
+    """The tests' webhook receivers listen on 127.0.0.1 (test_webhook_url__* check the refusal)."""
+    settings.STATUS_WEBHOOK_ALLOW_PRIVATE = True
+
+
+@pytest.fixture(autouse=True)
 def publish_dir(settings, tmp_path):
     settings.STATUS_PUBLISH_DIR = tmp_path / "status-site"
     settings.STATUS_PUBLIC_URL = "http://testserver/status"

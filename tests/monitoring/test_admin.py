@@ -73,3 +73,66 @@ def test_admin_component__status_changed_in_form__history_recorded(ops_client, c
     assert response.status_code == 302, response.content[:3000]
     assert Component.objects.get(pk=api.pk).status == st.DEGRADED
     assert api.status_changes.filter(new_status=st.DEGRADED).exists()
+
+
+def _maintenance_post(maintenance, **overrides):
+    data = {"name": maintenance.name, "body": maintenance.body,
+            "components": [c.pk for c in maintenance.components.all()],
+            "scheduled_for_0": maintenance.scheduled_for.strftime("%Y-%m-%d"),
+            "scheduled_for_1": maintenance.scheduled_for.strftime("%H:%M:%S"),
+            "scheduled_until_0": maintenance.scheduled_until.strftime("%Y-%m-%d"),
+            "scheduled_until_1": maintenance.scheduled_until.strftime("%H:%M:%S"),
+            "auto_start": "on", "auto_complete": "on", "remind_before": 60,
+            "updates-TOTAL_FORMS": 0, "updates-INITIAL_FORMS": 0}
+    data.update(overrides)
+    return data
+
+
+def test_maintenance_admin__edit_scheduled__saved_audited_reminder_reset(client, ops, components):
+    import datetime as dt
+
+    from django.utils import timezone
+
+    from monitoring.models import Maintenance
+    from pmrelease.models import AuditEvent
+
+    start = timezone.now() + dt.timedelta(days=2)
+    maintenance = services.maintenance_create(data={
+        "name": "DB upgrade", "body": "Upgrading.", "scheduled_for": start,
+        "scheduled_until": start + dt.timedelta(hours=1), "components": [components["Database"]]}, by=ops)
+    Maintenance.objects.filter(pk=maintenance.pk).update(reminded_at=timezone.now())
+    client.force_login(ops)
+    later = start + dt.timedelta(days=1)
+    response = client.post(f"/admin/monitoring/maintenance/{maintenance.pk}/change/", _maintenance_post(
+        maintenance, name="DB upgrade (moved)", scheduled_for_0=later.strftime("%Y-%m-%d"),
+        scheduled_until_0=(later + dt.timedelta(hours=1)).strftime("%Y-%m-%d")))
+    assert response.status_code == 302, response.content.decode()[:1500]
+    maintenance.refresh_from_db()
+    assert maintenance.name == "DB upgrade (moved)" and maintenance.reminded_at is None
+    assert AuditEvent.objects.filter(action="maintenance.update", object_id=str(maintenance.pk)).exists()
+
+
+def test_maintenance_admin__end_before_start__form_error_not_403(client, ops, components):
+    import datetime as dt
+
+    from django.utils import timezone
+
+    start = timezone.now() + dt.timedelta(days=2)
+    maintenance = services.maintenance_create(data={
+        "name": "DB upgrade", "body": "Upgrading.", "scheduled_for": start,
+        "scheduled_until": start + dt.timedelta(hours=1), "components": [components["Database"]]}, by=ops)
+    client.force_login(ops)
+    earlier = start - dt.timedelta(days=1)
+    response = client.post(f"/admin/monitoring/maintenance/{maintenance.pk}/change/", _maintenance_post(
+        maintenance, scheduled_until_0=earlier.strftime("%Y-%m-%d")))
+    assert response.status_code == 200
+    assert "must end after it starts" in response.content.decode()
+
+
+def test_incident_admin__save_without_changes__no_500(client, ops, components):
+    incident = services.incident_create(name="Slow", body="Looking.", by=ops,
+                                        components={components["Dashboard"]: "degraded_performance"})
+    client.force_login(ops)
+    response = client.post(f"/admin/monitoring/incident/{incident.pk}/change/",
+                           {"updates-TOTAL_FORMS": 0, "updates-INITIAL_FORMS": 0})
+    assert response.status_code == 302

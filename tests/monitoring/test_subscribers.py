@@ -158,3 +158,40 @@ def test_deliver__final_attempt_fails__marked_failed_not_raised(components, ops,
     monkeypatch.setattr(httpx, "post", refuse)
     assert services.delivery_send(delivery=delivery, final_attempt=True) == "failed"
     assert Delivery.objects.get(pk=delivery.pk).status == "failed"
+
+
+@pytest.mark.parametrize("url", ["http://127.0.0.1:6379/", "http://169.254.169.254/latest/meta-data/",
+                                 "http://localhost/hook", "http://[::1]/", "http://10.0.0.7/hook", "ftp://x/"])
+def test_webhook_url__internal_address__refused(settings, ops, url):
+    from pmrelease import errors
+
+    settings.STATUS_WEBHOOK_ALLOW_PRIVATE = False
+    with pytest.raises(errors.ValidationFailed, match="webhook URL refused"):
+        services.webhook_subscriber_create(url=url, by=ops)
+
+
+def test_webhook_delivery__address_turned_private__not_sent(settings, components, ops, httpserver):
+    from monitoring.models import Delivery
+
+    sub = services.webhook_subscriber_create(url=httpserver.url_for("/hook"), by=ops)
+    settings.STATUS_WEBHOOK_ALLOW_PRIVATE = False  # e.g. DNS now points the name at an internal address
+    delivery = Delivery.objects.create(subscriber=sub, event="incident-1-private", subject="s", body="b",
+                                       payload={"x": 1})
+    assert services.delivery_send(delivery=delivery, final_attempt=True) == "failed"
+    assert "not a public address" in Delivery.objects.get(pk=delivery.pk).last_error
+    assert len(httpserver.log) == 0
+
+
+def test_subscribe__bad_component_ids_and_long_address__400_not_500(client, components):
+    for data in ({"email": "a@example.com", "components": "\u00b2"},
+                 {"email": "a@example.com", "components": "9" * 30},
+                 {"email": ("x" * 250) + "@example.com"}):
+        response = client.post("/status/subscriptions/", data)
+        assert response.status_code == 400, (data, response.status_code)
+
+
+def test_subscribe__repeated_for_a_pending_address__one_confirmation(components, django_capture_on_commit_callbacks):
+    with django_capture_on_commit_callbacks(execute=False) as callbacks:
+        for _ in range(5):
+            services.subscribe_email(email="victim@example.com")
+    assert len(callbacks) == 1
