@@ -105,3 +105,22 @@ def test_incident_policy_api__upsert(api, ops, envs):
                        format="json").data["policy"] == "none"
     assert client.post("/api/v1/incident-policies/", {"environment": "production", "policy": "x"},
                        format="json").status_code == 400
+
+
+@pytest.mark.parametrize("payload", [
+    {"name": "x", "body": "y", "components": {"abc": "major_outage"}},
+    {"name": "x", "body": "y", "components": {"1.5": "major_outage"}},
+    {"name": "x", "body": "y", "started_at": "0001-01-01T00:00:00Z"},
+    {"name": "x", "body": "y", "started_at": "2999-01-01T00:00:00Z"},
+])
+def test_incident_api__odd_ids_and_dates__400_not_500(api, ops, components, payload):
+    from monitoring.models import Incident
+
+    response = api(ops).post("/api/v1/incidents/", payload, format="json")
+    assert response.status_code == 400, response.content
+    assert not Incident.objects.exists()
+
+
+@pytest.mark.parametrize("path", ["/status/x%00.html", "/status/" + "a" * 300, "/status/" + "a" * 300 + "/"])
+def test_published_view__nul_or_overlong_path__404(client, path):
+    assert client.get(path).status_code == 404
