@@ -66,6 +66,16 @@ class ComponentGroupAdmin(OperatorMixin, AuditHistoryMixin, admin.ModelAdmin):
         saved = services.group_save(group=group, data=data, by=request.user)
         obj.pk = saved.pk
 
+    def delete_model(self, request, obj):
+        try:
+            services.group_delete(group=obj, by=request.user)
+        except errors.DomainError as exc:
+            raise PermissionDenied(exc.message) from exc
+
+    def delete_queryset(self, request, queryset):
+        for group in queryset:
+            self.delete_model(request, group)
+
 
 class ComponentForm(forms.ModelForm):
     set_status = forms.ChoiceField(choices=ComponentStatus.choices, label="Status",

@@ -58,15 +58,7 @@ class ComponentGroupViewSet(viewsets.ModelViewSet):
                                                   by=self.request.user)
 
     def perform_destroy(self, instance):
-        from pmrelease import audit
-
-        if instance.components.exists():
-            from pmrelease import errors
-
-            raise errors.TransitionNotAllowed("move or delete the group's components first")
-        audit.record(action="componentgroup.delete", obj=instance, by=self.request.user)
-        instance.delete()
-        services.publish_later()
+        services.group_delete(group=instance, by=self.request.user)
 
 
 class ComponentSerializer(serializers.ModelSerializer):

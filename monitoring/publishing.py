@@ -259,7 +259,21 @@ def with_gzip(files):
 
 
 def publish_site(now=None):
-    """Render everything and write it into the publish directory. Returns the number of files changed."""
+    """Render everything and write it into the publish directory. Returns the number of files changed.
+
+    Publishers on one host (web, worker children) are serialised by a lock file in the publish directory,
+    taken *before* the database is read: the run that writes last always rendered the newest state.
+    """
+    import fcntl
+
+    lock_dir = site_root().parent
+    lock_dir.mkdir(parents=True, exist_ok=True)
+    with open(lock_dir / ".publish.lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        return _publish(now)
+
+
+def _publish(now):
     snapshot = selectors.snapshot(now)
     files = with_gzip(render_site(snapshot))
     root = site_root()

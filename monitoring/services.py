@@ -203,6 +203,18 @@ def group_save(*, group, data, by):
     return group
 
 
+def group_delete(*, group, by):
+    """Delete an empty component group (audited, re-published)."""
+    _require_operator(by)
+    with transaction.atomic():
+        locked = ComponentGroup.objects.select_for_update().get(pk=group.pk)
+        if locked.components.exists():
+            raise errors.TransitionNotAllowed("move or delete the group's components first")
+        audit.record(action="componentgroup.delete", obj=locked, by=by, before=audit.snapshot(locked))
+        locked.delete()
+        publish_later()
+
+
 def record_admin_edit(*, obj, before, fields, by, created=False):
     """Audit an edit the admin's forms validated and saved (component groups, subscribers, policies)."""
     name = obj._meta.model_name

@@ -2,25 +2,18 @@
 import logging
 
 from celery import shared_task
-from django.core.cache import cache
 
 from . import publishing, services
 from .models import Delivery, Subscriber
 
 log = logging.getLogger(__name__)
-PUBLISH_LOCK = "monitoring:publish-lock"
 
 
-@shared_task(bind=True, autoretry_for=(OSError,), retry_backoff=True, max_retries=30)
-def publish_status_site(self):
-    """Re-render the static status site. Concurrent runs are serialised by a short cache lock; a run that
-    finds the lock taken retries shortly, so the last change is always published."""
-    if not cache.add(PUBLISH_LOCK, "1", timeout=120):
-        raise self.retry(countdown=2)
-    try:
-        return publishing.publish_site()
-    finally:
-        cache.delete(PUBLISH_LOCK)
+@shared_task(autoretry_for=(OSError,), retry_backoff=True, max_retries=30)
+def publish_status_site():
+    """Re-render the static status site (serialised by publish_site's lock file; the last run renders the
+    newest state, so the last change is always published)."""
+    return publishing.publish_site()
 
 
 @shared_task
