@@ -76,8 +76,8 @@ class ActionSerializer(serializers.Serializer):
 
 
 class GateResultInput(serializers.Serializer):
-    passed = serializers.IntegerField(min_value=0, required=False)
-    failed = serializers.IntegerField(min_value=0, required=False)
+    passed = serializers.IntegerField(min_value=0, max_value=2**31 - 1, required=False)
+    failed = serializers.IntegerField(min_value=0, max_value=2**31 - 1, required=False)
     url = serializers.URLField(required=False, allow_blank=True, max_length=500)
     junit = serializers.FileField(required=False, help_text="A JUnit XML report (multipart upload).")
 

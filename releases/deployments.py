@@ -264,8 +264,8 @@ def gate_report(*, deployment, gate, by, passed=None, failed=None, url="", junit
     else:
         field_errors = {}
         for key, value in (("passed", passed), ("failed", failed)):
-            if not isinstance(value, int) or isinstance(value, bool) or value < 0:
-                field_errors[key] = ["a whole number ≥ 0 is required"]
+            if not isinstance(value, int) or isinstance(value, bool) or not 0 <= value < 2**31:
+                field_errors[key] = ["a whole number from 0 to 2147483647 is required"]
         if field_errors:
             raise errors.ValidationFailed("invalid gate result", field_errors=field_errors)
         values = {"tests": passed + failed, "passed": passed, "failed": failed, "errors": 0, "skipped": 0,

@@ -21,6 +21,7 @@ DEFAULT_CANARY_STEPS = (10, 50, 100)
 DEFAULT_PAUSE = 300  # seconds
 DEFAULT_TRIGGERS = ({"metric": "error_rate", "operator": ">", "threshold": 0.05},)
 OPERATORS = (">", "<", ">=", "<=", "==", "!=")
+MAX_WAIT = 7 * 24 * 3600  # a timed pause or delay longer than a week is a typo
 
 
 class PlanError(ValueError):
@@ -67,8 +68,10 @@ def normalise(strategy, params):
             pause = int(duration * 60 / (len(steps) - 1))
         else:
             pause = DEFAULT_PAUSE
-    if pause is not None and (not isinstance(pause, int | float) or isinstance(pause, bool) or pause < 0):
-        errors["pause"] = "seconds to wait between steps (a number ≥ 0), or null to wait for a person to promote"
+    if pause is not None and (not isinstance(pause, int | float) or isinstance(pause, bool)
+                              or not 0 <= pause <= MAX_WAIT):
+        errors["pause"] = (f"seconds to wait between steps (0 to {MAX_WAIT}), or null to wait for a person to "
+                           "promote")
     params["pause"] = pause
 
     triggers = params.get("rollback_triggers", list(DEFAULT_TRIGGERS))
@@ -79,8 +82,8 @@ def normalise(strategy, params):
     params["rollback_triggers"] = triggers
 
     delay = params.setdefault("scale_down_delay", 30)
-    if not isinstance(delay, int | float) or delay < 0:
-        errors["scale_down_delay"] = "seconds (≥ 0) to keep the old colour before scaling it down"
+    if not isinstance(delay, int | float) or isinstance(delay, bool) or not 0 <= delay <= MAX_WAIT:
+        errors["scale_down_delay"] = f"seconds (0 to {MAX_WAIT}) to keep the old colour before scaling it down"
     params.setdefault("auto_promote", True)
     if strategy == "feature-flag":
         if not (isinstance(params.get("flag"), str) and params["flag"].strip()):

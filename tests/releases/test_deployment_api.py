@@ -96,6 +96,7 @@ def test_gate_result__malformed_junit__400_nothing_stored(api, users, envs, sim_
 
 @pytest.mark.parametrize(("payload", "status"), [
     ({"passed": -1, "failed": 0}, 400), ({"passed": "many", "failed": 0}, 400), ({}, 400),
+    ({"passed": 2**70, "failed": 0}, 400),
 ])
 def test_gate_result__bad_json__400(api, users, envs, sim_targets, seed_gates, approved_release, payload, status):
     dep_id = create(api, users["ops"], approved_release()).json()["id"]

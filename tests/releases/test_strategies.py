@@ -52,6 +52,8 @@ def test_plan__feature_flag__dark_deploy_then_ramp():
     ("canary", {"steps": [50, 10]}, "steps"),
     ("canary", {"steps": [0, 100]}, "steps"),
     ("canary", {"pause": -1}, "pause"),
+    ("canary", {"pause": 1e300}, "pause"),
+    ("blue-green", {"scale_down_delay": 10**12}, "scale_down_delay"),
     ("canary", {"rollback_triggers": [{"metric": "error_rate", "operator": "~", "threshold": 1}]},
      "rollback_triggers"),
     ("feature-flag", {}, "flag"),
