@@ -43,8 +43,29 @@ def _summary(state):
     return "on" if not state.strategies else f"on ({len(state.strategies)} strategies)"
 
 
+class FeatureFlagForm(forms.ModelForm):
+    """Runs the services' checks in the form, so a refusal shows on the form (not as a blank 403)."""
+
+    request = None  # set per request by FeatureFlagAdmin.get_form
+
+    class Meta:
+        model = FeatureFlag
+        fields = "__all__"
+
+    def _post_clean(self):
+        super()._post_clean()
+        if self.errors:
+            return
+        try:
+            services.flag_validate(flag=self.instance, by=getattr(self.request, "user", None))
+        except errors.DomainError as exc:
+            for message in exc.reasons or [exc.message]:
+                self.add_error(None, message)
+
+
 @admin.register(FeatureFlag)
 class FeatureFlagAdmin(AuditHistoryMixin, admin.ModelAdmin):
+    form = FeatureFlagForm
     list_display = ["key", "type", "lifecycle", "owner", "environment_matrix"]
     list_filter = ["type", "lifecycle"]
     search_fields = ["key", "description", "tags"]
@@ -84,6 +105,11 @@ class FeatureFlagAdmin(AuditHistoryMixin, admin.ModelAdmin):
 
     def get_readonly_fields(self, request, obj=None):
         return [*self.readonly_fields, "key"] if obj else self.readonly_fields
+
+    def get_form(self, request, obj=None, change=False, **kwargs):
+        form = super().get_form(request, obj, change=change, **kwargs)  # a new class per request
+        form.request = request
+        return form
 
     @admin.display(description="environments")
     def environment_matrix(self, obj):
@@ -126,8 +152,12 @@ class FeatureFlagAdmin(AuditHistoryMixin, admin.ModelAdmin):
             raise PermissionDenied
         environments = list(access.visible_environments(request.user).order_by("position"))
         if request.method == "POST":
-            state = get_object_or_404(FlagEnvironment.objects.select_related("flag", "environment"),
-                                      pk=request.POST.get("state"))
+            pk = request.POST.get("state", "")
+            state = FlagEnvironment.objects.select_related("flag", "environment").filter(
+                pk=int(pk)).first() if pk.isascii() and pk.isdigit() and len(pk) < 19 else None
+            if state is None:
+                messages.error(request, f"no such flag state: {pk[:50]!r}")
+                return HttpResponseRedirect(request.path)
             self._run(request, lambda: services.flag_toggle(state=state, enabled=request.POST.get("enabled") == "1",
                                                             by=request.user, reason="toggled in the matrix"),
                       f"{state.flag.key} is now {'on' if request.POST.get('enabled') == '1' else 'off'} "
@@ -220,6 +250,8 @@ class FeatureFlagAdmin(AuditHistoryMixin, admin.ModelAdmin):
                 return HttpResponseRedirect(request.path)
         elif action in ("copy-preview", "copy"):
             source_env = get_object_or_404(Environment, name=request.POST.get("source", ""))
+            if not access.can(request.user, source_env, Capability.VIEW):
+                raise PermissionDenied
             copy_source = services.state_for(flag, source_env)
             copy_diff = services.config_diff(copy_source, state)
             if action == "copy" and self._run(request, lambda: services.flag_copy_config(
@@ -244,7 +276,8 @@ class FeatureFlagAdmin(AuditHistoryMixin, admin.ModelAdmin):
             "needs_approval": services.requires_approval(environment), "forms_data": forms_data,
             "rollout_kinds": [k for k in RolloutKind.choices if k[0] != RolloutKind.CUSTOM],
             "segments": Segment.objects.all(), "ramp": state.ramps.exclude(status=RampStatus.REVERTED).first(),
-            "environments": Environment.objects.exclude(pk=environment.pk), "copy_diff": copy_diff,
+            "environments": access.visible_environments(request.user).exclude(pk=environment.pk).order_by(
+                "position"), "copy_diff": copy_diff,
             "copy_source": copy_source, "evaluation": evaluation, "history": history,
             "pending": state.change_requests.filter(status=ChangeStatus.PENDING),
             "percentage": rollouts.rollout_percentage(state.strategies),
@@ -276,6 +309,27 @@ class SegmentAdmin(AuditHistoryMixin, admin.ModelAdmin):
                                       segment=obj if change else None, by=request.user)
         obj.pk = saved.pk
 
+    # Deleting goes through the service: refused while a flag uses the segment, otherwise audited and bumped.
+    def delete_view(self, request, object_id, extra_context=None):
+        segment = Segment.objects.filter(pk=object_id).first() if str(object_id).isdigit() else None
+        if segment is not None:
+            used = services.segment_references(segment)
+            if used:
+                messages.error(request, f"segment {segment.name!r} is used by {', '.join(used)}: "
+                                        "remove it from those strategies first")
+                return HttpResponseRedirect(reverse("admin:flags_segment_change", args=[segment.pk]))
+        return super().delete_view(request, object_id, extra_context)
+
+    def delete_model(self, request, obj):
+        services.segment_delete(segment=obj, by=request.user)
+
+    def delete_queryset(self, request, queryset):
+        for segment in queryset:
+            try:
+                services.segment_delete(segment=segment, by=request.user)
+            except errors.DomainError as exc:
+                messages.error(request, exc.message)
+
 
 class ApiKeyForm(forms.ModelForm):
     class Meta:
@@ -292,6 +346,9 @@ class ApiKeyAdmin(AuditHistoryMixin, admin.ModelAdmin):
 
     def has_change_permission(self, request, obj=None):
         return obj is None and super().has_change_permission(request, obj)
+
+    def has_delete_permission(self, request, obj=None):
+        return False  # revoke instead: revoking is audited and reaches every process's key cache
 
     def save_model(self, request, obj, form, change):
         try:
@@ -339,14 +396,47 @@ class FlagChangeRequestAdmin(admin.ModelAdmin):
         self._decide(request, queryset, services.change_request_reject)
 
 
+class ApprovalPolicyForm(forms.ModelForm):
+    request = None  # set per request by ApprovalPolicyAdmin.get_form
+
+    class Meta:
+        model = ApprovalPolicy
+        fields = ["environment", "require_approval"]
+
+    def clean(self):
+        cleaned = super().clean()
+        environment = cleaned.get("environment") or (self.instance.environment if self.instance.pk else None)
+        user = getattr(self.request, "user", None)
+        if environment is not None and user is not None and not access.can(user, environment,
+                                                                            Capability.CONFIGURE):
+            raise forms.ValidationError(
+                f"changing the approval policy of {environment.name} needs administrative access to it")
+        return cleaned
+
+
 @admin.register(ApprovalPolicy)
-class ApprovalPolicyAdmin(admin.ModelAdmin):
+class ApprovalPolicyAdmin(AuditHistoryMixin, admin.ModelAdmin):
+    form = ApprovalPolicyForm
     list_display = ["environment", "require_approval"]
 
+    def get_form(self, request, obj=None, change=False, **kwargs):
+        form = super().get_form(request, obj, change=change, **kwargs)
+        form.request = request
+        return form
+
+    def get_readonly_fields(self, request, obj=None):
+        return ["environment"] if obj else []
+
+    def has_delete_permission(self, request, obj=None):
+        return False  # untick "require approval" instead (audited)
+
     def save_model(self, request, obj, form, change):
-        if not access.can(request.user, obj.environment, Capability.CONFIGURE):
-            raise PermissionDenied("changing the approval policy needs administrative access to the environment")
-        super().save_model(request, obj, form, change)
+        try:
+            saved = services.approval_policy_set(environment=obj.environment, require_approval=obj.require_approval,
+                                                 by=request.user)
+        except errors.DomainError as exc:
+            raise PermissionDenied(exc.message) from exc
+        obj.pk = saved.pk
 
 
 @admin.register(FlagMetricsBucket)

@@ -1,4 +1,5 @@
 """The flag management API under ``/api/v1/flags/`` (token or session auth; services decide what is allowed)."""
+from django.contrib.auth import get_user_model
 from django.shortcuts import get_object_or_404
 from django.urls import path
 from drf_spectacular.types import OpenApiTypes
@@ -87,10 +88,25 @@ def _state(request, key, env):
     return services.state_for(flag, environment)
 
 
-def _flag_data(data):
+def _flag_data(data, extra=()):
+    """The flag fields of a request body; 400 naming any field that is unknown or read-only."""
+    unknown = set(data) - set(services.FLAG_FIELDS) - set(extra)
+    if unknown:
+        raise errors.ValidationFailed(f"unknown or read-only fields: {', '.join(sorted(unknown))}")
     result = {k: v for k, v in data.items() if k in services.FLAG_FIELDS and k not in ("owner", "parent")}
+    if "owner" in data:
+        owner = data["owner"]
+        if owner in (None, ""):
+            result["owner"] = None
+        else:
+            result["owner"] = get_user_model().objects.filter(username=owner).first() if isinstance(owner, str) \
+                else None
+            if result["owner"] is None:
+                raise errors.ValidationFailed(f"owner {owner!r} is not a user name")
     if "parent" in data:
         parent = data["parent"]
+        if parent and not isinstance(parent, str):
+            raise errors.ValidationFailed(f"parent {parent!r} must be a flag key")
         result["parent"] = None if not parent else FeatureFlag.objects.filter(key=parent).first()
         if parent and result["parent"] is None:
             raise errors.ValidationFailed(f"parent flag {parent!r} does not exist")
@@ -109,7 +125,7 @@ def flag_list(request):
     """GET: every flag with its state in the environments you can see. POST: create a flag."""
     if request.method == "POST":
         data = _require_object(request)
-        flag = services.flag_create(key=data.get("key", ""), by=request.user, **_flag_data(data))
+        flag = services.flag_create(key=data.get("key", ""), by=request.user, **_flag_data(data, extra=("key",)))
         return Response(FlagSerializer(flag, context={"visible": _visible(request.user)}).data, status=201)
     flags = FeatureFlag.objects.select_related("owner", "parent").order_by("key")
     return Response(FlagSerializer(flags, many=True, context={"visible": _visible(request.user)}).data)
@@ -120,8 +136,8 @@ def flag_list(request):
 def flag_detail(request, key):
     flag = get_object_or_404(FeatureFlag, key=key)
     if request.method == "PATCH":
-        flag = services.flag_update(flag=flag, data=_flag_data(_require_object(request)), by=request.user,
-                                    reason=request.data.get("reason", ""))
+        data = _flag_data(_require_object(request), extra=("reason",))
+        flag = services.flag_update(flag=flag, data=data, by=request.user, reason=request.data.get("reason", ""))
     return Response(FlagSerializer(flag, context={"visible": _visible(request.user)}).data)
 
 
@@ -149,11 +165,19 @@ def state_detail(request, key, env):
 @_schema("flags_state_rollout", ["POST"])
 @api_view(["POST"])
 def state_rollout(request, key, env):
-    """{"percentage": 0-100}: set the rollout percentage (enables the flag when > 0)."""
+    """{"percentage": 0-100}: set the rollout percentage (enables the flag when > 0). Where the environment
+    needs a second person's approval the change is proposed instead (202 with the change request)."""
     state = _state(request, key, env)
     data = _require_object(request)
-    state = services.flag_set_rollout(environment=state.environment, key=key, percentage=data.get("percentage"),
-                                      by=request.user, reason=data.get("reason", ""))
+    try:
+        state = services.flag_set_rollout(environment=state.environment, key=key, percentage=data.get("percentage"),
+                                          by=request.user, reason=data.get("reason", ""))
+    except services.ApprovalRequired:
+        state = services.state_for(state.flag, state.environment)
+        config = services.rollout_config(state=state, percentage=data.get("percentage"))
+        change = services.change_request_create(state=state, by=request.user, reason=data.get("reason", ""),
+                                                **config)
+        return Response(ChangeSerializer(change).data, status=status.HTTP_202_ACCEPTED)
     return Response(StateSerializer(state).data)
 
 

@@ -7,6 +7,7 @@ Each service checks permission, opens a transaction, validates, saves, bumps the
 """
 import copy
 import datetime as dt
+import logging
 import secrets
 
 from django.conf import settings
@@ -41,6 +42,8 @@ from .models import (
     RolloutKind,
     Segment,
 )
+
+logger = logging.getLogger(__name__)
 
 SYSTEM = "system"
 FLAG_FIELDS = ["description", "type", "owner", "tags", "lifecycle", "impression_data", "parent", "parent_enabled",
@@ -125,7 +128,11 @@ def _validate_flag(flag):
 def flag_create(*, key, description="", type=FlagType.RELEASE, owner=None, tags=None, by=None, **extra):
     """A new flag, off in every environment."""
     _require_any(by)
-    flag = FeatureFlag(key=key, description=description, type=type, owner=owner, tags=list(tags or []))
+    if tags is None:
+        tags = []
+    if not isinstance(tags, list):
+        raise errors.ValidationFailed(f"tags must be a list of strings, not {tags!r}", field_errors={"tags": ["list"]})
+    flag = FeatureFlag(key=key, description=description, type=type, owner=owner, tags=list(tags))
     for name, value in extra.items():
         if name not in FLAG_FIELDS:
             raise errors.ValidationFailed(f"unknown field {name!r}")
@@ -145,6 +152,45 @@ def flag_create(*, key, description="", type=FlagType.RELEASE, owner=None, tags=
     return flag
 
 
+DEPENDENCY_FIELDS = ("parent", "parent_enabled", "parent_variants")
+
+
+def _serving_changes(before, flag):
+    """The changed fields that change what is served: archiving (or un-archiving) and the dependency."""
+    changed = [name for name in DEPENDENCY_FIELDS if before[name] != getattr(flag, flag._meta.get_field(name).attname)]
+    if before["lifecycle"] != flag.lifecycle and Lifecycle.ARCHIVED in (before["lifecycle"], flag.lifecycle):
+        changed.insert(0, "lifecycle")
+    return changed
+
+
+def _require_where_enabled(by, flag, changed):
+    """Archiving a flag or changing its dependency can turn it off (or on) wherever it is enabled: that needs
+    full access to each of those environments, and is refused where flag changes need a second person."""
+    if not changed or by is None or isinstance(by, str):
+        return
+    environments = [s.environment for s in flag.states.filter(enabled=True).select_related("environment")]
+    what = " and ".join(changed)
+    denied = [env.name for env in environments if not access.can(by, env, Capability.DEPLOY)]
+    if denied:
+        raise errors.PermissionDenied(
+            f"changing the {what} of {flag.key} affects {', '.join(denied)}, where it is enabled: that needs full "
+            f"access there")
+    guarded = [env.name for env in environments if _is_person(by) and requires_approval(env)]
+    if guarded:
+        raise ApprovalRequired(
+            f"changing the {what} of {flag.key} affects {', '.join(guarded)}, where it is enabled and changes need "
+            f"a second person's approval: turn it off there first through a change request")
+
+
+def flag_validate(*, flag, by=None):
+    """Check an edited, unsaved ``flag`` as flag_update would (ValidationFailed, PermissionDenied,
+    ApprovalRequired), so that forms can show the refusal before saving."""
+    _validate_flag(flag)
+    if flag.pk:
+        before = _fields(FeatureFlag.objects.get(pk=flag.pk), FLAG_FIELDS)
+        _require_where_enabled(by, flag, _serving_changes(before, flag))
+
+
 def flag_update(*, flag, data, by=None, reason=""):
     _require_any(by)
     unknown = set(data) - set(FLAG_FIELDS)
@@ -157,6 +203,7 @@ def flag_update(*, flag, data, by=None, reason=""):
             setattr(flag, name, value)
         errors.full_clean(flag)
         _validate_flag(flag)
+        _require_where_enabled(by, flag, _serving_changes(before, flag))
         flag.save()
         b, a = audit.diff(before, _fields(flag, FLAG_FIELDS))
         if a:
@@ -191,10 +238,32 @@ def requires_approval(environment):
     return policy.require_approval if policy is not None else environment.is_production
 
 
+def approval_policy_set(*, environment, require_approval, by=None, reason=""):
+    """Whether flag changes in ``environment`` need a second person's approval (administrative access)."""
+    if not isinstance(require_approval, bool):
+        raise errors.ValidationFailed(f"require_approval must be true or false, not {require_approval!r}")
+    if _is_person(by) and not access.can(by, environment, Capability.CONFIGURE):
+        raise errors.PermissionDenied(
+            f"changing the approval policy of {environment.name} needs administrative access to it")
+    with transaction.atomic():
+        policy = ApprovalPolicy.objects.select_for_update().filter(environment=environment).first()
+        before = requires_approval(environment)
+        if policy is None:
+            policy = ApprovalPolicy(environment=environment)
+        policy.require_approval = require_approval
+        policy.save()
+        audit.record(action="flag.approval_policy.set", obj=policy, by=_actor(by), reason=reason,
+                     before={"environment": environment.name, "require_approval": before},
+                     after={"environment": environment.name, "require_approval": require_approval})
+    return policy
+
+
 def _normalise_config(state, enabled, strategies, variants, rollout):
     config = state.config()
     if enabled is not _UNSET:
-        config["enabled"] = bool(enabled)
+        if not isinstance(enabled, bool):
+            raise errors.ValidationFailed(f"enabled must be true or false, not {enabled!r}")
+        config["enabled"] = enabled
     if strategies is not _UNSET:
         config["strategies"] = strategies
     if variants is not _UNSET:
@@ -232,12 +301,15 @@ def flag_state_update(*, state, enabled=_UNSET, strategies=_UNSET, variants=_UNS
     Raises ApprovalRequired when the environment's policy needs a second person (use change_request_create).
     """
     _require(by, state.environment)
-    config = _normalise_config(state, enabled, strategies, variants, rollout)
-    if _is_person(by) and requires_approval(state.environment) and config != state.config():
-        raise ApprovalRequired(
-            f"flag changes in {state.environment.name} need a second person's approval: propose the change"
-        )
     with transaction.atomic():
+        # Lock and re-read first: the merged configuration is built on the current row, not on what the caller
+        # read earlier (two concurrent edits of different fields must not undo each other).
+        state = FlagEnvironment.objects.select_for_update().select_related("flag", "environment").get(pk=state.pk)
+        config = _normalise_config(state, enabled, strategies, variants, rollout)
+        if _is_person(by) and requires_approval(state.environment) and config != state.config():
+            raise ApprovalRequired(
+                f"flag changes in {state.environment.name} need a second person's approval: propose the change"
+            )
         return _apply(state, config, by=by, reason=reason)
 
 
@@ -245,14 +317,36 @@ def flag_toggle(*, state, enabled, by=None, reason=""):
     return flag_state_update(state=state, enabled=enabled, by=by, reason=reason)
 
 
-def flag_set_rollout(*, environment, key, percentage, by=None, reason=""):
-    """Set the percentage of the flag's rollout strategy in ``environment`` (0-100), enabling the flag there
-    when ``percentage`` > 0. For the deployment engine and gradual ramps: not subject to the approval policy
-    (those operations are approved where they start). Returns the FlagEnvironment."""
+def _check_percentage(percentage):
     if isinstance(percentage, bool) or not isinstance(percentage, int | float) or not 0 <= percentage <= 100:
         raise errors.ValidationFailed(f"rollout percentage {percentage!r} must be a number between 0 and 100")
     if int(percentage) != percentage:
         raise errors.ValidationFailed(f"rollout percentage {percentage!r} must be a whole number")
+    return int(percentage)
+
+
+def rollout_config(*, state, percentage):
+    """The configuration ``state`` would have with its rollout set to ``percentage`` (nothing saved)."""
+    percentage = _check_percentage(percentage)
+    config = copy.deepcopy(state.config())
+    config["strategies"] = rollouts.with_percentage(config["strategies"], state.flag.key, percentage)
+    if config["rollout"] in (RolloutKind.IMMEDIATE, RolloutKind.CUSTOM):
+        config["rollout"] = RolloutKind.PERCENTAGE
+    if percentage > 0:
+        config["enabled"] = True
+    problems = validate_config(strategies=config["strategies"], variants=config["variants"])
+    if problems:
+        raise errors.ValidationFailed("; ".join(problems), reasons=problems)
+    return config
+
+
+def flag_set_rollout(*, environment, key, percentage, by=None, reason=""):
+    """Set the percentage of the flag's rollout strategy in ``environment`` (0-100), enabling the flag there
+    when ``percentage`` > 0. The system (``by=None``: the deployment engine, gradual ramps) is not subject to
+    the approval policy (those operations are approved where they start); a person is: ApprovalRequired where
+    the environment needs a second person (propose ``rollout_config(...)`` as a change request instead).
+    Returns the FlagEnvironment."""
+    _check_percentage(percentage)
     env_name = getattr(environment, "name", environment)
     state = (
         FlagEnvironment.objects.select_related("flag", "environment")
@@ -263,15 +357,11 @@ def flag_set_rollout(*, environment, key, percentage, by=None, reason=""):
     _require(by, state.environment)
     with transaction.atomic():
         state = FlagEnvironment.objects.select_for_update().select_related("flag", "environment").get(pk=state.pk)
-        config = state.config()
-        config["strategies"] = rollouts.with_percentage(config["strategies"], key, int(percentage))
-        if config["rollout"] in (RolloutKind.IMMEDIATE, RolloutKind.CUSTOM):
-            config["rollout"] = RolloutKind.PERCENTAGE
-        if percentage > 0:
-            config["enabled"] = True
-        problems = validate_config(strategies=config["strategies"], variants=config["variants"])
-        if problems:
-            raise errors.ValidationFailed("; ".join(problems), reasons=problems)
+        config = rollout_config(state=state, percentage=percentage)
+        if _is_person(by) and requires_approval(state.environment) and config != state.config():
+            raise ApprovalRequired(
+                f"flag changes in {state.environment.name} need a second person's approval: propose the change"
+            )
         return _apply(state, config, by=by, reason=reason or f"rollout set to {int(percentage)}%",
                       action="flag.rollout.set")
 
@@ -397,6 +487,34 @@ def segment_save(*, name, constraints, description="", segment=None, by=None):
     return segment
 
 
+def segment_references(segment):
+    """The flag states (``"key @ environment"``) whose strategies use ``segment``."""
+    used = []
+    for state in FlagEnvironment.objects.select_related("flag", "environment").order_by("flag__key", "environment_id"):
+        for strategy in state.strategies or ():
+            ids = strategy.get("segments") if isinstance(strategy, dict) else None
+            if isinstance(ids, list) and segment.pk in ids:
+                used.append(f"{state.flag.key} @ {state.environment.name}")
+                break
+    return used
+
+
+def segment_delete(*, segment, by=None, reason=""):
+    """Delete a segment no flag uses (refused, naming the flags, while any strategy refers to it)."""
+    _require_any(by)
+    with transaction.atomic():
+        segment = Segment.objects.select_for_update().get(pk=segment.pk)
+        used = segment_references(segment)
+        if used:
+            raise errors.ValidationFailed(
+                f"segment {segment.name!r} is used by {', '.join(used)}: remove it from those strategies first",
+                reasons=used)
+        before = _fields(segment, ["name", "description", "constraints"])
+        audit.record(action="flag.segment.delete", obj=segment, by=_actor(by), before=before, reason=reason)
+        segment.delete()
+        _bump_all()
+
+
 # --- API keys ------------------------------------------------------------------------------------------
 def api_key_create(*, environment, kind, name="", by=None, rate_limit=None):
     """A new key: returns (ApiKey, raw key). The raw key is shown once; only its hash is stored."""
@@ -440,6 +558,9 @@ def ramp_start(*, state, steps, stickiness="default", by=None, reason="", now=No
         except ValueError as exc:
             raise errors.ValidationFailed(str(exc)) from None
     problems = rollouts.validate_steps(steps)
+    if not isinstance(stickiness, str) or not stickiness.strip():
+        problems.append(f"stickiness {stickiness!r} must be a non-empty string (default, userId, sessionId, random, "
+                        "...)")
     if problems:
         raise errors.ValidationFailed("; ".join(problems), reasons=problems)
     _require(by, state.environment)
@@ -462,11 +583,15 @@ def ramp_start(*, state, steps, stickiness="default", by=None, reason="", now=No
         config["rollout"] = RolloutKind.GRADUAL
         if rollouts.rollout_percentage(config["strategies"]) is None:
             config["strategies"] = rollouts.percentage(state.flag.key, current or 0, stickiness=stickiness)
+        problems = validate_config(strategies=config["strategies"], variants=config["variants"])
+        if problems:
+            raise errors.ValidationFailed(f"{state}: " + "; ".join(problems), reasons=problems)
         _apply(state, config, by=by, reason=reason)
         audit.record(action="flag.ramp.start", obj=state, by=_actor(by), after={"steps": steps}, reason=reason)
-    if steps[0]["minutes"] == 0:
-        ramp_advance(ramp=ramp, now=now)
-        ramp.refresh_from_db()
+        if steps[0]["minutes"] == 0:
+            # In the same transaction: a first step that cannot be applied leaves no ramp and no changed strategy.
+            ramp_advance(ramp=ramp, now=now)
+            ramp.refresh_from_db()
     return ramp
 
 
@@ -501,8 +626,16 @@ def advance_due_ramps(now=None):
     due = GradualRollout.objects.filter(status=RampStatus.RUNNING, next_step_at__lte=now).values_list("pk", flat=True)
     for pk in list(due):
         before = GradualRollout.objects.get(pk=pk).current_step
-        if ramp_advance(ramp=GradualRollout(pk=pk), now=now).current_step != before:
-            advanced += 1
+        try:
+            if ramp_advance(ramp=GradualRollout(pk=pk), now=now).current_step != before:
+                advanced += 1
+        except errors.DomainError as exc:
+            # One ramp that cannot advance must not hold up the others: stop it where it is, saying why.
+            logger.warning("gradual rollout %s could not advance: %s", pk, exc.message)
+            try:
+                ramp_pause(ramp=GradualRollout(pk=pk), by=None, reason=f"step could not be applied: {exc.message}")
+            except errors.DomainError:
+                logger.exception("gradual rollout %s could not be paused", pk)
     return advanced
 
 
@@ -553,26 +686,43 @@ def ramp_revert(*, ramp, by=None, reason=""):
 
 
 # --- SDK registration and metrics ----------------------------------------------------------------------
-def _parse_time(value):
-    if not isinstance(value, str):
+MAX_COUNT = 2 ** 63  # counts are stored in 64-bit integer columns
+MAX_INTERVAL = 2 ** 31  # the registration interval in a 32-bit one
+
+
+def _whole(value, limit=MAX_COUNT):
+    return isinstance(value, int) and not isinstance(value, bool) and 0 <= value < limit
+
+
+def _parse_time(value, field="time"):
+    """An aware datetime in UTC, or None when absent; ValidationFailed when it is not a date-time in range."""
+    if value is None or value == "":
         return None
+    if not isinstance(value, str):
+        raise errors.ValidationFailed(f"{field} {value!r} must be an ISO 8601 date-time")
     try:
         parsed = dt.datetime.fromisoformat(value.replace("Z", "+00:00"))
-    except ValueError:
-        return None
-    return parsed if parsed.tzinfo else parsed.replace(tzinfo=dt.UTC)
+        parsed = parsed if parsed.tzinfo else parsed.replace(tzinfo=dt.UTC)
+        parsed = parsed.astimezone(dt.UTC)
+        parsed.timestamp()
+    except (ValueError, OverflowError):
+        raise errors.ValidationFailed(f"{field} {value[:50]!r} is not an ISO 8601 date-time in range") from None
+    return parsed
 
 
 def client_register(*, environment_id, data):
     if not isinstance(data, dict) or not isinstance(data.get("appName"), str) or not data["appName"].strip():
         raise errors.ValidationFailed("appName is required")
     strategies = data.get("strategies") if isinstance(data.get("strategies"), list) else []
-    interval = data.get("interval") if isinstance(data.get("interval"), int) else None
+    interval = data.get("interval")
+    if interval is not None and not _whole(interval, MAX_INTERVAL):
+        raise errors.ValidationFailed(f"interval must be a whole number of milliseconds between 0 and "
+                                      f"{MAX_INTERVAL - 1}")
     ClientApplication.objects.update_or_create(
         environment_id=environment_id, app_name=data["appName"][:200],
         instance_id=str(data.get("instanceId") or "default")[:200],
         defaults={"sdk_version": str(data.get("sdkVersion") or "")[:100], "strategies": strategies[:100],
-                  "started": _parse_time(data.get("started")), "interval": interval, "last_seen_at": timezone.now()},
+                  "started": _parse_time(data.get("started"), "started"), "interval": interval, "last_seen_at": timezone.now()},
     )
 
 
@@ -595,14 +745,15 @@ def metrics_validate(data):
             raise errors.ValidationFailed(f"toggles.{name} must be an object with yes and no")
         yes, no = counts.get("yes", 0), counts.get("no", 0)
         for label, value in (("yes", yes), ("no", no)):
-            if isinstance(value, bool) or not isinstance(value, int) or value < 0:
-                raise errors.ValidationFailed(f"toggles.{name}.{label} must be a whole number, 0 or more")
+            if not _whole(value):
+                raise errors.ValidationFailed(f"toggles.{name}.{label} must be a whole number from 0 to 2^63 - 1")
         variants = counts.get("variants") or {}
-        if not isinstance(variants, dict) or not all(
-                isinstance(v, int) and not isinstance(v, bool) and v >= 0 for v in variants.values()):
-            raise errors.ValidationFailed(f"toggles.{name}.variants must map variant names to counts")
+        if not isinstance(variants, dict) or not all(_whole(v) for v in variants.values()):
+            raise errors.ValidationFailed(f"toggles.{name}.variants must map variant names to counts "
+                                          "(whole numbers from 0 to 2^63 - 1)")
         toggles[str(name)[:200]] = (yes, no, variants)
-    return _parse_time(bucket.get("stop")) or _parse_time(bucket.get("start")) or timezone.now(), toggles
+    stop, start = _parse_time(bucket.get("stop"), "bucket.stop"), _parse_time(bucket.get("start"), "bucket.start")
+    return stop or start or timezone.now(), toggles
 
 
 def metrics_record(*, environment_id, toggles, when=None, app_name=""):

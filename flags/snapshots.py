@@ -6,7 +6,7 @@ token. At most once per ``FLAGS_VERSION_CHECK_SECONDS`` (default 1 s) a request 
 *published* one — in the shared cache (Redis) when there is one, otherwise in a small file under
 ``VAR_DIR/flags/`` (the embedded mode runs every process on one machine) — and rebuilds from the database
 only when they differ. Every change bumps the token in the database inside its transaction and publishes it
-(at once and again on commit), so an edit is seen by every process within the check interval (< 2 s).
+(on commit), so an edit is seen by every process within the check interval (< 2 s).
 API keys are cached the same way under the ``keys`` scope: a revoked key stops working within that interval.
 """
 from __future__ import annotations
@@ -86,7 +86,8 @@ def bump(scope):
     updated = ConfigVersion.objects.filter(scope=scope).update(token=token)
     if not updated:
         ConfigVersion.objects.update_or_create(scope=scope, defaults={"token": token})
-    publish(scope, token)
+    # Published once committed: before that, other processes would rebuild from the old rows and republish the
+    # old token (this process's own edits are seen at once through forget_local).
     transaction.on_commit(lambda: publish(scope, token))
     forget_local(scope)
     return token
@@ -263,7 +264,9 @@ def get(environment_id):
         return entry
     fresh = _build(environment_id)
     fresh.checked = now
-    if published != fresh.token:
+    if published != fresh.token and (published is None or _db_token(scope) == fresh.token):
+        # Only when our token is still the current one: a build that read the rows before an edit committed
+        # must not overwrite the newer token the edit published (every process would keep the old snapshot).
         publish(scope, fresh.token)
     with _lock:
         _entries[environment_id] = fresh

@@ -50,13 +50,30 @@ def import_document(*, environment, doc, by=None, reason=""):
     if not isinstance(raw_segments, list):
         raise errors.ValidationFailed('"segments" must be a list')
     segment_names = {}
+    by_name = {}
     for index, segment in enumerate(raw_segments):
         if not isinstance(segment, dict) or "id" not in segment:
             problems.append(f"segments[{index}]: needs an id")
             continue
-        for i, constraint in enumerate(segment.get("constraints") or []):
-            problems.extend(f"segment {segment['id']}: constraint {i + 1}: {m}" for m in validate_constraint(constraint))
-        segment_names[segment["id"]] = str(segment.get("name") or f"imported-segment-{segment['id']}")[:100]
+        sid = segment["id"]
+        if isinstance(sid, bool) or not isinstance(sid, int):
+            problems.append(f"segments[{index}]: id must be a whole number")
+            continue
+        if sid in segment_names:
+            problems.append(f"segments[{index}]: id {sid} is used twice")
+            continue
+        constraints = segment.get("constraints") or []
+        if not isinstance(constraints, list):
+            problems.append(f"segment {sid}: constraints must be a list")
+        else:
+            for i, constraint in enumerate(constraints):
+                problems.extend(f"segment {sid}: constraint {i + 1}: {m}" for m in validate_constraint(constraint))
+        name = str(segment.get("name") or f"imported-segment-{sid}")[:100]
+        if name in by_name:
+            # segments are matched by name: two with one name would become one, with the wrong constraints
+            problems.append(f"segments {by_name[name]} and {sid} have the same name {name!r}")
+        by_name.setdefault(name, sid)
+        segment_names[sid] = name
 
     features = []
     names = set()
@@ -81,18 +98,41 @@ def import_document(*, environment, doc, by=None, reason=""):
         for i, strategy in enumerate(strategies):
             problems.extend(f"{label}: strategy {i + 1}: {m}"
                             for m in validate_strategy(strategy, segment_ids=segment_names.keys()))
-        variants = _variants(feature.get("variants"))
+        for field in ("enabled", "impressionData"):
+            if feature.get(field) is not None and not isinstance(feature[field], bool):
+                problems.append(f"{label}: {field} must be true or false")
+        variants = feature.get("variants") or []
+        if not isinstance(variants, list):
+            problems.append(f"{label}: variants must be a list")
+            variants = []
+        problems.extend(f"{label}: variants: variant {i + 1} must be an object"
+                        for i, v in enumerate(variants) if not isinstance(v, dict))
+        variants = _variants(variants)
         problems.extend(f"{label}: variants: {m}" for m in validate_variants(variants))
-        for strategy in strategies:
-            if isinstance(strategy, dict) and strategy.get("variants"):
+        for i, strategy in enumerate(strategies):
+            if isinstance(strategy, dict) and isinstance(strategy.get("variants"), list):
+                problems.extend(f"{label}: strategy {i + 1}: variant {j + 1} must be an object"
+                                for j, v in enumerate(strategy["variants"]) if not isinstance(v, dict))
                 strategy["variants"] = _variants(strategy["variants"])
-        dependencies = [d for d in feature.get("dependencies") or [] if isinstance(d, dict)]
+        dependencies = feature.get("dependencies") or []
+        if not isinstance(dependencies, list):
+            problems.append(f"{label}: dependencies must be a list")
+            dependencies = []
+        for i, dependency in enumerate(dependencies):
+            if not isinstance(dependency, dict):
+                problems.append(f"{label}: dependency {i + 1} must be an object")
+            elif not isinstance(dependency.get("feature"), str) or not dependency["feature"]:
+                problems.append(f"{label}: dependency {i + 1}: feature must be a flag name")
+            elif dependency.get("variants") is not None and (not isinstance(dependency["variants"], list) or not all(
+                    isinstance(v, str) for v in dependency["variants"])):
+                problems.append(f"{label}: dependency {i + 1}: variants must be a list of variant names")
+        dependencies = [d for d in dependencies if isinstance(d, dict) and isinstance(d.get("feature"), str)]
         if len(dependencies) > 1:
             problems.append(f"{label}: only one parent dependency is supported")
         features.append((feature, flag_type, strategies, variants, dependencies[:1]))
     for feature, _t, _s, _v, dependencies in features:
         for dependency in dependencies:
-            parent = dependency.get("feature")
+            parent = dependency["feature"]
             if parent not in names and not FeatureFlag.objects.filter(key=parent).exists():
                 problems.append(f"feature {feature['name']!r}: parent {parent!r} is neither in the file nor known")
     if problems:
@@ -115,7 +155,7 @@ def import_document(*, environment, doc, by=None, reason=""):
         for feature, flag_type, strategies, variants, _deps in features:
             flag = FeatureFlag.objects.filter(key=feature["name"]).first()
             data = {"description": feature.get("description") or "", "type": flag_type,
-                    "impression_data": bool(feature.get("impressionData", False))}
+                    "impression_data": feature.get("impressionData") is True}
             if flag is None:
                 flag = services.flag_create(key=feature["name"], by=by, **data)
                 counts["created"] += 1
@@ -131,7 +171,7 @@ def import_document(*, environment, doc, by=None, reason=""):
                     strategy["segments"] = [segment_ids[s] for s in strategy["segments"]]
                 stored.append(strategy)
             state = services.state_for(flag, environment)
-            config = {"enabled": bool(feature.get("enabled")), "rollout": _rollout_kind(stored),
+            config = {"enabled": feature.get("enabled") is True, "rollout": _rollout_kind(stored),
                       "strategies": stored, "variants": variants}
             services._apply(state, config, by=services._actor(by), reason=reason or "import")
         for feature, _t, _s, _v, dependencies in features:

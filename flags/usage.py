@@ -47,13 +47,20 @@ def flush():
     by_env: dict = {}
     for (env_id, name), (yes, no, variants) in taken.items():
         by_env.setdefault(env_id, {})[name] = (yes, no, variants)
+    failure = None
+    written = 0
     for env_id, toggles in by_env.items():
         try:
             services.metrics_record(environment_id=env_id, toggles=toggles, app_name="ofrep")
-        except Exception:
-            _merge_back(env_id, toggles)  # e.g. SQLite busy: keep the counts for the next round
-            raise
-    return len(taken)
+        except Exception as exc:
+            # e.g. SQLite busy: keep these counts for the next round and go on with the other environments
+            _merge_back(env_id, toggles)
+            failure = failure or exc
+        else:
+            written += len(toggles)
+    if failure is not None:
+        raise failure
+    return written
 
 
 def _merge_back(env_id, toggles):

@@ -298,15 +298,15 @@ def _unleash_error(status, details, headers=None, code=None):
 
 
 def _spec_version(request):
-    raw = request.META.get("HTTP_UNLEASH_CLIENT_SPEC", "")
+    raw = request.META.get("HTTP_UNLEASH_CLIENT_SPEC", "")[:100]
     parts = []
     for piece in raw.strip().lstrip("vV").split(".")[:3]:
         digits = ""
         for char in piece:
-            if not char.isdigit():
+            if not char.isascii() or not char.isdigit():
                 break
             digits += char
-        parts.append(int(digits or 0))
+        parts.append(min(int(digits[:10] or 0), 10 ** 9))  # a version part is never that large: cap it
     return tuple(parts + [0] * (3 - len(parts))) if raw else (0, 0, 0)
 
 
@@ -376,6 +376,8 @@ def _query_context(request):
     for name, value in request.GET.items():
         if name.startswith("properties[") and name.endswith("]"):
             raw.setdefault("properties", {})[name[11:-1]] = value
+        elif name == "properties":
+            continue  # a plain ?properties=… is not an object of properties: ignored
         else:
             raw[name] = value
     return raw
