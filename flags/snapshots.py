@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
 import threading
 import time
 from dataclasses import dataclass, field
@@ -76,6 +77,21 @@ def publish(scope, token):
     temp = target.with_name(f"{target.name}.{threading.get_ident()}.tmp")
     temp.write_text(token)
     temp.replace(target)  # atomic: readers see the old or the new token, never half of one
+
+
+def publish_if_absent(scope, token):
+    """Publish ``token`` only when nothing is published yet (a cleared cache, a first start). Readers use this:
+    a reader's token may be older than one an edit publishes meanwhile, and must never overwrite it."""
+    if _shared_cache():
+        cache.add(_CACHE_PREFIX + scope, token, None)
+        return
+    target = _version_file(scope)
+    try:
+        fd = os.open(target, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644)
+    except FileExistsError:
+        return
+    with os.fdopen(fd, "w") as handle:
+        handle.write(token)
 
 
 def bump(scope):
@@ -264,10 +280,10 @@ def get(environment_id):
         return entry
     fresh = _build(environment_id)
     fresh.checked = now
-    if published != fresh.token and (published is None or _db_token(scope) == fresh.token):
-        # Only when our token is still the current one: a build that read the rows before an edit committed
-        # must not overwrite the newer token the edit published (every process would keep the old snapshot).
-        publish(scope, fresh.token)
+    if published is None:
+        # Readers only fill an empty slot: a build that read the rows before an edit committed must never
+        # overwrite the newer token the edit publishes on commit (every process would keep the old snapshot).
+        publish_if_absent(scope, fresh.token)
     with _lock:
         _entries[environment_id] = fresh
     return fresh
@@ -291,8 +307,8 @@ def _refresh_keys():
     published = read_published(KEYS_SCOPE)
     if published is None or published != _key_state["token"]:
         token = _db_token(KEYS_SCOPE)
-        if published != token:
-            publish(KEYS_SCOPE, token)
+        if published is None:
+            publish_if_absent(KEYS_SCOPE, token)
         with _lock:
             _keys.clear()
             _missing.clear()

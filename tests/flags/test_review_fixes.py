@@ -390,3 +390,14 @@ def test_snapshots_get__rebuilt_from_a_read_older_than_the_published_token__does
     monkeypatch.setattr(snapshots, "_build", lambda environment_id: old)  # its database read predates the edit
     snapshots.get(env.pk)
     assert snapshots.read_published(scope) == new
+
+
+def test_snapshots_publish_if_absent__newer_token_published__reader_never_overwrites(settings, tmp_path):
+    from flags import snapshots
+
+    settings.VAR_DIR = tmp_path
+    snapshots.publish("env:99", "newer")
+    snapshots.publish_if_absent("env:99", "older")
+    assert snapshots.read_published("env:99") == "newer"
+    snapshots.publish_if_absent("env:98", "first")
+    assert snapshots.read_published("env:98") == "first"
