@@ -6,7 +6,9 @@ same services people use, so the audit trail shows a real history.
 import datetime as dt
 import importlib
 import importlib.util
+from contextlib import nullcontext
 
+import time_machine
 from django.contrib.auth import get_user_model
 from django.core.management.base import BaseCommand
 from django.db import transaction
@@ -211,27 +213,39 @@ class Command(BaseCommand):
             if Release.objects.filter(version=version).exists():
                 continue
             when = timezone.now() + dt.timedelta(days=days)
-            plan = _plan(prerequisites_done=final != "planned_blocked")
-            plan["changes"] = [{"kind": k, "summary": s, "position": i} for i, (k, s) in enumerate(changes)]
-            release = services.release_create(
-                by=users["dev"], plan=plan,
-                data={"version": version, "type": rtype, "title": title,
-                      "environments": targets if any(h[0] == "dr" for h in history) else targets[:3],
-                      "description": f"{title}: see the release notes.", "scheduled_for": when,
-                      "scheduled_until": when + dt.timedelta(hours=2),
-                      "quorum": 2 if final == "planned" else 1},
-            )
-            created += 1
-            if final == "planned":
-                services.release_approve(release=release, by=users["approver"], comment="Looks good to me")
-            if final != "approved":
-                continue
-            services.release_approve(release=release, by=users["approver"], comment="Plan reviewed, go ahead")
-            for env_name, strategy, params, failing_gates in history:
-                self._deploy(release, envs[env_name], users, strategy, params, failing_gates)
-                if Release.objects.get(pk=release.pk).status in ("rolled_back", "failed"):
-                    break
+            # Past releases are planned, approved and deployed by the real services and engine with the clock
+            # set to their own dates, so the history (and the cadence calendar) has a real shape.
+            past = days < 0
+            clock = time_machine.travel(when - dt.timedelta(days=len(history) + 1), tick=True) if past else nullcontext()
+            with clock:
+                created += self._release(envs, users, targets, version, rtype, title, changes, final, when, history)
         return created
+
+    def _release(self, envs, users, targets, version, rtype, title, changes, final, when, history):
+        """Plan, approve and deploy one demo release through the services and the engine."""
+        plan = _plan(prerequisites_done=final != "planned_blocked")
+        plan["changes"] = [{"kind": k, "summary": s, "position": i} for i, (k, s) in enumerate(changes)]
+        release = services.release_create(
+            by=users["dev"], plan=plan,
+            data={"version": version, "type": rtype, "title": title,
+                  "environments": targets if any(h[0] == "dr" for h in history) else targets[:3],
+                  "description": f"{title}: see the release notes.", "scheduled_for": when,
+                  "scheduled_until": when + dt.timedelta(hours=2),
+                  "quorum": 2 if final == "planned" else 1},
+        )
+        if final == "planned":
+            services.release_approve(release=release, by=users["approver"], comment="Looks good to me")
+        if final != "approved":
+            return 1
+        services.release_approve(release=release, by=users["approver"], comment="Plan reviewed, go ahead")
+        for index, (env_name, strategy, params, failing_gates) in enumerate(history):
+            # one environment a day, production on the release's date (only past releases have a history)
+            at = when - dt.timedelta(days=len(history) - 1 - index)
+            with time_machine.travel(at, tick=True):
+                self._deploy(release, envs[env_name], users, strategy, params, failing_gates)
+            if Release.objects.get(pk=release.pk).status in ("rolled_back", "failed"):
+                break
+        return 1
 
     def _deploy(self, release, env, users, strategy, params, failing_gates):
         """Run one deployment through the real engine, in this process, CI reporting its gates."""
