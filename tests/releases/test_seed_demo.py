@@ -1,0 +1,27 @@
+"""seed_demo: idempotent, and its deployment history made by the engine at the releases' own dates."""
+import pytest
+from django.core.management import call_command
+from django.utils import timezone
+
+from pmrelease import audit
+from releases.models import Deployment, Release
+
+
+@pytest.mark.django_db
+def test_seed_demo__twice__same_organisation_and_engine_made_history(settings, tmp_path):
+    settings.STATUS_PUBLISH_DIR = tmp_path / "status-site"
+    call_command("seed_demo", stdout=open("/dev/null", "w"))
+    counts = (Release.objects.count(), Deployment.objects.count())
+    call_command("seed_demo", stdout=open("/dev/null", "w"))
+    assert (Release.objects.count(), Deployment.objects.count()) == counts == (7, 12)
+    statuses = dict(Release.objects.values_list("version", "status"))
+    assert statuses == {"2.0.0": "deployed", "2.1.0": "deployed", "2.1.1": "rolled_back", "2.1.2": "rolled_back",
+                        "2.2.0": "approved", "2.2.1": "planned", "2.3.0": "planned"}
+    canary = Deployment.objects.get(release__version="2.1.1", environment__name="production")
+    assert canary.rolled_back_automatically and "Health checks at 50%" in canary.failure_reason
+    gated = Deployment.objects.get(release__version="2.1.2", environment__name="staging")
+    assert "blocking gate failed: Security Tests" in gated.failure_reason
+    first = Deployment.objects.filter(release__version="2.0.0").order_by("id")
+    assert [d.environment.name for d in first] == ["development", "staging", "production"]
+    assert (timezone.now() - first.last().finished_at).days >= 39
+    assert audit.verify_chain()[0]
