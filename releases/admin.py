@@ -108,9 +108,12 @@ class EnvironmentAdmin(AuditHistoryMixin, admin.ModelAdmin):
 
     def save_model(self, request, obj, form, change):
         if not change:
-            super().save_model(request, obj, form, change)
-            audit.record(action="environment.create", obj=obj, by=request.user,
-                         after=audit.snapshot(obj, fields=services.ENVIRONMENT_FIELDS))
+            data = {name: form.cleaned_data[name] for name in ["name", *services.ENVIRONMENT_FIELDS]
+                    if name in form.cleaned_data}
+            try:
+                obj.pk = services.environment_create(data=data, by=request.user).pk
+            except errors.DomainError as exc:
+                raise PermissionDenied(exc.message) from exc
             return
         data = {name: form.cleaned_data[name] for name in form.changed_data if name in services.ENVIRONMENT_FIELDS}
         original = Environment.objects.get(pk=obj.pk)

@@ -48,6 +48,21 @@ def _lock(release):
 
 
 # --- environments ------------------------------------------------------------------------------------
+def environment_create(*, data, by):
+    """A new environment (superusers only: it changes the promotion path and the access matrix)."""
+    if not getattr(by, "is_superuser", False):
+        raise errors.PermissionDenied("only an administrator may add environments")
+    unknown = set(data) - {"name", *ENVIRONMENT_FIELDS}
+    if unknown:
+        raise errors.ValidationFailed(f"unknown or read-only fields: {', '.join(sorted(unknown))}")
+    with transaction.atomic():
+        env = Environment(**data)
+        errors.full_clean(env)
+        env.save()
+        audit.record(action="environment.create", obj=env, by=by, after=audit.snapshot(env, fields=ENVIRONMENT_FIELDS))
+    return env
+
+
 def environment_update(*, environment, data, by):
     """Edit an environment's specification (administrative access to it required)."""
     access.require(by, [environment], Capability.CONFIGURE)

@@ -239,3 +239,18 @@ def test_gate_result_form__recorded_by_hand__deployment_continues(client, users,
     client.post(f"/admin/releases/deployment/{dep.pk}/gates/{gate.pk}/result/", {"passed": 12, "failed": 0})
     assert dep.gate_results.get().status == "passed"
     assert engine.run_inline(dep.pk).status == "succeeded"
+
+
+def test_environment_admin__add_by_superuser__created_and_audited(client, users, envs):
+    from releases.models import Environment
+
+    client.force_login(users["admin"])
+    data = {"name": "perf", "display_name": "Performance lab", "purpose": "", "tier": "testing", "position": 9,
+            "is_active": "on", "promotes_to": "", "attached_to": envs["staging"].pk, "attachment": "testing",
+            "infrastructure": "{}", "data_source": "", "data_retention": "", "data_backup": ""}
+    for prefix in ("access", "target", "testing_gates", "health_checks"):
+        data.update({f"{prefix}-TOTAL_FORMS": 0, f"{prefix}-INITIAL_FORMS": 0})
+    response = client.post("/admin/releases/environment/add/", data)
+    assert response.status_code == 302, response.content.decode()[:2000]
+    env = Environment.objects.get(name="perf")
+    assert AuditEvent.objects.filter(action="environment.create", object_id=str(env.pk)).exists()
