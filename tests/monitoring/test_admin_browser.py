@@ -1,19 +1,17 @@
 """The maintenance buttons as a person clicks them in headless Chromium (forms must not nest)."""
 import datetime as dt
-import os
 
 import pytest
 from django.contrib.auth import get_user_model
 from django.utils import timezone
 
 from monitoring import services
+from tests.browser_support import chromium, needs_chromium
 
-CHROMIUM = "/usr/bin/chromium"
 pytestmark = [
     pytest.mark.integration,
     pytest.mark.django_db(transaction=True),
-    pytest.mark.skipif(not os.path.exists(CHROMIUM) and not os.environ.get("CI"),
-                       reason="no Chromium at /usr/bin/chromium (required when CI is set)"),
+    needs_chromium,
 ]
 
 
@@ -30,11 +28,7 @@ def maintenance_id(users, components):
 
 
 def test_maintenance_start_button__clicked__maintenance_in_progress(maintenance_id, live_server):
-    from playwright.sync_api import sync_playwright
-
-    with sync_playwright() as p:
-        browser = p.chromium.launch(executable_path=CHROMIUM if os.path.exists(CHROMIUM) else None,
-                                    args=["--no-sandbox", "--disable-gpu", "--disable-background-networking"])
+    with chromium() as browser:
         page = browser.new_page()
         page.goto(f"{live_server.url}/admin/login/")
         page.fill("#id_username", "ops")
@@ -45,5 +39,4 @@ def test_maintenance_start_button__clicked__maintenance_in_progress(maintenance_
         page.click("button:text('Start')")
         page.goto(f"{live_server.url}/admin/monitoring/maintenance/{maintenance_id}/change/")
         heading = page.locator("#maint-actions-title").inner_text()
-        browser.close()
     assert heading == "In progress"

@@ -8,13 +8,12 @@ import pytest
 from django.conf import settings
 
 from monitoring import publishing
+from tests.browser_support import chromium, needs_chromium
 
-CHROMIUM = "/usr/bin/chromium"
 pytestmark = [
     pytest.mark.integration,
     pytest.mark.django_db(transaction=True),
-    pytest.mark.skipif(not os.path.exists(CHROMIUM) and not os.environ.get("CI"),
-                       reason="no Chromium at /usr/bin/chromium (required when CI is set)"),
+    needs_chromium,
 ]
 
 
@@ -28,13 +27,8 @@ def published(full_page):
 
 @pytest.fixture
 def browser():
-    from playwright.sync_api import sync_playwright
-
-    with sync_playwright() as p:
-        instance = p.chromium.launch(executable_path=CHROMIUM if os.path.exists(CHROMIUM) else None,
-                                     args=["--no-sandbox", "--disable-gpu", "--disable-background-networking"])
+    with chromium() as instance:
         yield instance
-        instance.close()
 
 
 def _shots():

@@ -1,19 +1,17 @@
 """The admin as a person uses it, in headless Chromium: the buttons really post where they should."""
-import os
 import re
 
 import pytest
 from django.contrib.auth import get_user_model
 
 from releases import services
+from tests.browser_support import chromium, needs_chromium
 from tests.factories import make_release
 
-CHROMIUM = "/usr/bin/chromium"
 pytestmark = [
     pytest.mark.integration,
     pytest.mark.django_db(transaction=True),
-    pytest.mark.skipif(not os.path.exists(CHROMIUM) and not os.environ.get("CI"),
-                       reason="no Chromium at /usr/bin/chromium (required when CI is set)"),
+    needs_chromium,
 ]
 
 
@@ -31,15 +29,10 @@ def scenario(users, envs, sim_targets):
 
 @pytest.fixture
 def page(scenario, live_server):
-    from playwright.sync_api import sync_playwright
-
-    with sync_playwright() as p:
-        browser = p.chromium.launch(executable_path=CHROMIUM if os.path.exists(CHROMIUM) else None,
-                                    args=["--no-sandbox", "--disable-gpu", "--disable-background-networking"])
+    with chromium() as browser:
         page = browser.new_page(viewport={"width": 1280, "height": 1000})
         page.base = live_server.url
         yield page
-        browser.close()
 
 
 def _login(page, username):
