@@ -366,6 +366,12 @@ def flag_set_rollout(*, environment, key, percentage, by=None, reason=""):
                       action="flag.rollout.set")
 
 
+def flag_set_rollout_for_deployment(*, environment, key, percentage, reason=""):
+    """The deployment engine's feature-flag strategy ramps ``key`` (the ``set_flag_rollout`` hook of
+    ``releases.deploy.hooks``): a system change, approved where the deployment was."""
+    return flag_set_rollout(environment=environment, key=key, percentage=percentage, by=None, reason=reason)
+
+
 def apply_rollout(*, state, kind, percentage=100, stickiness="default", segments=(), user_ids=(), steps=None,
                   by=None, reason=""):
     """The admin's first choice: configure one of the seed's rollout strategies.

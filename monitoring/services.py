@@ -479,6 +479,22 @@ def incident_for_deployment(*, environment, title, body, automatic_rollback, by=
     return incident
 
 
+def on_deployment_finished(sender, *, deployment, automatic_rollback, reason, **kwargs):
+    """Receiver of ``releases.signals.deployment_finished``: an automatic rollback anywhere, or a production
+    deployment that failed or was rolled back, opens an incident (as the environment's policy says)."""
+    dep = deployment
+    if dep.status == "succeeded" or not (automatic_rollback or dep.environment.is_production):
+        return None
+    if automatic_rollback:
+        title = f"Automatic rollback of {dep.release.version} on {dep.environment.name}"
+    elif dep.status == "rolled_back":
+        title = f"{dep.release.version} rolled back on {dep.environment.name} by an operator"
+    else:
+        title = f"Deployment of {dep.release.version} to {dep.environment.name} failed"
+    return incident_for_deployment(environment=dep.environment, title=title, body=reason,
+                                   automatic_rollback=automatic_rollback)
+
+
 # --- scheduled maintenance --------------------------------------------------------------------------------------
 def maintenance_create(*, data, by):
     _require_operator(by)

@@ -1,11 +1,52 @@
-"""Admin for the audit trail (read-only, filterable, CSV export) and the per-object history mixin."""
-from django.contrib import admin
-from django.http import StreamingHttpResponse
+"""Admin for the audit trail (read-only, filterable, CSV export), and the pieces every app's admin uses: the
+per-object history mixin, the status badge, and the mixin that turns a service's refusal into a message."""
+from django.contrib import admin, messages
+from django.http import HttpResponseRedirect, StreamingHttpResponse
 from django.template.response import TemplateResponse
 from django.urls import path
+from django.utils.html import format_html
 
+from . import errors
 from .exports import audit_csv_rows
 from .models import AuditEvent
+
+# Status colours shared by every admin (GitHub's palette: readable on white and in the dark theme).
+STATUS_COLOURS = {
+    "planned": "#555", "approved": "#1f6feb", "deploying": "#9a6700", "deployed": "#1a7f37", "failed": "#cf222e",
+    "rolled_back": "#8250df", "succeeded": "#1a7f37", "running": "#9a6700", "rolling_back": "#bc4c00",
+    "awaiting_approval": "#1f6feb", "paused": "#555", "pending": "#555", "cancelled": "#555",
+}
+
+
+def status_badge(obj, field="status", colours=None):
+    """The object's status (its display label) in the status colour."""
+    value = getattr(obj, field)
+    label = getattr(obj, f"get_{field}_display", lambda: value)()
+    return format_html('<strong style="color:{}">{}</strong>', (colours or STATUS_COLOURS).get(value, "#000"), label)
+
+
+def error_message(request, exc):
+    """Show a service's refusal (a DomainError) to the person, with its reasons."""
+    messages.error(request, exc.text())
+
+
+class ServiceAdminMixin:
+    """Admins whose saves go through services: a refusal the forms could not foresee (the state changed
+    meanwhile, a permission rule) becomes an error message on the same page, and nothing is saved."""
+
+    def changeform_view(self, request, object_id=None, form_url="", extra_context=None):
+        try:
+            return super().changeform_view(request, object_id, form_url, extra_context)
+        except errors.DomainError as exc:
+            error_message(request, exc)
+            return HttpResponseRedirect(request.get_full_path())
+
+    def delete_view(self, request, object_id, extra_context=None):
+        try:
+            return super().delete_view(request, object_id, extra_context)
+        except errors.DomainError as exc:
+            error_message(request, exc)
+            return HttpResponseRedirect(request.get_full_path())
 
 
 @admin.register(AuditEvent)
@@ -75,3 +116,25 @@ class AuditHistoryMixin:
         }
         request.current_app = self.admin_site.name
         return TemplateResponse(request, self.object_history_template, context)
+
+
+def save_formset_through(formset, *, save, delete, fields):
+    """Save an admin inline formset through services instead of ``formset.save()``: ``save(instance, data)``
+    for each new or changed row (``instance`` unsaved for a new one; ``data`` its cleaned ``fields``) and
+    ``delete(instance)`` for each row marked for deletion. Keeps the formset's record of what changed, for
+    the admin's change message."""
+    formset.new_objects, formset.changed_objects, formset.deleted_objects = [], [], []
+    for form in formset.initial_forms:
+        if form in formset.deleted_forms:
+            formset.deleted_objects.append(form.instance)
+            delete(form.instance)
+        elif form.has_changed():
+            formset.changed_objects.append((save(form.instance, _cleaned(form, fields)), form.changed_data))
+    for form in formset.extra_forms:
+        if not form.has_changed() or (formset.can_delete and formset._should_delete_form(form)):
+            continue
+        formset.new_objects.append(save(None, _cleaned(form, fields)))
+
+
+def _cleaned(form, fields):
+    return {name: form.cleaned_data[name] for name in fields if name in form.cleaned_data}

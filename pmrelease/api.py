@@ -1,6 +1,8 @@
-"""Cross-cutting API pieces: the exception handler and the read-only audit trail."""
+"""Cross-cutting API pieces: the exception handler, the read-only audit trail, and the helpers every app's
+API uses (FSM transition actions, per-user fields left out of lists, an object's audit history)."""
 import django_filters
 from django.http import StreamingHttpResponse
+from drf_spectacular.utils import extend_schema
 from rest_framework import mixins, permissions, serializers, viewsets
 from rest_framework.decorators import action
 from rest_framework.response import Response
@@ -43,6 +45,65 @@ class CanViewAudit(permissions.BasePermission):
 
     def has_permission(self, request, view):
         return request.user.has_perm("pmrelease.view_auditevent")
+
+
+class PerUserFieldsMixin:
+    """A serializer mixin: the fields named in ``per_user_fields`` (what this user may do with the object,
+    which costs queries per row) are computed on the detail view only, not in lists."""
+
+    per_user_fields = ()
+
+    def get_fields(self):
+        fields = super().get_fields()
+        view = self.context.get("view")
+        if view is not None and getattr(view, "action", None) == "list":
+            for name in self.per_user_fields:
+                fields.pop(name, None)
+        return fields
+
+
+def transition_action(name, handler, *, request=None, response=None, url_path=None, summary=None,
+                      description=None):
+    """A ``POST /<resource>/<id>/<url_path>/`` action running an FSM transition through a service.
+
+    ``handler(obj, data, user)`` gets the object (``get_object``: 404 when not visible), the validated input
+    of the ``request`` serializer (``{}`` without one) and the user; it returns the changed object, which is
+    answered with the ``response`` serializer (the viewset's by default), read again through the viewset's
+    queryset. Services raise the domain errors the handler turns into 400/403/409.
+    """
+    url_path = url_path or name
+
+    @extend_schema(request=request, responses=response, summary=summary or f"Transition: {url_path}",
+                   description=description or f"`{url_path}`: 409 when not allowed from the current state, "
+                                              "403 without permission, 400 with what is wrong with the input.")
+    def view(self, http_request, pk=None):
+        data = {}
+        if request is not None:
+            serializer = request(data=http_request.data)
+            serializer.is_valid(raise_exception=True)
+            data = serializer.validated_data
+        obj = handler(self.get_object(), data, http_request.user)
+        fresh = self.get_queryset().filter(pk=obj.pk).first() or obj
+        out = response or self.get_serializer_class()
+        return Response(out(fresh, context=self.get_serializer_context()).data)
+
+    view.__name__ = name
+    return action(detail=True, methods=["post"], url_path=url_path)(view)
+
+
+def history_action(summary="Audit history"):
+    """``GET /<resource>/<id>/history/``: the object's rows of the audit trail (same permission as the trail,
+    and 404 for an object the user may not see)."""
+
+    @extend_schema(responses=AuditEventSerializer(many=True), summary=summary)
+    def history(self, request, pk=None):
+        obj = self.get_object()
+        if not request.user.has_perm("pmrelease.view_auditevent"):
+            raise errors.PermissionDenied(CanViewAudit.message)
+        return Response(AuditEventSerializer(AuditEvent.objects.for_object(obj), many=True).data)
+
+    history.__name__ = "history"
+    return action(detail=True, methods=["get"], url_path="history")(history)
 
 
 class AuditEventViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.GenericViewSet):

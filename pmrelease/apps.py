@@ -7,4 +7,6 @@ class PmreleaseConfig(AppConfig):
     verbose_name = "Portal"
 
     def ready(self):
-        from . import signals  # noqa: F401  (connects the FSM audit receiver)
+        from . import metrics, signals  # noqa: F401  (signals connects the FSM audit receiver)
+
+        metrics.register("pmrelease.audit", metrics.AuditCollector())

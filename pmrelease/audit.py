@@ -16,6 +16,7 @@ from .middleware import current_request_id
 from .models import AuditEvent
 
 GENESIS = "0" * 64
+SYSTEM = "system"  # the actor of work nobody started by hand: the deployment engine, Celery beat, signals
 _LOCK_KEY = 727274  # pg advisory lock serialising appends to the chain
 
 
@@ -55,6 +56,16 @@ def diff(before, after):
     return {k: before.get(k) for k in keys}, {k: after.get(k) for k in keys}
 
 
+def actor_name(by):
+    """How the trail names an actor: a person by user name; ``None`` (or ``"system"``) as "system"; a named
+    system actor (a management command, say) by its name."""
+    if getattr(by, "is_authenticated", False):
+        return by.get_username()
+    if isinstance(by, str) and by.strip():
+        return by.strip()[:150]
+    return SYSTEM
+
+
 def record(*, action, obj=None, object_type=None, object_id=None, object_repr=None, by=None, before=None,
            after=None, reason=""):
     """Append one audit event. Call inside the transaction of the change it describes."""
@@ -65,7 +76,7 @@ def record(*, action, obj=None, object_type=None, object_id=None, object_repr=No
     actor = by if getattr(by, "is_authenticated", False) else None
     values = {
         "created_at": timezone.now(),
-        "actor_username": actor.get_username() if actor else (str(by) if isinstance(by, str) else ""),
+        "actor_username": actor_name(by),
         "action": action,
         "object_type": object_type or "",
         "object_id": str(object_id or ""),

@@ -1,7 +1,8 @@
-"""Idempotent set-up of the role groups, their permissions, and the environments' access matrix."""
+"""Idempotent set-up of the role groups and their model permissions (the access matrix per environment is
+the releases app's: ``releases.bootstrap``)."""
 from django.contrib.auth.models import Group, Permission
 
-from .roles import DEFAULT_ACCESS_MATRIX, ROLE_MODEL_PERMISSIONS, AccessLevel, Role
+from .roles import ROLE_MODEL_PERMISSIONS, Role
 
 
 def ensure_role_groups():
@@ -17,14 +18,3 @@ def ensure_role_groups():
         group.permissions.add(*wanted)
         groups[role.value] = group
     return groups
-
-
-def ensure_access_matrix(environments, groups):
-    """Create the seed's default access rows that do not exist yet (operator edits are kept)."""
-    from releases.models import EnvironmentAccess
-
-    for env in environments:
-        for role, level in DEFAULT_ACCESS_MATRIX.get(env.name, {}).items():
-            EnvironmentAccess.objects.get_or_create(
-                environment=env, group=groups[role.value], defaults={"level": AccessLevel(level)},
-            )

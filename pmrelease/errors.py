@@ -13,6 +13,13 @@ class DomainError(Exception):
         self.reasons = list(reasons or [])
         self.field_errors = dict(field_errors or {})
 
+    def text(self):
+        """The message with its reasons and field errors, as one line for people (admin messages, CLI)."""
+        reasons = "; ".join(self.reasons)
+        fields = "; ".join(f"{name}: {' '.join(map(str, v)) if isinstance(v, list | tuple) else v}"
+                           for name, v in self.field_errors.items())
+        return " — ".join(part for part in (self.message, reasons, fields) if part)
+
     def as_dict(self):
         data = {"detail": self.message, "code": self.code}
         if self.reasons:

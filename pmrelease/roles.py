@@ -40,50 +40,6 @@ class Capability:
     CONFIGURE = _Capability(AccessLevel.ADMIN, "edit the environment's specification and access")
 
 
-# The seed's access matrix, per environment name: role -> level. Roles not named get NONE.
-DEFAULT_ACCESS_MATRIX = {
-    "local": {
-        Role.DEVELOPERS: AccessLevel.FULL,
-        Role.QA: AccessLevel.READ,
-        Role.OPERATIONS: AccessLevel.ADMIN,
-    },
-    "development": {
-        Role.DEVELOPERS: AccessLevel.FULL,
-        Role.QA: AccessLevel.READ,
-        Role.SECURITY: AccessLevel.READ,  # automated scanning
-        Role.PRODUCT: AccessLevel.READ,
-        Role.APPROVERS: AccessLevel.READ,
-        Role.OPERATIONS: AccessLevel.ADMIN,
-    },
-    "qa": {
-        Role.DEVELOPERS: AccessLevel.LIMITED,
-        Role.QA: AccessLevel.FULL,
-        Role.PRODUCT: AccessLevel.READ,
-        Role.SECURITY: AccessLevel.READ,
-        Role.APPROVERS: AccessLevel.READ,
-        Role.OPERATIONS: AccessLevel.ADMIN,
-    },
-    "staging": {
-        Role.DEVELOPERS: AccessLevel.LIMITED,
-        Role.QA: AccessLevel.FULL,  # full testing access
-        Role.PRODUCT: AccessLevel.READ,  # demo access
-        Role.SECURITY: AccessLevel.READ,  # full monitoring
-        Role.APPROVERS: AccessLevel.READ,
-        Role.OPERATIONS: AccessLevel.ADMIN,
-    },
-    "production": {
-        Role.SUPPORT: AccessLevel.LIMITED,  # limited debugging access
-        Role.SECURITY: AccessLevel.READ,  # 24/7 monitoring
-        Role.APPROVERS: AccessLevel.READ,
-        Role.OPERATIONS: AccessLevel.ADMIN,
-    },
-    "dr": {
-        Role.SECURITY: AccessLevel.READ,
-        Role.APPROVERS: AccessLevel.READ,
-        Role.OPERATIONS: AccessLevel.ADMIN,
-    },
-}
-
 # Model permissions each role group holds (app_label.codename), on top of its environment access.
 ROLE_MODEL_PERMISSIONS = {
     Role.DEVELOPERS: [

@@ -1,3 +1,5 @@
+"""The portal's routes: the admin, the ground floor's own (audit trail API, token, schema, health) and each
+app's ``urls`` module (included by name: the ground floor imports no app)."""
 from django.contrib import admin
 from django.urls import include, path
 from django.views.generic import RedirectView
@@ -5,16 +7,10 @@ from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
 from rest_framework.authtoken.views import obtain_auth_token
 from rest_framework.routers import DefaultRouter
 
-from releases.api import EnvironmentViewSet, ReleaseViewSet
-from releases.deployment_api import DeploymentViewSet
-
 from . import views
 from .api import AuditEventViewSet
 
 router = DefaultRouter()
-router.register("environments", EnvironmentViewSet, basename="environment")
-router.register("releases", ReleaseViewSet, basename="release")
-router.register("deployments", DeploymentViewSet, basename="deployment")
 router.register("audit-events", AuditEventViewSet, basename="audit-event")
 
 admin.site.site_header = "PenguinMails Release Portal"
@@ -24,6 +20,7 @@ admin.site.index_title = "Releases, environments and audit"
 urlpatterns = [
     path("", RedirectView.as_view(url="/admin/", permanent=False)),
     path("admin/", admin.site.urls),
+    path("", include("releases.urls")),
     path("api/v1/", include(router.urls)),
     path("api/v1/auth/token/", obtain_auth_token, name="api-token"),
     path("api/schema/", SpectacularAPIView.as_view(), name="schema"),

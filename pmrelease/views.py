@@ -39,9 +39,5 @@ def readyz(request):
 
 @require_GET
 def metrics(request):
-    from . import metrics as portal_metrics
-
-    portal_metrics.refresh()
+    """Every registered collector (each app's and the ground floor's), in Prometheus' text format."""
     return HttpResponse(generate_latest(), content_type=CONTENT_TYPE_LATEST)
-
-

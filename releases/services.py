@@ -1,33 +1,26 @@
-"""Operations people and systems perform on environments and releases.
+"""Operations people and systems perform on releases: create, edit, delete, approve, reject, report.
 
 Each service checks permission, opens a transaction, runs the transition, saves, records the audit event
 and dispatches tasks on commit. Views, admin, API, commands and tasks all come through here.
 """
-import datetime as dt
-from dataclasses import dataclass
-
 from django.conf import settings
 from django.contrib.auth import get_user_model
 from django.core.exceptions import ValidationError
 from django.core.mail import send_mail
 from django.db import IntegrityError, transaction
-from django.db.models import Q
-from django.utils import timezone
 from django_fsm import can_proceed
 
 from pmrelease import audit, errors
-from pmrelease.roles import Capability, Role, user_roles
+from pmrelease.roles import Capability, Role
 
-from . import access, cadence, notes, versioning
+from . import access, selectors, versioning
 from .models import (
     ApprovalDecision,
     CommunicationPlan,
-    Environment,
-    EnvironmentAccess,
     Prerequisite,
     Release,
     ReleaseApproval,
-    ReleaseChange,
+    ReleaseNoteItem,
     ReleaseStatus,
     ReleaseType,
     RiskAssessment,
@@ -39,71 +32,13 @@ from .models import (
 
 RELEASE_FIELDS = ["version", "type", "title", "description", "scheduled_for", "scheduled_until", "quorum",
                   "environments", "required_approvers", "required_roles"]
-ENVIRONMENT_FIELDS = ["display_name", "purpose", "tier", "position", "promotes_to", "attached_to", "attachment",
-                      "infrastructure", "data_source", "data_retention", "data_backup", "is_active"]
-
-
 def _lock(release):
     return Release.objects.select_for_update().get(pk=release.pk)
 
 
-# --- environments ------------------------------------------------------------------------------------
-def environment_create(*, data, by):
-    """A new environment (superusers only: it changes the promotion path and the access matrix)."""
-    if not getattr(by, "is_superuser", False):
-        raise errors.PermissionDenied("only an administrator may add environments")
-    unknown = set(data) - {"name", *ENVIRONMENT_FIELDS}
-    if unknown:
-        raise errors.ValidationFailed(f"unknown or read-only fields: {', '.join(sorted(unknown))}")
-    with transaction.atomic():
-        env = Environment(**data)
-        errors.full_clean(env)
-        env.save()
-        audit.record(action="environment.create", obj=env, by=by, after=audit.snapshot(env, fields=ENVIRONMENT_FIELDS))
-    return env
-
-
-def environment_update(*, environment, data, by):
-    """Edit an environment's specification (administrative access to it required)."""
-    access.require(by, [environment], Capability.CONFIGURE)
-    unknown = set(data) - set(ENVIRONMENT_FIELDS)
-    if unknown:
-        raise errors.ValidationFailed(f"unknown or read-only fields: {', '.join(sorted(unknown))}")
-    with transaction.atomic():
-        env = Environment.objects.select_for_update().get(pk=environment.pk)
-        before = audit.snapshot(env, fields=ENVIRONMENT_FIELDS)
-        for key, value in data.items():
-            setattr(env, key, value)
-        errors.full_clean(env)
-        env.save()
-        b, a = audit.diff(before, audit.snapshot(env, fields=ENVIRONMENT_FIELDS))
-        if a:
-            audit.record(action="environment.update", obj=env, by=by, before=b, after=a)
-    return env
-
-
-def environment_set_access(*, environment, group, level, note="", by):
-    """Grant a role group an access level in an environment (administrative access required)."""
-    access.require(by, [environment], Capability.CONFIGURE)
-    with transaction.atomic():
-        row, created = EnvironmentAccess.objects.select_for_update().get_or_create(
-            environment=environment, group=group, defaults={"level": level, "note": note},
-        )
-        before = None if created else {"level": row.level, "note": row.note}
-        row.level, row.note = level, note
-        row.save()
-        audit.record(action="environment.access", obj=environment, by=by, before=before,
-                     after={"group": group.name, "level": int(level), "note": note})
-    return row
-
-
 # --- versions ----------------------------------------------------------------------------------------
-def latest_version():
-    return versioning.latest(Release.objects.values_list("version", flat=True))
-
-
 def propose_version(release_type):
-    return versioning.propose(latest_version(), release_type)
+    return versioning.propose(selectors.latest_version(), release_type)
 
 
 def check_version(version, release_type, exclude_pk=None):
@@ -121,8 +56,20 @@ def check_version(version, release_type, exclude_pk=None):
 
 
 # --- releases: create and edit -------------------------------------------------------------------------
-PLAN_PARTS = ("changes", "prerequisites", "risk_assessment", "rollback_plan", "rollback_strategies",
-              "rollback_steps", "communication_plan", "testing_requirements")
+# The parts of a release plan and the fields each row of a part has: lists of rows, or one row (one-to-one).
+PLAN_MANY = {
+    "note_items": (ReleaseNoteItem, ["kind", "summary", "reference", "position"]),
+    "prerequisites": (Prerequisite, ["type", "description", "status", "owner", "deadline"]),
+    "rollback_strategies": (RollbackStrategy, ["type", "method", "estimated_duration", "risk"]),
+    "rollback_steps": (RollbackStep, ["order", "description", "command", "verification", "timeout", "on_failure"]),
+    "testing_requirements": (TestingRequirement, ["name", "environment", "suites", "required"]),
+}
+PLAN_SINGLE = {
+    "risk_assessment": (RiskAssessment, ["impact", "likelihood", "mitigation", "contingency"]),
+    "rollback_plan": (RollbackPlan, ["prerequisites", "validation", "communication"]),
+    "communication_plan": (CommunicationPlan, ["internal", "customer", "stakeholders", "incident"]),
+}
+PLAN_PARTS = (*PLAN_MANY, *PLAN_SINGLE)
 
 
 def _require_editor(by, release=None):
@@ -133,61 +80,58 @@ def _require_editor(by, release=None):
 
 def _apply_plan(release, plan):
     """Replace the plan parts present in ``plan`` (each a list of dicts, or a dict for one-to-one parts)."""
-    many = {
-        "changes": ReleaseChange, "prerequisites": Prerequisite, "rollback_strategies": RollbackStrategy,
-        "rollback_steps": RollbackStep, "testing_requirements": TestingRequirement,
-    }
-    single = {"risk_assessment": RiskAssessment, "rollback_plan": RollbackPlan,
-              "communication_plan": CommunicationPlan}
     field_errors = {}
-    for part, model in many.items():
+    unknown = set(plan) - set(PLAN_PARTS)
+    if unknown:
+        raise errors.ValidationFailed(f"unknown plan parts: {', '.join(sorted(unknown))}")
+    for part, (model, fields) in PLAN_MANY.items():
         if part not in plan:
             continue
         getattr(release, part).all().delete()
         for index, item in enumerate(plan[part] or []):
-            obj = model(release=release, **item)
-            try:
-                obj.full_clean(exclude=["release"])
-            except ValidationError as exc:
-                field_errors[f"{part}[{index}]"] = exc.message_dict
-                continue
-            obj.save()
-    for part, model in single.items():
+            obj = _plan_row(model, fields, release, item, f"{part}[{index}]", field_errors)
+            if obj is not None:
+                obj.save()
+    for part, (model, fields) in PLAN_SINGLE.items():
         if part not in plan:
             continue
         model.objects.filter(release=release).delete()
         if plan[part]:
-            obj = model(release=release, **plan[part])
-            try:
-                obj.full_clean(exclude=["release", "level"])
-            except ValidationError as exc:
-                field_errors[part] = exc.message_dict
-                continue
-            obj.save()
+            obj = _plan_row(model, fields, release, plan[part], part, field_errors)
+            if obj is not None:
+                obj.save()
     if field_errors:
         raise errors.ValidationFailed("invalid release plan", field_errors=field_errors)
+
+
+def _plan_row(model, fields, release, item, label, field_errors):
+    unknown = set(item) - set(fields)
+    if unknown:
+        field_errors[label] = {name: ["unknown field"] for name in sorted(unknown)}
+        return None
+    obj = model(release=release, **item)
+    try:
+        obj.full_clean(exclude=["release", "level"] if model is RiskAssessment else ["release"])
+    except ValidationError as exc:
+        field_errors[label] = exc.message_dict
+        return None
+    return obj
 
 
 def release_snapshot(release):
     """Everything an edit can change, for the audit trail's before/after."""
     data = audit.snapshot(release, fields=RELEASE_FIELDS)
-    data["changes"] = [[c.kind, c.summary, c.reference] for c in release.changes.all()]
-    data["prerequisites"] = [[p.type, p.description, p.status, p.owner, p.deadline and p.deadline.isoformat()]
-                             for p in release.prerequisites.all()]
-    data["rollback_steps"] = [[s.order, s.description, s.command, s.verification, s.timeout, s.on_failure]
-                              for s in release.rollback_steps.all()]
-    data["rollback_strategies"] = [[s.type, s.method, s.estimated_duration, s.risk]
-                                   for s in release.rollback_strategies.all()]
-    data["testing_requirements"] = [[t.name, t.environment_id, t.suites, t.required]
-                                    for t in release.testing_requirements.all()]
-    for part, model, fields in (
-        ("risk_assessment", RiskAssessment, ["impact", "likelihood", "mitigation", "contingency"]),
-        ("rollback_plan", RollbackPlan, ["prerequisites", "validation", "communication"]),
-        ("communication_plan", CommunicationPlan, ["internal", "customer", "stakeholders", "incident"]),
-    ):
+    for part, (_, fields) in PLAN_MANY.items():
+        data[part] = [[_plain(getattr(row, f"{name}_id" if name == "environment" else name)) for name in fields
+                       if name != "position"] for row in getattr(release, part).all()]
+    for part, (model, fields) in PLAN_SINGLE.items():
         obj = model.objects.filter(release=release).first()
         data[part] = audit.snapshot(obj, fields=fields) if obj else None
     return data
+
+
+def _plain(value):
+    return value.isoformat() if hasattr(value, "isoformat") else value
 
 
 def release_create(*, data, by, plan=None):
@@ -245,17 +189,6 @@ def release_update(*, release, data, by, plan=None):
     return locked
 
 
-def release_record_admin_edit(*, release, before, by, created=False):
-    """Audit an edit made through the admin's forms (the admin validated and saved the rows)."""
-    if created:
-        audit.record(action="release.create", obj=release, by=by, after=release_snapshot(release))
-        release_notify_approvers_later(release)
-        return
-    b, a = audit.diff(before, release_snapshot(release))
-    if a:
-        audit.record(action="release.update", obj=release, by=by, before=b, after=a)
-
-
 def release_delete(*, release, by):
     _require_editor(by, release)
     with transaction.atomic():
@@ -268,29 +201,6 @@ def release_delete(*, release, by):
 
 
 # --- approvals ---------------------------------------------------------------------------------------
-def approval_eligibility(release, user, *, for_vote=True):
-    """(eligible, reason): may ``user`` approve or reject ``release`` now?"""
-    if not getattr(user, "is_authenticated", False):
-        return False, "log in to approve releases"
-    if release.created_by_id == user.pk:
-        return False, "the author of a release cannot approve or reject it (separation of duties)"
-    named_users = set(release.required_approvers.values_list("pk", flat=True))
-    named_roles = set(release.required_roles.values_list("name", flat=True))
-    if named_users or named_roles:
-        eligible = user.pk in named_users or bool(named_roles & user_roles(user)) or user.is_superuser
-        if not eligible:
-            return False, f"{user.username} is not among this release's approvers"
-    elif not access.is_approver(user):
-        return False, f"{user.username} is not in the '{Role.APPROVERS.value}' group"
-    for env in release.environments.all():
-        if not access.can(user, env, Capability.APPROVE):
-            return False, (f"{user.username} has {access.access_level(user, env).label} access to {env.name} "
-                           "and cannot approve releases that target it")
-    if for_vote and release.approvals.filter(round=release.approval_round, approver=user).exists():
-        return False, f"{user.username} has already voted on this release in this approval round"
-    return True, ""
-
-
 def release_approve(*, release, by, comment=""):
     """Record ``by``'s approval; when the quorum is met the release becomes approved.
 
@@ -302,7 +212,7 @@ def release_approve(*, release, by, comment=""):
         if locked.status != ReleaseStatus.PLANNED:
             raise errors.TransitionNotAllowed(f"release {locked.version} is {locked.status}, not planned: "
                                               "there is nothing to approve")
-        ok, reason = approval_eligibility(locked, by)
+        ok, reason = selectors.approval_eligibility(locked, by)
         if not ok:
             raise errors.PermissionDenied(reason)
         blockers = locked.plan_blockers()
@@ -332,7 +242,7 @@ def release_reject(*, release, by, reason):
         if not can_proceed(locked.reject):
             raise errors.TransitionNotAllowed(f"release {locked.version} is {locked.status}: only planned or "
                                               "approved releases can be rejected")
-        ok, why = approval_eligibility(locked, by, for_vote=False)
+        ok, why = selectors.approval_eligibility(locked, by, for_vote=False)
         if not ok:
             raise errors.PermissionDenied(why)
         ReleaseApproval.objects.update_or_create(
@@ -379,22 +289,9 @@ def release_rollback(*, release, by, reason=""):
     return _deployment_transition(release, by, "rollback", reason)
 
 
-@dataclass(frozen=True)
-class Action:
-    name: str
-    label: str
-    needs_text: str  # "", "comment" (optional) or "reason" (required)
-    style: str = "default"
-
-
-ACTIONS = {
-    "approve": Action("approve", "Approve", "comment", "primary"),
-    "reject": Action("reject", "Reject", "reason", "danger"),
-    "deploy": Action("deploy", "Start deployment", ""),
-    "complete": Action("complete", "Mark deployed", ""),
-    "fail": Action("fail", "Mark failed", "reason", "danger"),
-    "rollback": Action("rollback", "Roll back", "reason", "danger"),
-}
+# What each transition takes as text: "" nothing, "comment" an optional comment, "reason" a required reason.
+TRANSITION_TEXT = {"approve": "comment", "reject": "reason", "deploy": "", "complete": "", "fail": "reason",
+                   "rollback": "reason"}
 
 
 def release_transition(*, release, name, by, text=""):
@@ -410,39 +307,6 @@ def release_transition(*, release, name, by, text=""):
     return handlers[name](release=release, by=by, reason=text)
 
 
-def available_actions(release, user):
-    """The actions ``user`` may perform on ``release`` now (what the admin shows as buttons)."""
-    result = []
-    if release.status == ReleaseStatus.PLANNED and approval_eligibility(release, user)[0] \
-            and not release.plan_blockers():
-        result.append(ACTIONS["approve"])
-    if can_proceed(release.reject) and approval_eligibility(release, user, for_vote=False)[0]:
-        result.append(ACTIONS["reject"])
-    envs = list(release.environments.all())
-    may_deploy = all(access.can(user, env, Capability.DEPLOY) for env in envs)
-    for name in ("deploy", "complete", "fail", "rollback"):
-        if may_deploy and can_proceed(getattr(release, name)):
-            result.append(ACTIONS[name])
-    return result
-
-
-def awaiting_approval(user):
-    """Planned releases ``user`` may approve and has not voted on in the current round."""
-    candidates = (Release.objects.filter(status=ReleaseStatus.PLANNED).exclude(created_by=user)
-                  .prefetch_related("environments", "required_approvers", "required_roles"))
-    return [r for r in candidates if approval_eligibility(r, user)[0]]
-
-
-def eligible_approvers(release):
-    users = get_user_model().objects.filter(is_active=True).exclude(pk=release.created_by_id)
-    named = Q(pk__in=release.required_approvers.all()) | Q(groups__in=release.required_roles.all())
-    if release.required_approvers.exists() or release.required_roles.exists():
-        users = users.filter(named)
-    else:
-        users = users.filter(groups__name=Role.APPROVERS.value)
-    return [u for u in users.distinct() if approval_eligibility(release, u)[0]]
-
-
 def release_notify_approvers_later(release):
     from .tasks import notify_approvers
 
@@ -453,7 +317,7 @@ def release_notify_approvers(*, release, approval_round):
     """E-mail the eligible approvers that a release awaits them (once per approval round)."""
     if release.status != ReleaseStatus.PLANNED or release.approval_round != approval_round:
         return 0
-    recipients = [u.email for u in eligible_approvers(release) if u.email]
+    recipients = [u.email for u in selectors.eligible_approvers(release) if u.email]
     if not recipients:
         return 0
     link = f"{settings.PORTAL_URL}/admin/releases/release/{release.pk}/change/"
@@ -466,47 +330,10 @@ def release_notify_approvers(*, release, approval_round):
     return len(recipients)
 
 
-# --- notes and cadence -------------------------------------------------------------------------------
-def release_notes(release):
-    date = (release.deployed_at or release.scheduled_for or timezone.now()).date()
-    return notes.render(
-        version=release.version, product=settings.PRODUCT_NAME, date=date,
-        changes=[(c.kind, c.summary, c.reference) for c in release.changes.all()],
-    )
-
-
-SHIPPED = [ReleaseStatus.DEPLOYED]
-
-
-def cadence_report(today=None):
-    """Cadence status per release type, from shipped and planned releases."""
-    today = today or timezone.localdate()
-    report = []
-    for release_type in ReleaseType.values:
-        shipped = (Release.objects.filter(type=release_type, status__in=SHIPPED, deployed_at__isnull=False)
-                   .order_by("-deployed_at").values_list("deployed_at", flat=True).first())
-        planned = (Release.objects.filter(type=release_type, status__in=[ReleaseStatus.PLANNED, ReleaseStatus.APPROVED],
-                                          scheduled_for__date__gte=today)
-                   .order_by("scheduled_for").values_list("scheduled_for", flat=True).first())
-        report.append(cadence.status(release_type, last_shipped=shipped and timezone.localtime(shipped).date(),
-                                     next_planned=planned and timezone.localtime(planned).date(), today=today))
-    return report
-
-
-def cadence_calendar(year, month):
-    first = dt.date(year, month, 1)
-    last = (first + dt.timedelta(days=32)).replace(day=1)
-    releases = Release.objects.filter(scheduled_for__date__gte=first, scheduled_for__date__lt=last)
-    entries = [(timezone.localtime(r.scheduled_for).date(), r) for r in releases]
-    for status in cadence_report():
-        if status.due and first <= status.due < last:
-            entries.append((status.due, f"{status.release_type} due ({status.label})"))
-    return cadence.month_grid(year, month, entries)
-
-
+# --- cadence -------------------------------------------------------------------------------
 def cadence_check_and_notify():
     """Daily: tell release managers (operations) which release types are overdue."""
-    overdue = [s for s in cadence_report() if s.overdue]
+    overdue = [s for s in selectors.cadence_report() if s.overdue]
     if not overdue:
         return []
     users = get_user_model().objects.filter(groups__name__in=[Role.OPERATIONS.value, Role.APPROVERS.value],

@@ -21,7 +21,7 @@ def release_cadence_check():
 @shared_task(acks_late=True, reject_on_worker_lost=True)
 def advance_deployment(deployment_id):
     """Run the deployment's current step (idempotent: a redelivered task finds the step done or held)."""
-    from . import engine
+    from .deploy import engine
 
     return engine.advance(deployment_id)
 
@@ -29,6 +29,6 @@ def advance_deployment(deployment_id):
 @shared_task
 def deployment_watchdog():
     """Resume deployments whose worker vanished, fail those that cannot finish, start queued ones."""
-    from . import engine
+    from .deploy import engine
 
     return engine.watchdog()

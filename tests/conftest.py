@@ -2,8 +2,9 @@ import pytest
 from django.contrib.auth import get_user_model
 from rest_framework.test import APIClient
 
-from pmrelease.bootstrap import ensure_access_matrix, ensure_role_groups
-from releases.management.commands.seed_demo import ENVIRONMENTS, LINKS
+from pmrelease.bootstrap import ensure_role_groups
+from releases.bootstrap import ensure_access_matrix
+from releases.demo import ENVIRONMENTS, LINKS
 from releases.models import Environment
 
 

@@ -1,21 +1,21 @@
-"""Models of the releases app: environments and releases (core), deployments and their gates."""
-from .core import *  # noqa: F403
-from .core import (  # noqa: F401  (explicit names for readers and linters)
+"""Models of the releases app: environments (with their access matrix), releases (with their plans,
+approvals and release-note items) and deployments (targets, gates, health checks, steps, results)."""
+from .deployments import *  # noqa: F403
+from .deployments import __all__ as _deployment_names
+from .environments import Attachment, DeploymentTier, Environment, EnvironmentAccess
+from .releases import (
     ApprovalDecision,
-    ChangeKind,
     CommunicationPlan,
-    DeploymentTier,
-    Environment,
-    EnvironmentAccess,
     Level,
     Likelihood,
+    NoteKind,
     OnFailure,
     Prerequisite,
     PrerequisiteStatus,
     PrerequisiteType,
     Release,
     ReleaseApproval,
-    ReleaseChange,
+    ReleaseNoteItem,
     ReleaseStatus,
     ReleaseType,
     RiskAssessment,
@@ -26,4 +26,11 @@ from .core import (  # noqa: F401  (explicit names for readers and linters)
     RollbackStrategyType,
     TestingRequirement,
 )
-from .deployments import *  # noqa: F403,E402
+
+__all__ = [
+    "ApprovalDecision", "Attachment", "CommunicationPlan", "DeploymentTier", "Environment", "EnvironmentAccess",
+    "Level", "Likelihood", "NoteKind", "OnFailure", "Prerequisite", "PrerequisiteStatus", "PrerequisiteType",
+    "Release", "ReleaseApproval", "ReleaseNoteItem", "ReleaseStatus", "ReleaseType", "RiskAssessment",
+    "RollbackMethod", "RollbackPlan", "RollbackStep", "RollbackStrategy", "RollbackStrategyType",
+    "TestingRequirement", *_deployment_names,
+]

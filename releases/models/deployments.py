@@ -1,16 +1,31 @@
 """Deployments: one release going to one environment with one strategy, step by step."""
+from typing import NamedTuple
+
 from django.conf import settings
 from django.db import models
 from django.utils import timezone
 from django_fsm import ConcurrentTransitionMixin, FSMField, transition
 
-from .core import Environment, Release
+from .environments import Environment
+from .releases import Release
 
 __all__ = [
     "BackendKind", "ConcurrencyPolicy", "Deployment", "DeploymentStatus", "DeploymentStep", "DeploymentStrategy",
-    "DeploymentTarget", "GateOnFailure", "GateResult", "GateResultStatus", "HealthCheck", "StepPhase", "StepStatus",
+    "DeploymentTarget", "GateOnFailure", "Progress", "GateResult", "GateResultStatus", "HealthCheck", "StepPhase", "StepStatus",
     "TestingGate", "ACTIVE_DEPLOYMENT_STATES",
 ]
+
+
+class Progress(NamedTuple):
+    done: int
+    total: int
+
+    @property
+    def percent(self):
+        return round(100 * self.done / self.total) if self.total else 0
+
+    def as_dict(self):
+        return {"done": self.done, "total": self.total, "percent": self.percent}
 
 
 class DeploymentStrategy(models.TextChoices):
@@ -148,10 +163,10 @@ class Deployment(ConcurrentTransitionMixin, models.Model):
                                DeploymentStatus.CANCELLED)
 
     def progress(self):
-        """(done, total) steps of the deploy phase."""
+        """Steps of the deploy phase done so far: ``Progress(done, total)`` with its ``percent``."""
         steps = [s for s in self.steps.all() if s.phase == StepPhase.DEPLOY]
         done = sum(1 for s in steps if s.status in (StepStatus.SUCCEEDED, StepStatus.SKIPPED))
-        return done, len(steps)
+        return Progress(done, len(steps))
 
     # --- transitions: state only ------------------------------------------------------------------------
     @transition(field=status, source=DeploymentStatus.PENDING, target=DeploymentStatus.RUNNING)

@@ -1,7 +1,8 @@
 import pytest
 
-from releases import deployments, services
-from releases.defaults import SEED_TESTING_GATES
+from releases import services
+from releases.deploy import gates
+from releases.deploy.gates import SEED_TESTING_GATES
 from releases.models import DeploymentTarget
 from tests.factories import make_release
 
@@ -15,11 +16,11 @@ def sim_targets(envs):
 
 @pytest.fixture
 def seed_gates(envs):
-    gates = {}
+    made = {}
     for position, (name, env, tests, required, timeout, on_failure) in enumerate(SEED_TESTING_GATES):
-        gates[name] = deployments.ensure_gate(envs[env], name=name, tests=tests, required=required,
-                                              timeout=timeout, on_failure=on_failure, position=position)
-    return gates
+        made[name] = gates.ensure_gate(envs[env], name=name, tests=tests, required=required,
+                                       timeout=timeout, on_failure=on_failure, position=position)
+    return made
 
 
 @pytest.fixture

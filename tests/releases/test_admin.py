@@ -81,7 +81,7 @@ def test_admin_add_release__form__version_proposed_and_audited(client, users, en
         "version": "", "type": "minor", "title": "From the admin", "description": "", "quorum": 1,
         "environments": [envs["staging"].pk],
     }
-    for prefix in ("changes", "prerequisites", "risk_assessment", "rollback_plan", "rollback_strategies",
+    for prefix in ("note_items", "prerequisites", "risk_assessment", "rollback_plan", "rollback_strategies",
                    "rollback_steps", "communication_plan", "testing_requirements", "approvals"):
         data.update({f"{prefix}-TOTAL_FORMS": 0, f"{prefix}-INITIAL_FORMS": 0})
     data.update({"rollback_steps-TOTAL_FORMS": 1, "rollback_steps-0-order": 1,
@@ -208,7 +208,7 @@ def test_deploy_form__bad_json_and_refused_promotion__message_no_deployment(clie
 
 
 def test_deployment_actions__developer_forged_post__refused(client, users, envs, sim_targets, approved_release):
-    from releases import deployments
+    from releases.deploy import services as deployments
 
     release = approved_release(type="hotfix")
     dep = deployments.deployment_create(release=release, environment=envs["staging"], by=users["ops"],
@@ -224,7 +224,8 @@ def test_deployment_actions__developer_forged_post__refused(client, users, envs,
 
 def test_gate_result_form__recorded_by_hand__deployment_continues(client, users, envs, sim_targets, seed_gates,
                                                                   approved_release):
-    from releases import deployments, engine
+    from releases.deploy import engine
+    from releases.deploy import services as deployments
 
     dep = deployments.deployment_create(release=approved_release(), environment=envs["development"],
                                         by=users["ops"], dispatch=False)

@@ -126,8 +126,15 @@ def test_update__planned__200_audited(api, users, envs):
     release = make_release(by=users["dev"], envs=[envs["staging"]], title="Old")
     response = api(users["dev"]).patch(f"/api/v1/releases/{release.pk}/", {"title": "New"}, format="json")
     assert response.status_code == 200 and response.json()["title"] == "New"
-    history = api(users["dev"]).get(f"/api/v1/releases/{release.pk}/history/").json()
+    history = api(users["approver"]).get(f"/api/v1/releases/{release.pk}/history/").json()
     assert [e["action"] for e in history] == ["release.update", "release.create"]
+
+
+def test_history__without_audit_permission__403_like_the_audit_trail(api, users, envs):
+    release = make_release(by=users["dev"], envs=[envs["staging"]])
+    assert api(users["dev"]).get("/api/v1/audit-events/").status_code == 403
+    response = api(users["dev"]).get(f"/api/v1/releases/{release.pk}/history/")
+    assert response.status_code == 403 and "view_auditevent" in response.json()["detail"]
 
 
 def test_notes__download__markdown_attachment(api, users, envs):

@@ -5,9 +5,10 @@ import json
 import pytest
 from werkzeug import Request, Response
 
-from releases import deployments, engine
-from releases.backends import BackendError, StepContext
-from releases.backends.kubernetes import KubernetesBackend, rollout_state
+from releases.deploy import engine, gates
+from releases.deploy import services as deployments
+from releases.deploy.backends import BackendError, StepContext
+from releases.deploy.backends.kubernetes import KubernetesBackend, rollout_state
 from releases.models import DeploymentTarget
 
 pytestmark = pytest.mark.django_db

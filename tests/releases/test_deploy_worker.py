@@ -10,7 +10,9 @@ import pytest
 from django.conf import settings
 from django.db import connection
 
-from releases import deployments, engine, services
+from releases import selectors, services
+from releases.deploy import engine, gates
+from releases.deploy import services as deployments
 from releases.models import Deployment, DeploymentStep, DeploymentTarget
 from tests.factories import make_release
 from tests.integration_support import running_worker, wait_for

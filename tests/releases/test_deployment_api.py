@@ -2,7 +2,7 @@
 import pytest
 from django.core.files.uploadedfile import SimpleUploadedFile
 
-from releases import engine
+from releases.deploy import engine
 from releases.models import Deployment, GateResult
 
 pytestmark = pytest.mark.django_db

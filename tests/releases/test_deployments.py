@@ -5,7 +5,8 @@ import pytest
 
 from pmrelease import errors
 from pmrelease.models import AuditEvent
-from releases import deployments, engine
+from releases.deploy import engine, gates
+from releases.deploy import services as deployments
 from releases.models import (
     Deployment,
     DeploymentStep,
@@ -110,7 +111,7 @@ def test_gates__blocking_gate_failed__deployment_stopped_and_rolled_back(users, 
 
 
 def test_gates__ignore_gate_failed__recorded_only(users, envs, sim_targets, approved_release):
-    gate = deployments.ensure_gate(envs["development"], name="Lint", tests=["ruff"], required=False, timeout=5,
+    gate = gates.ensure_gate(envs["development"], name="Lint", tests=["ruff"], required=False, timeout=5,
                                    on_failure="ignore")
     dep = deploy(approved_release(), envs["development"], users)
     deployments.gate_report(deployment=dep, gate=gate, by=users["ops"], passed=0, failed=3, dispatch=False)

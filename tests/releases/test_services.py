@@ -4,7 +4,7 @@ from django.core import mail
 
 from pmrelease import errors
 from pmrelease.models import AuditEvent
-from releases import services
+from releases import environments, selectors, services
 from releases.models import Release, ReleaseStatus
 from tests.factories import make_release, ready_plan
 
@@ -184,13 +184,13 @@ def test_release_approve__developer_in_approvers_group__cannot_approve_productio
 
 def test_environment_update__developer_on_production__refused(users, envs):
     with pytest.raises(errors.PermissionDenied):
-        services.environment_update(environment=envs["production"], data={"purpose": "x"}, by=users["dev"])
+        environments.environment_update(environment=envs["production"], data={"purpose": "x"}, by=users["dev"])
     envs["production"].refresh_from_db()
     assert envs["production"].purpose == "Live user-facing system"
 
 
 def test_environment_update__operations__saved_and_audited(users, envs):
-    services.environment_update(environment=envs["production"], data={"data_retention": "7 years"}, by=users["ops"])
+    environments.environment_update(environment=envs["production"], data={"data_retention": "7 years"}, by=users["ops"])
     event = AuditEvent.objects.get(action="environment.update")
     assert event.before == {"data_retention": "Per data classification policy"}
     assert event.after == {"data_retention": "7 years"}
@@ -249,15 +249,15 @@ def test_release_update__approved_release__409(users, targets):
 def test_release_update__planned__diff_audited(users, targets):
     release = make_release(by=users["dev"], envs=targets, title="Old")
     services.release_update(release=release, data={"title": "New"}, by=users["dev"],
-                            plan={"changes": [{"kind": "fix", "summary": "Fixed it"}]})
+                            plan={"note_items": [{"kind": "fix", "summary": "Fixed it"}]})
     event = AuditEvent.objects.get(action="release.update")
     assert event.before["title"] == "Old" and event.after["title"] == "New"
-    assert event.after["changes"] == [["fix", "Fixed it", ""]]
+    assert event.after["note_items"] == [["fix", "Fixed it", ""]]
 
 
 def test_available_actions__per_user__only_what_they_may_do(users, targets):
     release = make_release(by=users["dev"], envs=targets)
-    names = lambda u: [a.name for a in services.available_actions(release, u)]  # noqa: E731
+    names = lambda u: selectors.available_actions(release, u)  # noqa: E731
     assert names(users["approver"]) == ["approve", "reject"]
     assert names(users["dev"]) == []  # author
     assert names(users["ops"]) == []  # not an approver; nothing to deploy yet
@@ -270,18 +270,18 @@ def test_available_actions__per_user__only_what_they_may_do(users, targets):
 def test_awaiting_approval__lists_only_eligible_unvoted(users, targets):
     mine = make_release(by=users["dev"], envs=targets, quorum=2)
     own = make_release(by=users["approver"], envs=targets)
-    assert [r.pk for r in services.awaiting_approval(users["approver"])] == [mine.pk]
+    assert [r.pk for r in selectors.awaiting_approval(users["approver"])] == [mine.pk]
     services.release_approve(release=mine, by=users["approver"])
-    assert services.awaiting_approval(users["approver"]) == []
-    assert [r.pk for r in services.awaiting_approval(users["approver2"])] == [own.pk, mine.pk] or \
-        {r.pk for r in services.awaiting_approval(users["approver2"])} == {own.pk, mine.pk}
+    assert selectors.awaiting_approval(users["approver"]) == []
+    assert [r.pk for r in selectors.awaiting_approval(users["approver2"])] == [own.pk, mine.pk] or \
+        {r.pk for r in selectors.awaiting_approval(users["approver2"])} == {own.pk, mine.pk}
 
 
 def test_release_notes__release_with_changes__markdown(users, targets, settings):
     settings.PRODUCT_NAME = "PenguinMails"
-    release = make_release(by=users["dev"], envs=targets, version="2.1.0", plan=ready_plan(changes=[
+    release = make_release(by=users["dev"], envs=targets, version="2.1.0", plan=ready_plan(note_items=[
         {"kind": k, "summary": f"{k} item"} for k in ("feature", "fix", "improvement", "migration", "security")]))
-    md = services.release_notes(release)
+    md = selectors.release_notes(release)
     assert md.startswith("# Release 2.1.0 - PenguinMails (")
     for heading in ("New Features", "Bug Fixes", "Technical Improvements", "Migration Notes", "Security Updates"):
         assert heading in md

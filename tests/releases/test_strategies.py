@@ -1,7 +1,7 @@
 """Pure pieces of the deployment engine: plans, promotion rules, JUnit parsing."""
 import pytest
 
-from releases import junit, promotion, strategies
+from releases.deploy import junit, promotion, strategies
 
 
 def kinds(strategy, **params):

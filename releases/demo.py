@@ -1,23 +1,23 @@
-"""The demo organisation: environments, role groups, demo users and releases in several states.
+"""The releases app's part of the demo organisation: environments with their access matrix, deployment
+targets and gates, the demo users, and releases in several states with a deployment history.
 
 Idempotent: run it as often as you like; what exists is left as it is. Releases are made through the
-same services people use, so the audit trail shows a real history.
+same services people use, and deployed by the real engine, so the audit trail shows a real history.
 """
 import datetime as dt
-import importlib
-import importlib.util
 from contextlib import nullcontext
 
 import time_machine
 from django.contrib.auth import get_user_model
-from django.core.management.base import BaseCommand
-from django.db import transaction
 from django.utils import timezone
 
-from pmrelease.bootstrap import ensure_access_matrix, ensure_role_groups
-from releases import deployments, engine, services
-from releases.defaults import SEED_TESTING_GATES
-from releases.models import DeploymentTarget, Environment, Release
+from pmrelease.bootstrap import ensure_role_groups
+
+from . import services
+from .bootstrap import ensure_access_matrix
+from .deploy import engine, gates
+from .deploy import services as deploy_services
+from .models import DeploymentTarget, Environment, Release
 
 DEMO_PASSWORD = "penguin-demo"
 
@@ -146,114 +146,113 @@ TARGETS = {
 }
 
 
-class Command(BaseCommand):
-    help = "Create the demo organisation (idempotent)."
+def seed(*, stdout):
+    """Seed this app's part; returns what the other apps' demo modules build on (``envs``, ``users``)."""
+    groups = ensure_role_groups()
+    envs = _environments()
+    ensure_access_matrix(envs.values(), groups)
+    _deployment_config(envs)
+    users = _users(groups)
+    created = _releases(envs, users)
+    stdout.write(f"Releases: {len(envs)} environments, {len(users)} users, {created} new releases. Log in as "
+                 f"admin, ops, approver, dev, qa, … with password '{DEMO_PASSWORD}'.")
+    return {"envs": envs, "users": users}
 
-    def handle(self, *args, **options):
-        with transaction.atomic():
-            groups = ensure_role_groups()
-            envs = self._environments()
-            ensure_access_matrix(envs.values(), groups)
-            self._deployment_config(envs)
-            users = self._users(groups)
-            created = self._releases(envs, users)
-        # The other apps' demo data: each app that has a ``demo`` module seeds its own part (idempotent).
-        for app in ("releases", "flags", "monitoring"):
-            if importlib.util.find_spec(f"{app}.demo") is not None:
-                importlib.import_module(f"{app}.demo").seed(envs=envs, users=users, stdout=self.stdout)
-        self.stdout.write(self.style.SUCCESS(
-            f"Demo ready: {len(envs)} environments, {len(users)} users, {created} new releases. "
-            f"Log in as admin, ops, approver, dev, qa, … with password '{DEMO_PASSWORD}'."))
 
-    def _environments(self):
-        envs = {}
-        for name, display, tier, position, purpose, infra, source, retention, backup in ENVIRONMENTS:
-            env, _ = Environment.objects.get_or_create(name=name, defaults={
-                "display_name": display, "tier": tier, "position": position, "purpose": purpose,
-                "infrastructure": infra, "data_source": source, "data_retention": retention, "data_backup": backup,
-            })
-            envs[name] = env
-        for name, (promotes_to, attached_to, attachment) in LINKS.items():
-            env = envs[name]
-            if env.promotes_to_id is None and env.attached_to_id is None:
-                env.promotes_to = envs.get(promotes_to)
-                env.attached_to = envs.get(attached_to)
-                env.attachment = attachment
-                env.save(update_fields=["promotes_to", "attached_to", "attachment"])
-        return envs
+def _environments():
+    envs = {}
+    for name, display, tier, position, purpose, infra, source, retention, backup in ENVIRONMENTS:
+        env, _ = Environment.objects.get_or_create(name=name, defaults={
+            "display_name": display, "tier": tier, "position": position, "purpose": purpose,
+            "infrastructure": infra, "data_source": source, "data_retention": retention, "data_backup": backup,
+        })
+        envs[name] = env
+    for name, (promotes_to, attached_to, attachment) in LINKS.items():
+        env = envs[name]
+        if env.promotes_to_id is None and env.attached_to_id is None:
+            env.promotes_to = envs.get(promotes_to)
+            env.attached_to = envs.get(attached_to)
+            env.attachment = attachment
+            env.save(update_fields=["promotes_to", "attached_to", "attachment"])
+    return envs
 
-    def _deployment_config(self, envs):
-        for name, (strategy, params) in TARGETS.items():
-            DeploymentTarget.objects.get_or_create(environment=envs[name], defaults={
-                "backend": "simulation", "default_strategy": strategy, "default_parameters": params})
-        for position, (name, env, tests, required, timeout, on_failure) in enumerate(SEED_TESTING_GATES):
-            deployments.ensure_gate(envs[env], name=name, tests=tests, required=required, timeout=timeout,
-                                    on_failure=on_failure, position=position)
 
-    def _users(self, groups):
-        User = get_user_model()
-        users = {}
-        for username, full_name, roles, superuser in USERS:
-            first, last = full_name.split(" ", 1)
-            user, created = User.objects.get_or_create(username=username, defaults={
-                "first_name": first, "last_name": last, "email": f"{username}@penguinmails.local",
-                "is_staff": True, "is_superuser": superuser,
-            })
-            if created:
-                user.set_password(DEMO_PASSWORD)
-                user.save()
-                user.groups.set([groups[r] for r in roles])
-            users[username] = user
-        return users
+def _deployment_config(envs):
+    for name, (strategy, params) in TARGETS.items():
+        DeploymentTarget.objects.get_or_create(environment=envs[name], defaults={
+            "backend": "simulation", "default_strategy": strategy, "default_parameters": params})
+    for position, (name, env, tests, required, timeout, on_failure) in enumerate(gates.SEED_TESTING_GATES):
+        gates.ensure_gate(envs[env], name=name, tests=tests, required=required, timeout=timeout,
+                                on_failure=on_failure, position=position)
 
-    def _releases(self, envs, users):
-        created = 0
-        targets = [envs["development"], envs["staging"], envs["production"], envs["dr"]]
-        for version, rtype, title, changes, final, days, history in RELEASES:
-            if Release.objects.filter(version=version).exists():
-                continue
-            when = timezone.now() + dt.timedelta(days=days)
-            # Past releases are planned, approved and deployed by the real services and engine with the clock
-            # set to their own dates, so the history (and the cadence calendar) has a real shape.
-            past = days < 0
-            clock = time_machine.travel(when - dt.timedelta(days=len(history) + 1), tick=True) if past else nullcontext()
-            with clock:
-                created += self._release(envs, users, targets, version, rtype, title, changes, final, when, history)
-        return created
 
-    def _release(self, envs, users, targets, version, rtype, title, changes, final, when, history):
-        """Plan, approve and deploy one demo release through the services and the engine."""
-        plan = _plan(prerequisites_done=final != "planned_blocked")
-        plan["changes"] = [{"kind": k, "summary": s, "position": i} for i, (k, s) in enumerate(changes)]
-        release = services.release_create(
-            by=users["dev"], plan=plan,
-            data={"version": version, "type": rtype, "title": title,
-                  "environments": targets if any(h[0] == "dr" for h in history) else targets[:3],
-                  "description": f"{title}: see the release notes.", "scheduled_for": when,
-                  "scheduled_until": when + dt.timedelta(hours=2),
-                  "quorum": 2 if final == "planned" else 1},
-        )
-        if final == "planned":
-            services.release_approve(release=release, by=users["approver"], comment="Looks good to me")
-        if final != "approved":
-            return 1
-        services.release_approve(release=release, by=users["approver"], comment="Plan reviewed, go ahead")
-        for index, (env_name, strategy, params, failing_gates) in enumerate(history):
-            # one environment a day, production on the release's date (only past releases have a history)
-            at = when - dt.timedelta(days=len(history) - 1 - index)
-            with time_machine.travel(at, tick=True):
-                self._deploy(release, envs[env_name], users, strategy, params, failing_gates)
-            if Release.objects.get(pk=release.pk).status in ("rolled_back", "failed"):
-                break
+def _users(groups):
+    User = get_user_model()
+    users = {}
+    for username, full_name, roles, superuser in USERS:
+        first, last = full_name.split(" ", 1)
+        user, created = User.objects.get_or_create(username=username, defaults={
+            "first_name": first, "last_name": last, "email": f"{username}@penguinmails.local",
+            "is_staff": True, "is_superuser": superuser,
+        })
+        if created:
+            user.set_password(DEMO_PASSWORD)
+            user.save()
+            user.groups.set([groups[r] for r in roles])
+        users[username] = user
+    return users
+
+
+def _releases(envs, users):
+    created = 0
+    targets = [envs["development"], envs["staging"], envs["production"], envs["dr"]]
+    for version, rtype, title, changes, final, days, history in RELEASES:
+        if Release.objects.filter(version=version).exists():
+            continue
+        when = timezone.now() + dt.timedelta(days=days)
+        # Past releases are planned, approved and deployed by the real services and engine with the clock
+        # set to their own dates, so the history (and the cadence calendar) has a real shape.
+        past = days < 0
+        clock = time_machine.travel(when - dt.timedelta(days=len(history) + 1), tick=True) if past else nullcontext()
+        with clock:
+            created += _release(envs, users, targets, version, rtype, title, changes, final, when, history)
+    return created
+
+
+def _release(envs, users, targets, version, rtype, title, changes, final, when, history):
+    """Plan, approve and deploy one demo release through the services and the engine."""
+    plan = _plan(prerequisites_done=final != "planned_blocked")
+    plan["note_items"] = [{"kind": k, "summary": s, "position": i} for i, (k, s) in enumerate(changes)]
+    release = services.release_create(
+        by=users["dev"], plan=plan,
+        data={"version": version, "type": rtype, "title": title,
+              "environments": targets if any(h[0] == "dr" for h in history) else targets[:3],
+              "description": f"{title}: see the release notes.", "scheduled_for": when,
+              "scheduled_until": when + dt.timedelta(hours=2),
+              "quorum": 2 if final == "planned" else 1},
+    )
+    if final == "planned":
+        services.release_approve(release=release, by=users["approver"], comment="Looks good to me")
+    if final != "approved":
         return 1
+    services.release_approve(release=release, by=users["approver"], comment="Plan reviewed, go ahead")
+    for index, (env_name, strategy, params, failing_gates) in enumerate(history):
+        # one environment a day, production on the release's date (only past releases have a history)
+        at = when - dt.timedelta(days=len(history) - 1 - index)
+        with time_machine.travel(at, tick=True):
+            _deploy(release, envs[env_name], users, strategy, params, failing_gates)
+        if Release.objects.get(pk=release.pk).status in ("rolled_back", "failed"):
+            break
+    return 1
 
-    def _deploy(self, release, env, users, strategy, params, failing_gates):
-        """Run one deployment through the real engine, in this process, CI reporting its gates."""
-        dep = deployments.deployment_create(release=release, environment=env, by=users["ops"], strategy=strategy,
-                                            parameters={"pause": 0, "scale_down_delay": 0, **params}, dispatch=False)
-        for gate in env.testing_gates.all():
-            failed = 2 if gate.name in failing_gates else 0
-            deployments.gate_report(deployment=dep, gate=gate, by=users["ops"], passed=240 - failed, failed=failed,
-                                    url=f"https://ci.penguinmails.local/runs/{release.version}/{gate.slug}",
-                                    dispatch=False)
-        engine.run_inline(dep.pk)
+
+def _deploy(release, env, users, strategy, params, failing_gates):
+    """Run one deployment through the real engine, in this process, CI reporting its gates."""
+    dep = deploy_services.deployment_create(release=release, environment=env, by=users["ops"], strategy=strategy,
+                                        parameters={"pause": 0, "scale_down_delay": 0, **params}, dispatch=False)
+    for gate in env.testing_gates.all():
+        failed = 2 if gate.name in failing_gates else 0
+        deploy_services.gate_report(deployment=dep, gate=gate, by=users["ops"], passed=240 - failed, failed=failed,
+                                url=f"https://ci.penguinmails.local/runs/{release.version}/{gate.slug}",
+                                dispatch=False)
+    engine.run_inline(dep.pk)

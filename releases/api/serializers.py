@@ -1,27 +1,27 @@
-"""REST API for environments and releases (/api/v1/)."""
+"""Serializers of the releases API: environments, releases with their plans, deployments with their steps
+and gate results. Input is validated here; what is allowed is decided by the services."""
 import django_filters
 from django.contrib.auth import get_user_model
 from django.contrib.auth.models import Group
-from django.http import HttpResponse
-from drf_spectacular.utils import OpenApiParameter, extend_schema, inline_serializer
-from rest_framework import mixins, serializers, status, viewsets
-from rest_framework.decorators import action
-from rest_framework.response import Response
+from rest_framework import serializers
 
-from pmrelease.api import AuditEventSerializer
-from pmrelease.models import AuditEvent
+from pmrelease.api import PerUserFieldsMixin
 
-from . import access, services
-from .models import (
+from .. import access, selectors
+from ..deploy import services as deploy_services
+from ..models import (
     CommunicationPlan,
+    Deployment,
+    DeploymentStep,
+    DeploymentStrategy,
     Environment,
     EnvironmentAccess,
+    GateResult,
     Prerequisite,
     Release,
     ReleaseApproval,
-    ReleaseChange,
+    ReleaseNoteItem,
     ReleaseStatus,
-    ReleaseType,
     RiskAssessment,
     RollbackPlan,
     RollbackStep,
@@ -64,24 +64,6 @@ class EnvironmentSerializer(serializers.ModelSerializer):
         return value
 
 
-class EnvironmentViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, mixins.UpdateModelMixin,
-                         viewsets.GenericViewSet):
-    """Environments you may see; editing needs administrative access to the environment."""
-
-    serializer_class = EnvironmentSerializer
-    lookup_field = "name"
-    search_fields = ["name", "display_name", "purpose"]
-    filterset_fields = ["tier", "is_active"]
-
-    def get_queryset(self):
-        return (access.visible_environments(self.request.user)
-                .select_related("promotes_to", "attached_to").prefetch_related("access__group"))
-
-    def perform_update(self, serializer):
-        serializer.instance = services.environment_update(
-            environment=serializer.instance, data=dict(serializer.validated_data), by=self.request.user)
-
-
 # --- releases ----------------------------------------------------------------------------------------
 class LinesField(serializers.ListField):
     """A list of strings stored as lines of text."""
@@ -95,9 +77,9 @@ class LinesField(serializers.ListField):
         return "\n".join(super().to_internal_value(data))
 
 
-class ReleaseChangeSerializer(serializers.ModelSerializer):
+class ReleaseNoteItemSerializer(serializers.ModelSerializer):
     class Meta:
-        model = ReleaseChange
+        model = ReleaseNoteItem
         fields = ["kind", "summary", "reference", "position"]
 
 
@@ -162,7 +144,7 @@ class ApprovalSerializer(serializers.ModelSerializer):
 
 
 PLAN_SERIALIZERS = {
-    "changes": ReleaseChangeSerializer(many=True, required=False),
+    "note_items": ReleaseNoteItemSerializer(many=True, required=False),
     "prerequisites": PrerequisiteSerializer(many=True, required=False),
     "risk_assessment": RiskAssessmentSerializer(required=False, allow_null=True),
     "rollback_plan": RollbackPlanSerializer(required=False, allow_null=True),
@@ -173,7 +155,7 @@ PLAN_SERIALIZERS = {
 }
 
 
-class ReleaseSerializer(serializers.ModelSerializer):
+class ReleaseSerializer(PerUserFieldsMixin, serializers.ModelSerializer):
     version = serializers.CharField(max_length=64, required=False,
                                     help_text="Omit to take the version proposed from the last release.")
     environments = serializers.SlugRelatedField(slug_field="name", many=True, queryset=Environment.objects.all(),
@@ -183,7 +165,9 @@ class ReleaseSerializer(serializers.ModelSerializer):
     required_roles = serializers.SlugRelatedField(slug_field="name", many=True, queryset=Group.objects.all(),
                                                   required=False)
     created_by = serializers.CharField(source="created_by.username", read_only=True, default=None)
-    changes = ReleaseChangeSerializer(many=True, required=False)
+    note_items = ReleaseNoteItemSerializer(
+        many=True, required=False, help_text="The lines of the release notes (before 2026-12 this was `changes`, "
+                                             "still accepted on input).")
     prerequisites = PrerequisiteSerializer(many=True, required=False)
     risk_assessment = RiskAssessmentSerializer(required=False, allow_null=True)
     rollback_plan = RollbackPlanSerializer(required=False, allow_null=True)
@@ -203,14 +187,13 @@ class ReleaseSerializer(serializers.ModelSerializer):
                   "approvals", "approval_blockers", "available_transitions"]
         read_only_fields = ["status", "approval_round", "created_at", "updated_at", "approved_at", "deployed_at"]
 
-    def get_fields(self):
-        fields = super().get_fields()
-        view = self.context.get("view")
-        if view is not None and getattr(view, "action", None) == "list":
-            # per-user checks cost several queries a release: the list leaves them to the detail view
-            fields.pop("approval_blockers")
-            fields.pop("available_transitions")
-        return fields
+    per_user_fields = ("approval_blockers", "available_transitions")
+
+    def to_internal_value(self, data):
+        if isinstance(data, dict) and "changes" in data and "note_items" not in data:
+            data = {**data, "note_items": data["changes"]}  # the field's old name
+            data.pop("changes")
+        return super().to_internal_value(data)
 
     def to_representation(self, instance):
         data = super().to_representation(instance)
@@ -222,7 +205,7 @@ class ReleaseSerializer(serializers.ModelSerializer):
         return obj.approval_blockers() if obj.status == ReleaseStatus.PLANNED else []
 
     def get_available_transitions(self, obj) -> list[str]:
-        return [a.name for a in services.available_actions(obj, self.context["request"].user)]
+        return selectors.available_actions(obj, self.context["request"].user)
 
     def split(self):
         data = dict(self.validated_data)
@@ -230,7 +213,7 @@ class ReleaseSerializer(serializers.ModelSerializer):
         for part in ("risk_assessment", "rollback_plan", "communication_plan"):
             if part in plan and plan[part] is not None:
                 plan[part] = dict(plan[part])
-        for part in ("changes", "prerequisites", "rollback_strategies", "rollback_steps", "testing_requirements"):
+        for part in ("note_items", "prerequisites", "rollback_strategies", "rollback_steps", "testing_requirements"):
             if part in plan:
                 plan[part] = [dict(item) for item in plan[part]]
         return data, plan
@@ -249,98 +232,70 @@ class ReleaseFilter(django_filters.FilterSet):
         fields = ["status", "type", "environment"]
 
 
-def _transition_view(name):
-    @extend_schema(request=TransitionSerializer, responses={200: ReleaseSerializer},
-                   summary=f"Release transition: {name}",
-                   description=f"`{name}`: 409 when not allowed from the current state, 403 without permission.")
-    def view(self, request, pk=None):
-        serializer = TransitionSerializer(data=request.data)
-        serializer.is_valid(raise_exception=True)
-        text = serializer.validated_data.get("reason") or serializer.validated_data.get("comment") or ""
-        release = services.release_transition(release=self.get_object(), name=name, by=request.user, text=text)
-        return Response(ReleaseSerializer(release, context=self.get_serializer_context()).data)
-
-    view.__name__ = name
-    return action(detail=True, methods=["post"], url_path=name)(view)
+# --- deployments -------------------------------------------------------------------------------------
+class DeploymentStepSerializer(serializers.ModelSerializer):
+    class Meta:
+        model = DeploymentStep
+        fields = ["position", "phase", "kind", "name", "params", "status", "attempts", "started_at", "finished_at",
+                  "resume_at", "outcome", "log"]
 
 
-class ReleaseViewSet(viewsets.ModelViewSet):
-    """Releases with their plan. Transitions: `POST /api/v1/releases/<id>/<transition>/`."""
+class GateResultSerializer(serializers.ModelSerializer):
+    gate = serializers.CharField(source="gate.slug", read_only=True)
+    gate_name = serializers.CharField(source="gate.name", read_only=True)
+    on_failure = serializers.CharField(source="gate.on_failure", read_only=True)
+    reported_by = serializers.CharField(source="reported_by.username", read_only=True, default=None)
+    overridden_by = serializers.CharField(source="overridden_by.username", read_only=True, default=None)
 
-    serializer_class = ReleaseSerializer
-    filterset_class = ReleaseFilter
-    search_fields = ["version", "title", "description"]
-    ordering_fields = ["created_at", "scheduled_for", "version"]
-
-    def get_queryset(self):
-        return (Release.objects.select_related("created_by", "risk_assessment", "rollback_plan", "communication_plan")
-                .prefetch_related("environments", "required_approvers", "required_roles", "changes",
-                                  "prerequisites", "rollback_strategies", "rollback_steps", "testing_requirements",
-                                  "approvals__approver"))
-
-    def create(self, request, *args, **kwargs):
-        serializer = self.get_serializer(data=request.data)
-        serializer.is_valid(raise_exception=True)
-        data, plan = serializer.split()
-        release = services.release_create(data=data, plan=plan, by=request.user)
-        return Response(self.get_serializer(release).data, status=status.HTTP_201_CREATED)
-
-    def update(self, request, *args, **kwargs):
-        partial = kwargs.pop("partial", False)
-        instance = self.get_object()
-        serializer = self.get_serializer(instance, data=request.data, partial=partial)
-        serializer.is_valid(raise_exception=True)
-        data, plan = serializer.split()
-        release = services.release_update(release=instance, data=data, plan=plan, by=request.user)
-        return Response(self.get_serializer(self.get_queryset().get(pk=release.pk)).data)
-
-    def destroy(self, request, *args, **kwargs):
-        services.release_delete(release=self.get_object(), by=request.user)
-        return Response(status=status.HTTP_204_NO_CONTENT)
-
-    approve = _transition_view("approve")
-    reject = _transition_view("reject")
-    deploy = _transition_view("deploy")
-    complete = _transition_view("complete")
-    fail = _transition_view("fail")
-    rollback = _transition_view("rollback")
-
-    @extend_schema(responses={(200, "text/markdown"): str}, summary="Release notes (Markdown)")
-    @action(detail=True, methods=["get"], url_path="notes")
-    def notes(self, request, pk=None):
-        release = self.get_object()
-        response = HttpResponse(services.release_notes(release), content_type="text/markdown; charset=utf-8")
-        if request.query_params.get("download"):
-            response["Content-Disposition"] = f'attachment; filename="release-{release.version}.md"'
-        return response
-
-    @extend_schema(responses=AuditEventSerializer(many=True), summary="Audit history of a release")
-    @action(detail=True, methods=["get"], url_path="history")
-    def history(self, request, pk=None):
-        release = self.get_object()
-        events = AuditEvent.objects.for_object(release)
-        return Response(AuditEventSerializer(events, many=True).data)
-
-    @extend_schema(
-        parameters=[OpenApiParameter("type", str, enum=ReleaseType.values, required=True)],
-        responses=inline_serializer("ProposedVersion", {"type": serializers.CharField(),
-                                                        "latest": serializers.CharField(allow_null=True),
-                                                        "version": serializers.CharField()}),
-        summary="The version a new release of this type would get",
-    )
-    @action(detail=False, methods=["get"], url_path="propose-version")
-    def propose_version(self, request):
-        release_type = request.query_params.get("type")
-        if release_type not in ReleaseType.values:
-            return Response({"type": [f"must be one of {', '.join(ReleaseType.values)}"]},
-                            status=status.HTTP_400_BAD_REQUEST)
-        return Response({"type": release_type, "latest": services.latest_version(),
-                         "version": services.propose_version(release_type)})
-
-    @extend_schema(responses=ReleaseSerializer(many=True), summary="Planned releases awaiting my approval")
-    @action(detail=False, methods=["get"], url_path="awaiting-my-approval")
-    def awaiting_my_approval(self, request):
-        releases = services.awaiting_approval(request.user)
-        return Response(self.get_serializer(releases, many=True).data)
+    class Meta:
+        model = GateResult
+        fields = ["id", "gate", "gate_name", "on_failure", "status", "tests", "passed", "failed", "errors", "skipped",
+                  "url", "source", "details", "reported_by", "override_reason", "overridden_by", "created_at"]
 
 
+class DeploymentSerializer(PerUserFieldsMixin, serializers.ModelSerializer):
+    release = serializers.SlugRelatedField(slug_field="version", queryset=Release.objects.all())
+    environment = serializers.SlugRelatedField(slug_field="name", queryset=Environment.objects.all())
+    strategy = serializers.ChoiceField(choices=DeploymentStrategy.choices, required=False)
+    parameters = serializers.JSONField(required=False)
+    steps = DeploymentStepSerializer(many=True, read_only=True)
+    gate_results = GateResultSerializer(many=True, read_only=True)
+    progress = serializers.SerializerMethodField()
+    available_actions = serializers.SerializerMethodField()
+
+    class Meta:
+        model = Deployment
+        fields = ["id", "release", "environment", "strategy", "parameters", "backend", "status", "auto_rollback",
+                  "previous_version", "current_step", "failure_reason", "waiting_for", "created_at", "started_at",
+                  "finished_at", "progress", "available_actions", "steps", "gate_results"]
+        read_only_fields = ["backend", "status", "previous_version", "current_step", "failure_reason", "waiting_for",
+                            "created_at", "started_at", "finished_at"]
+
+    per_user_fields = ("available_actions",)
+
+    def get_progress(self, obj) -> dict:
+        return obj.progress().as_dict()
+
+    def get_available_actions(self, obj) -> list[str]:
+        return deploy_services.available_actions(obj, self.context["request"].user)
+
+    def validate_parameters(self, value):
+        if not isinstance(value, dict):
+            raise serializers.ValidationError("must be a JSON object")
+        return value
+
+
+class ActionSerializer(serializers.Serializer):
+    reason = serializers.CharField(required=False, allow_blank=True, max_length=2000)
+
+
+class GateResultInput(serializers.Serializer):
+    passed = serializers.IntegerField(min_value=0, max_value=2**31 - 1, required=False)
+    failed = serializers.IntegerField(min_value=0, max_value=2**31 - 1, required=False)
+    url = serializers.URLField(required=False, allow_blank=True, max_length=500)
+    junit = serializers.FileField(required=False, help_text="A JUnit XML report (multipart upload).")
+
+    def validate(self, attrs):
+        if "junit" not in attrs and ("passed" not in attrs or "failed" not in attrs):
+            raise serializers.ValidationError("send either 'passed' and 'failed' counts, or a 'junit' XML file")
+        return attrs

@@ -1,13 +1,12 @@
 """Services for deployments: start, operator actions, gate results and overrides."""
 from django.db import transaction
-from django.utils.text import slugify
 from django_fsm import can_proceed
 
 from pmrelease import audit, errors
 from pmrelease.roles import Capability
 
-from . import access, engine, junit, promotion, strategies
-from .models import (
+from .. import access
+from ..models import (
     ACTIVE_DEPLOYMENT_STATES,
     ConcurrencyPolicy,
     Deployment,
@@ -21,8 +20,8 @@ from .models import (
     ReleaseStatus,
     StepPhase,
     StepStatus,
-    TestingGate,
 )
+from . import engine, gates, junit, promotion, strategies
 
 DEPLOYABLE = (ReleaseStatus.APPROVED, ReleaseStatus.DEPLOYING, ReleaseStatus.DEPLOYED)
 
@@ -41,10 +40,7 @@ def promotion_refusals(release, environment):
     successes = {}
     for dep in (release.deployments.filter(status=DeploymentStatus.SUCCEEDED).select_related("environment")
                 .order_by("id")):
-        failed = [gate.name for gate, result in engine.gate_states(dep)
-                  if gate.required and (result is None or result.status not in (GateResultStatus.PASSED,
-                                                                               GateResultStatus.OVERRIDDEN))]
-        successes[dep.environment.name] = promotion.Success(dep.environment.name, tuple(failed))
+        successes[dep.environment.name] = promotion.Success(dep.environment.name, tuple(gates.failed_required(dep)))
     targets = set(release.environments.values_list("name", flat=True))
     return promotion.refusals(release_type=release.type, target=environment.name, envs=envs,
                               successes=successes, targets=targets)
@@ -113,7 +109,7 @@ def _start(dep, *, by, dispatch):
         release.save()
     dep.start(by=by, reason="started")
     dep.save()
-    engine._dispatch(dep.pk, dispatch=dispatch)
+    engine.dispatch_advance(dep.pk, dispatch=dispatch)
 
 
 def start_next_queued(environment_id, *, dispatch=True):
@@ -140,15 +136,9 @@ def start_next_queued(environment_id, *, dispatch=True):
 
 
 # --- operator actions ----------------------------------------------------------------------------------
-ACTIONS = {
-    "promote": ("Promote", ""),
-    "pause": ("Pause", ""),
-    "resume": ("Resume", ""),
-    "abort": ("Abort (roll back)", "reason"),
-    "rollback": ("Roll back", "reason"),
-    "retry": ("Retry failed step", ""),
-    "cancel": ("Cancel", "reason"),
-}
+# The operator actions and what text each needs: "reason" (required) or "" (none).
+ACTION_TEXT = {"promote": "", "pause": "", "resume": "", "abort": "reason", "rollback": "reason", "retry": "",
+               "cancel": "reason"}
 
 
 def _locked(deployment):
@@ -157,10 +147,10 @@ def _locked(deployment):
 
 def deployment_action(*, deployment, name, by, reason="", dispatch=True):
     """Run an operator action (promote, pause, resume, abort, rollback, retry, cancel)."""
-    if name not in ACTIONS:
+    if name not in ACTION_TEXT:
         raise errors.ValidationFailed(f"unknown deployment action '{name}'")
     access.require(by, [deployment.environment], Capability.DEPLOY)
-    if ACTIONS[name][1] == "reason" and not (reason or "").strip():
+    if ACTION_TEXT[name] == "reason" and not (reason or "").strip():
         raise errors.ValidationFailed(f"'{name}' needs a reason", field_errors={"reason": ["This field is required."]})
     with transaction.atomic():
         dep = _locked(deployment)
@@ -174,7 +164,7 @@ def deployment_action(*, deployment, name, by, reason="", dispatch=True):
         elif name == "resume":
             dep.resume(by=by, reason=reason)
             dep.save()
-            engine._dispatch(dep.pk, dispatch=dispatch)
+            engine.dispatch_advance(dep.pk, dispatch=dispatch)
         elif name in ("abort", "rollback"):
             engine.begin_rollback(dep, by=by, reason=f"{name} by {by.username}: {reason}", operator_action=name,
                                   dispatch=dispatch)
@@ -188,7 +178,7 @@ def deployment_action(*, deployment, name, by, reason="", dispatch=True):
             if dep.release.status == ReleaseStatus.FAILED:
                 dep.release.redeploy(by=by, reason=f"retry of deployment #{dep.pk}")
                 dep.release.save()
-            engine._dispatch(dep.pk, dispatch=dispatch)
+            engine.dispatch_advance(dep.pk, dispatch=dispatch)
         elif name == "cancel":
             dep.cancel(by=by, reason=reason)
             dep.save()
@@ -231,25 +221,17 @@ def _promote(dep, by, reason, dispatch):
                                                              outcome=f"promoted by {by.username}")
         dep.promote(by=by, reason=reason)
     dep.save()
-    engine._dispatch(dep.pk, dispatch=dispatch)
+    engine.dispatch_advance(dep.pk, dispatch=dispatch)
 
 
 def available_actions(deployment, user):
+    """The names of the operator actions ``user`` may take on ``deployment`` now."""
     if not access.can(user, deployment.environment, Capability.DEPLOY):
         return []
-    return [(name, label, needs) for name, (label, needs) in ACTIONS.items() if _allowed(deployment, name)]
+    return [name for name in ACTION_TEXT if _allowed(deployment, name)]
 
 
 # --- testing gates --------------------------------------------------------------------------------------
-def find_gate(deployment, gate_ref):
-    gates = deployment.environment.testing_gates.all()
-    for gate in gates:
-        if str(gate.pk) == str(gate_ref) or gate.slug == gate_ref or gate.slug == slugify(str(gate_ref)):
-            return gate
-    names = ", ".join(g.slug for g in gates) or "none"
-    raise errors.ValidationFailed(f"{deployment.environment.name} has no gate '{gate_ref}' (gates: {names})")
-
-
 def gate_report(*, deployment, gate, by, passed=None, failed=None, url="", junit_xml=None, dispatch=True):
     """Record a CI result for a gate: counts as JSON, or a JUnit XML report (parsed, counted)."""
     access.require(by, [deployment.environment], Capability.REPORT)
@@ -309,7 +291,7 @@ def gate_override(*, deployment, gate, by, reason, dispatch=True):
             DeploymentStep.objects.filter(pk=step.pk).update(status=StepStatus.PENDING, resume_at=None)
             dep.promote(by=by, reason=f"gate '{gate.name}' overridden: {reason}")
             dep.save()
-            engine._dispatch(dep.pk, dispatch=dispatch)
+            engine.dispatch_advance(dep.pk, dispatch=dispatch)
     return result
 
 
@@ -318,21 +300,4 @@ def _wake_gates(dep, dispatch):
     if dep.status == DeploymentStatus.RUNNING and step is not None and step.kind == "gates" \
             and step.status == StepStatus.WAITING:
         DeploymentStep.objects.filter(pk=step.pk).update(resume_at=None)
-        engine._dispatch(dep.pk, dispatch=dispatch)
-
-
-def ensure_gate(environment, *, name, tests, required, timeout, on_failure, position=0):
-    gate, _ = TestingGate.objects.get_or_create(environment=environment, slug=slugify(name), defaults={
-        "name": name, "tests": tests, "required": required, "timeout": timeout, "on_failure": on_failure,
-        "position": position})
-    return gate
-
-
-def gate_states_for_display(dep):
-    """[(gate, latest result or None, overridable)] for a deployment's page."""
-    rows = []
-    for gate, result in engine.gate_states(dep):
-        overridable = (gate.on_failure == GateOnFailure.WARN and result is not None
-                       and result.status in (GateResultStatus.FAILED, GateResultStatus.TIMED_OUT))
-        rows.append((gate, result, overridable))
-    return rows
+        engine.dispatch_advance(dep.pk, dispatch=dispatch)

@@ -20,27 +20,24 @@ from dataclasses import dataclass, field
 from django.db import transaction
 from django.utils import timezone
 
-from pmrelease import audit
+from pmrelease import audit, errors
 
-from . import strategies
-from .backends import BackendError, StepContext, get_backend
-from .healthchecks import run_http_check
-from .models import (
+from .. import signals
+from ..models import (
     Deployment,
     DeploymentStatus,
     DeploymentStep,
     DeploymentTarget,
-    GateOnFailure,
-    GateResult,
-    GateResultStatus,
     ReleaseStatus,
     StepPhase,
     StepStatus,
 )
+from . import gates, hooks, strategies
+from .backends import BackendError, StepContext, get_backend
+from .healthchecks import run_http_check
 
 logger = logging.getLogger(__name__)
 
-GATE_POLL_SECONDS = 15
 DEFAULT_LEASE = 120
 
 
@@ -57,10 +54,11 @@ def _now():
     return timezone.now()
 
 
-def _dispatch(deployment_id, countdown=None, dispatch=True):
+def dispatch_advance(deployment_id, countdown=None, dispatch=True):
+    """Queue the next step of a deployment once the current transaction commits."""
     if not dispatch:
         return
-    from .tasks import advance_deployment
+    from ..tasks import advance_deployment
 
     if countdown:
         transaction.on_commit(lambda: advance_deployment.apply_async((deployment_id,), countdown=countdown))
@@ -153,7 +151,7 @@ def complete(deployment_id, step_id, attempt, outcome, *, dispatch=True):
             step.resume_at = None
             step.save()
             if still_ours:
-                _dispatch(dep.pk, dispatch=dispatch)
+                dispatch_advance(dep.pk, dispatch=dispatch)
             return "step succeeded"
         if outcome.status == "wait":
             step.status = StepStatus.WAITING
@@ -166,7 +164,7 @@ def complete(deployment_id, step_id, attempt, outcome, *, dispatch=True):
                     dep.hold_rollback(waiting_for=outcome.wait_for_person, reason=outcome.wait_for_person)
                 dep.save()
             elif still_ours and outcome.resume_in is not None:
-                _dispatch(dep.pk, countdown=max(outcome.resume_in, 0.05), dispatch=dispatch)
+                dispatch_advance(dep.pk, countdown=max(outcome.resume_in, 0.05), dispatch=dispatch)
             return "step waits"
         step.status = StepStatus.FAILED
         step.finished_at = now
@@ -180,7 +178,7 @@ def _on_step_failure(dep, step, message, *, dispatch):
     if step.phase == StepPhase.ROLLBACK:
         on_failure = step.params.get("on_failure", "stop")
         if on_failure == "continue":
-            _dispatch(dep.pk, dispatch=dispatch)
+            dispatch_advance(dep.pk, dispatch=dispatch)
         elif on_failure == "manual_intervention":
             dep.hold_rollback(waiting_for=f"manual intervention: rollback step '{step.name}' failed ({message})",
                               reason=message)
@@ -188,6 +186,7 @@ def _on_step_failure(dep, step, message, *, dispatch):
         else:
             dep.fail(reason=f"rollback stopped at step '{step.name}': {message}")
             dep.save()
+            _ended(dep, reason=dep.failure_reason)
             _after_end(dep, dispatch=dispatch)
         return
     reason = f"step '{step.name}' failed: {message}"
@@ -200,7 +199,7 @@ def _on_step_failure(dep, step, message, *, dispatch):
     if dep.auto_rollback:
         begin_rollback(dep, by=None, reason=f"automatic rollback: {reason}", dispatch=dispatch)
     else:
-        _incident(dep, automatic=False, reason=reason)
+        _ended(dep, reason=reason)
         _after_end(dep, dispatch=dispatch)
 
 
@@ -224,7 +223,7 @@ def begin_rollback(dep, *, by, reason, operator_action="abort", dispatch=True):
                                kind="restore", name=f"Restore {dep.previous_version or 'the previous state'}",
                                params={}))
     DeploymentStep.objects.bulk_create(rows)
-    _dispatch(dep.pk, dispatch=dispatch)
+    dispatch_advance(dep.pk, dispatch=dispatch)
 
 
 def _finish(dep, *, dispatch):
@@ -245,31 +244,20 @@ def _finish(dep, *, dispatch):
         if release.status in (ReleaseStatus.DEPLOYING, ReleaseStatus.DEPLOYED, ReleaseStatus.FAILED):
             release.rollback(reason=f"deployment to {dep.environment.name} rolled back: {dep.failure_reason}")
             release.save()
-        _incident(dep, automatic=dep.rolled_back_automatically, reason=dep.failure_reason)
+    _ended(dep, reason=dep.failure_reason)
     _after_end(dep, dispatch=dispatch)
 
 
 def _after_end(dep, *, dispatch):
-    from .deployments import start_next_queued
+    from .services import start_next_queued
 
     start_next_queued(dep.environment_id, dispatch=dispatch)
 
 
-def _incident(dep, *, automatic, reason):
-    """Open an incident for an automatic rollback or a failed production deployment (status page policy)."""
-    if not (automatic or dep.environment.is_production):
-        return
-    try:
-        from monitoring.services import incident_for_deployment
-    except ImportError:
-        return
-    if automatic:
-        title = f"Automatic rollback of {dep.release.version} on {dep.environment.name}"
-    elif dep.status == DeploymentStatus.ROLLED_BACK:
-        title = f"{dep.release.version} rolled back on {dep.environment.name} by an operator"
-    else:
-        title = f"Deployment of {dep.release.version} to {dep.environment.name} failed"
-    incident_for_deployment(environment=dep.environment, title=title, body=reason, automatic_rollback=automatic)
+def _ended(dep, *, reason=""):
+    """Tell the apps above (status page incidents, change management, notifications) that ``dep`` ended."""
+    signals.deployment_finished.send(sender=Deployment, deployment=dep,
+                                     automatic_rollback=dep.rolled_back_automatically, reason=reason)
 
 
 # --- executing one step -------------------------------------------------------------------------------
@@ -367,61 +355,29 @@ def _health(dep, step, backend, ctx):
 
 
 def _ramp_flag(dep, step, backend, ctx):
-    from pmrelease import errors
-
     try:
-        from flags.services import flag_set_rollout
-    except ImportError:
-        return Outcome("failed", "the flags app does not offer flag_set_rollout")
-    try:
-        flag_set_rollout(environment=dep.environment, key=step.params["flag"], percentage=step.params["percentage"],
-                         by=None, reason=f"deployment #{dep.pk} of {dep.release.version}")
+        hooks.set_flag_rollout(environment=dep.environment, key=step.params["flag"],
+                               percentage=step.params["percentage"],
+                               reason=f"deployment #{dep.pk} of {dep.release.version}")
     except errors.DomainError as exc:
         return Outcome("failed", f"flag {step.params['flag']}: {exc.message}")
     return Outcome("succeeded", f"flag {step.params['flag']} at {step.params['percentage']:g}%")
 
 
-def gate_states(dep):
-    """[(gate, latest result or None)] for the deployment's environment."""
-    latest = {}
-    for result in dep.gate_results.select_related("gate").order_by("id"):
-        latest[result.gate_id] = result
-    return [(gate, latest.get(gate.pk)) for gate in dep.environment.testing_gates.all()]
-
-
 def _gates(dep, step, backend, ctx):
     now = _now()
-    started = step.started_at or now
-    waiting, blocking, warnings = [], [], []
-    for gate, result in gate_states(dep):
-        if result is None:
-            deadline = started + dt.timedelta(minutes=gate.timeout)
-            if now < deadline:
-                waiting.append((gate, deadline))
-                continue
-            result = GateResult.objects.create(deployment=dep, gate=gate, status=GateResultStatus.TIMED_OUT,
-                                               source="timeout", details={"timeout_minutes": gate.timeout})
-            audit.record(action="gate.timed_out", obj=dep, after={"gate": gate.name, "timeout_minutes": gate.timeout})
-        if result.status in (GateResultStatus.PASSED, GateResultStatus.OVERRIDDEN):
-            ctx.log(f"✓ {gate.name}: {result.get_status_display().lower()}")
-            continue
-        label = f"{gate.name} ({result.get_status_display().lower()})"
-        if gate.on_failure == GateOnFailure.IGNORE:
-            ctx.log(f"· {label}: ignored (recorded only)")
-        elif gate.on_failure == GateOnFailure.WARN:
-            warnings.append(label)
-        else:
-            blocking.append(label)
-    if blocking:
-        return Outcome("failed", "blocking gate failed: " + ", ".join(blocking))
-    if waiting:
-        names = ", ".join(g.name for g, _ in waiting)
-        soonest = min(deadline for _, deadline in waiting)
-        return Outcome("wait", f"waiting for results: {names}",
-                       resume_in=min(GATE_POLL_SECONDS, max((soonest - now).total_seconds(), 0.5)))
-    if warnings:
-        return Outcome("wait", "gate failed with on-failure 'warn': " + ", ".join(warnings),
-                       wait_for_person="an authorised override (with a reason) of " + ", ".join(warnings))
+    verdict = gates.evaluate(dep, started=step.started_at or now, now=now)
+    for line in verdict.lines:
+        ctx.log(line)
+    if verdict.blocking:
+        return Outcome("failed", "blocking gate failed: " + ", ".join(verdict.blocking))
+    if verdict.waiting:
+        names = ", ".join(g.name for g, _ in verdict.waiting)
+        return Outcome("wait", f"waiting for results: {names}", resume_in=verdict.poll_in(now))
+    if verdict.warnings:
+        warned = ", ".join(verdict.warnings)
+        return Outcome("wait", "gate failed with on-failure 'warn': " + warned,
+                       wait_for_person="an authorised override (with a reason) of " + warned)
     return Outcome("succeeded", "all gates passed")
 
 
@@ -463,7 +419,7 @@ def watchdog(*, stale_after=None, max_restarts=5, dispatch=True):
 
     Returns {"resumed": [...], "failed": [...], "started": [...]} of deployment ids.
     """
-    from .deployments import start_next_queued
+    from .services import start_next_queued
 
     now = _now()
     report = {"resumed": [], "failed": [], "started": []}
@@ -509,7 +465,7 @@ def watchdog(*, stale_after=None, max_restarts=5, dispatch=True):
 
 def _dispatch_now(deployment_id, dispatch):
     if dispatch:
-        from .tasks import advance_deployment
+        from ..tasks import advance_deployment
 
         advance_deployment.delay(deployment_id)
 

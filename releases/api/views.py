@@ -1,0 +1,221 @@
+"""Views of the releases API (/api/v1/): environments, releases and deployments. Every write goes through a
+service; the views validate input with the serializers and answer with them."""
+from django.http import HttpResponse
+from drf_spectacular.utils import OpenApiParameter, OpenApiTypes, extend_schema, inline_serializer
+from rest_framework import mixins, serializers, status, viewsets
+from rest_framework.decorators import action
+from rest_framework.parsers import FormParser, JSONParser, MultiPartParser
+from rest_framework.response import Response
+
+from pmrelease import errors
+from pmrelease.api import history_action, transition_action
+
+from .. import access, environments, selectors, services
+from ..deploy import gates
+from ..deploy import services as deploy_services
+from ..models import Deployment, Release, ReleaseType
+from .serializers import (
+    ActionSerializer,
+    DeploymentSerializer,
+    EnvironmentSerializer,
+    GateResultInput,
+    GateResultSerializer,
+    ReleaseFilter,
+    ReleaseSerializer,
+    TransitionSerializer,
+)
+
+MAX_REPORT_BYTES = 10 * 1024 * 1024
+
+
+# --- environments ------------------------------------------------------------------------------------
+class EnvironmentViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, mixins.UpdateModelMixin,
+                         viewsets.GenericViewSet):
+    """Environments you may see; editing needs administrative access to the environment."""
+
+    serializer_class = EnvironmentSerializer
+    lookup_field = "name"
+    search_fields = ["name", "display_name", "purpose"]
+    filterset_fields = ["tier", "is_active"]
+
+    def get_queryset(self):
+        return (access.visible_environments(self.request.user)
+                .select_related("promotes_to", "attached_to").prefetch_related("access__group"))
+
+    def perform_update(self, serializer):
+        serializer.instance = environments.environment_update(
+            environment=serializer.instance, data=dict(serializer.validated_data), by=self.request.user)
+
+
+# --- releases ----------------------------------------------------------------------------------------
+def _release_transition(name):
+    def run(release, data, user):
+        text = data.get("reason") or data.get("comment") or ""
+        return services.release_transition(release=release, name=name, by=user, text=text)
+
+    return transition_action(name, run, request=TransitionSerializer, response=ReleaseSerializer,
+                             summary=f"Release transition: {name}")
+
+
+class ReleaseViewSet(viewsets.ModelViewSet):
+    """Releases with their plan. Transitions: `POST /api/v1/releases/<id>/<transition>/`."""
+
+    serializer_class = ReleaseSerializer
+    filterset_class = ReleaseFilter
+    search_fields = ["version", "title", "description"]
+    ordering_fields = ["created_at", "scheduled_for", "version"]
+
+    def get_queryset(self):
+        return (Release.objects.select_related("created_by", "risk_assessment", "rollback_plan", "communication_plan")
+                .prefetch_related("environments", "required_approvers", "required_roles", "note_items",
+                                  "prerequisites", "rollback_strategies", "rollback_steps", "testing_requirements",
+                                  "approvals__approver"))
+
+    def create(self, request, *args, **kwargs):
+        serializer = self.get_serializer(data=request.data)
+        serializer.is_valid(raise_exception=True)
+        data, plan = serializer.split()
+        release = services.release_create(data=data, plan=plan, by=request.user)
+        return Response(self.get_serializer(release).data, status=status.HTTP_201_CREATED)
+
+    def update(self, request, *args, **kwargs):
+        partial = kwargs.pop("partial", False)
+        instance = self.get_object()
+        serializer = self.get_serializer(instance, data=request.data, partial=partial)
+        serializer.is_valid(raise_exception=True)
+        data, plan = serializer.split()
+        release = services.release_update(release=instance, data=data, plan=plan, by=request.user)
+        return Response(self.get_serializer(self.get_queryset().get(pk=release.pk)).data)
+
+    def destroy(self, request, *args, **kwargs):
+        services.release_delete(release=self.get_object(), by=request.user)
+        return Response(status=status.HTTP_204_NO_CONTENT)
+
+    approve = _release_transition("approve")
+    reject = _release_transition("reject")
+    deploy = _release_transition("deploy")
+    complete = _release_transition("complete")
+    fail = _release_transition("fail")
+    rollback = _release_transition("rollback")
+    history = history_action("Audit history of a release")
+
+    @extend_schema(responses={(200, "text/markdown"): str}, summary="Release notes (Markdown)")
+    @action(detail=True, methods=["get"], url_path="notes")
+    def notes(self, request, pk=None):
+        release = self.get_object()
+        response = HttpResponse(selectors.release_notes(release), content_type="text/markdown; charset=utf-8")
+        if request.query_params.get("download"):
+            response["Content-Disposition"] = f'attachment; filename="release-{release.version}.md"'
+        return response
+
+    @extend_schema(
+        parameters=[OpenApiParameter("type", str, enum=ReleaseType.values, required=True)],
+        responses=inline_serializer("ProposedVersion", {"type": serializers.CharField(),
+                                                        "latest": serializers.CharField(allow_null=True),
+                                                        "version": serializers.CharField()}),
+        summary="The version a new release of this type would get",
+    )
+    @action(detail=False, methods=["get"], url_path="propose-version")
+    def propose_version(self, request):
+        release_type = request.query_params.get("type")
+        if release_type not in ReleaseType.values:
+            return Response({"type": [f"must be one of {', '.join(ReleaseType.values)}"]},
+                            status=status.HTTP_400_BAD_REQUEST)
+        return Response({"type": release_type, "latest": selectors.latest_version(),
+                         "version": services.propose_version(release_type)})
+
+    @extend_schema(responses=ReleaseSerializer(many=True), summary="Planned releases awaiting my approval")
+    @action(detail=False, methods=["get"], url_path="awaiting-my-approval")
+    def awaiting_my_approval(self, request):
+        releases = selectors.awaiting_approval(request.user)
+        return Response(self.get_serializer(releases, many=True).data)
+
+
+# --- deployments -------------------------------------------------------------------------------------
+class JUnitBodyParser(JSONParser):
+    """Accept a raw ``application/xml`` body as a JUnit report."""
+
+    media_type = "application/xml"
+
+    def parse(self, stream, media_type=None, parser_context=None):
+        return {"__raw_xml__": stream.read()}
+
+
+def _deployment_action(name):
+    def run(deployment, data, user):
+        return deploy_services.deployment_action(deployment=deployment, name=name, by=user,
+                                                 reason=data.get("reason", ""))
+
+    return transition_action(name, run, request=ActionSerializer, response=DeploymentSerializer,
+                             summary=f"Deployment action: {name}",
+                             description="409 when not allowed in the current state, 403 without deploy access.")
+
+
+class DeploymentViewSet(mixins.CreateModelMixin, mixins.ListModelMixin, mixins.RetrieveModelMixin,
+                        viewsets.GenericViewSet):
+    """Deployments of releases to environments. Actions: `POST /api/v1/deployments/<id>/<action>/`."""
+
+    serializer_class = DeploymentSerializer
+    filterset_fields = ["status", "strategy", "environment__name", "release__version"]
+    ordering_fields = ["created_at", "id"]
+
+    def get_queryset(self):
+        return (Deployment.objects.filter(environment__in=access.visible_environments(self.request.user))
+                .select_related("release", "environment").prefetch_related("steps", "gate_results__gate"))
+
+    def create(self, request, *args, **kwargs):
+        serializer = self.get_serializer(data=request.data)
+        serializer.is_valid(raise_exception=True)
+        data = serializer.validated_data
+        dep = deploy_services.deployment_create(
+            release=data["release"], environment=data["environment"], by=request.user,
+            strategy=data.get("strategy"), parameters=data.get("parameters"),
+            auto_rollback=data.get("auto_rollback", True))
+        return Response(self.get_serializer(self.get_queryset().get(pk=dep.pk)).data, status=status.HTTP_201_CREATED)
+
+    promote = _deployment_action("promote")
+    pause = _deployment_action("pause")
+    resume = _deployment_action("resume")
+    abort = _deployment_action("abort")
+    rollback = _deployment_action("rollback")
+    retry = _deployment_action("retry")
+    cancel = _deployment_action("cancel")
+
+    @extend_schema(request={"application/json": GateResultInput, "multipart/form-data": GateResultInput,
+                            "application/xml": OpenApiTypes.BINARY},
+                   responses={201: GateResultSerializer}, summary="Report a testing-gate result (JSON or JUnit XML)")
+    @action(detail=True, methods=["post"], url_path=r"gates/(?P<gate_ref>[-\w]+)/results",
+            parser_classes=[JSONParser, MultiPartParser, FormParser, JUnitBodyParser])
+    def gate_results(self, request, pk=None, gate_ref=None):
+        dep = self.get_object()
+        gate = gates.find_gate(dep, gate_ref)
+        if "__raw_xml__" in request.data:  # a raw application/xml body
+            result = deploy_services.gate_report(deployment=dep, gate=gate, by=request.user,
+                                                 junit_xml=request.data["__raw_xml__"][:MAX_REPORT_BYTES + 1],
+                                                 url=request.query_params.get("url", ""))
+            return Response(GateResultSerializer(result).data, status=status.HTTP_201_CREATED)
+        serializer = GateResultInput(data=request.data)
+        serializer.is_valid(raise_exception=True)
+        data = serializer.validated_data
+        junit_xml = None
+        if "junit" in data:
+            upload = data["junit"]
+            if upload.size > MAX_REPORT_BYTES:
+                raise errors.ValidationFailed("report too large", field_errors={"junit": ["larger than 10 MiB"]})
+            junit_xml = upload.read()
+        result = deploy_services.gate_report(deployment=dep, gate=gate, by=request.user, passed=data.get("passed"),
+                                             failed=data.get("failed"), url=data.get("url", ""),
+                                             junit_xml=junit_xml)
+        return Response(GateResultSerializer(result).data, status=status.HTTP_201_CREATED)
+
+    @extend_schema(request=ActionSerializer, responses={201: GateResultSerializer},
+                   summary="Override a failed 'warn' gate with a reason")
+    @action(detail=True, methods=["post"], url_path=r"gates/(?P<gate_ref>[-\w]+)/override")
+    def gate_override(self, request, pk=None, gate_ref=None):
+        dep = self.get_object()
+        gate = gates.find_gate(dep, gate_ref)
+        serializer = ActionSerializer(data=request.data)
+        serializer.is_valid(raise_exception=True)
+        result = deploy_services.gate_override(deployment=dep, gate=gate, by=request.user,
+                                               reason=serializer.validated_data.get("reason", ""))
+        return Response(GateResultSerializer(result).data, status=status.HTTP_201_CREATED)

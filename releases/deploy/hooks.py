@@ -1,0 +1,7 @@
+"""What the deployment engine needs from the apps above it, provided by them at start-up."""
+from pmrelease.registry import Hook
+
+# flags: set a flag's rollout percentage in an environment for a deployment of the feature-flag strategy.
+# Called as set_flag_rollout(environment=..., key=..., percentage=..., reason=...); raises a DomainError
+# saying why when it cannot.
+set_flag_rollout = Hook("set_flag_rollout", "the flags app ramps a flag for the feature-flag strategy")
