@@ -733,7 +733,7 @@ def client_register(*, environment_id, data):
 
 
 def bucket_start(moment):
-    size = int(getattr(settings, "FLAGS_METRICS_BUCKET_SECONDS", 3600))
+    size = int(settings.FLAGS_METRICS_BUCKET_SECONDS)
     epoch = int(moment.timestamp())
     return dt.datetime.fromtimestamp(epoch - epoch % size, tz=dt.UTC)
 
@@ -790,7 +790,7 @@ def metrics_record(*, environment_id, toggles, when=None, app_name=""):
 def stale_flags(now=None):
     """[(flag, reasons)] for live flags past their type's expected lifetime or not evaluated for 30 days."""
     now = now or timezone.now()
-    unused_after = dt.timedelta(days=int(getattr(settings, "FLAGS_STALE_UNUSED_DAYS", 30)))
+    unused_after = dt.timedelta(days=int(settings.FLAGS_STALE_UNUSED_DAYS))
     flags = FeatureFlag.objects.exclude(lifecycle=Lifecycle.ARCHIVED).annotate(last_seen=Max("states__last_seen_at"))
     result = []
     for flag in flags.select_related("owner"):
@@ -822,9 +822,9 @@ def notify_stale_flags(now=None):
         notified.append(flag.pk)
     for email, lines in by_recipient.items():
         send_mail(
-            subject=f"[{getattr(settings, 'PRODUCT_NAME', 'Portal')}] {len(lines)} stale feature flag(s)",
+            subject=f"[{settings.PRODUCT_NAME}] {len(lines)} stale feature flag(s)",
             message="These flags look stale: remove them from the code and archive them.\n\n" + "\n".join(lines)
-            + f"\n\n{getattr(settings, 'PORTAL_URL', '')}/admin/flags/featureflag/stale/",
+            + f"\n\n{settings.PORTAL_URL}/admin/flags/featureflag/stale/",
             from_email=None, recipient_list=[email],
         )
     FeatureFlag.objects.filter(pk__in=notified).update(stale_notified_at=now)

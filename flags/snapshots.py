@@ -40,7 +40,7 @@ def env_scope(environment_id):
 
 
 def check_interval():
-    return float(getattr(settings, "FLAGS_VERSION_CHECK_SECONDS", 1.0))
+    return float(settings.FLAGS_VERSION_CHECK_SECONDS)
 
 
 # --- publishing version tokens -----------------------------------------------------------------------
@@ -50,7 +50,7 @@ def _shared_cache():
 
 
 def _version_dir():
-    path = Path(getattr(settings, "VAR_DIR", "var")) / "flags"
+    path = Path(settings.VAR_DIR) / "flags"
     path.mkdir(parents=True, exist_ok=True)
     return path
 

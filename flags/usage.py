@@ -88,7 +88,7 @@ def _start():
         if _thread["started"]:
             return
         _thread["started"] = True
-    interval = float(getattr(settings, "FLAGS_USAGE_FLUSH_SECONDS", 30))
+    interval = float(settings.FLAGS_USAGE_FLUSH_SECONDS)
     if interval <= 0:
         return
     threading.Thread(target=_loop, args=(interval,), name="flags-usage-flush", daemon=True).start()

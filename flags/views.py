@@ -48,7 +48,7 @@ def _json(data, status=200, headers=None):
 
 
 def _cors(response, request):
-    origins = getattr(settings, "FLAGS_CORS_ORIGINS", ["*"])
+    origins = settings.FLAGS_CORS_ORIGINS
     origin = request.META.get("HTTP_ORIGIN")
     if origin and ("*" in origins or origin in origins):
         response["Access-Control-Allow-Origin"] = "*" if "*" in origins else origin
@@ -90,7 +90,7 @@ _bucket_lock = threading.Lock()
 
 def _rate_limit(info, error):
     """A per-key token bucket in each process: ``rate`` requests per second, bursts up to one second's worth."""
-    rate = info.rate_limit or int(getattr(settings, "FLAGS_RATE_LIMIT", 10_000))
+    rate = info.rate_limit or int(settings.FLAGS_RATE_LIMIT)
     if rate <= 0:
         return
     now = time.monotonic()
@@ -107,7 +107,7 @@ def _rate_limit(info, error):
 
 def _body(request, error, limit=None):
     """The JSON body (None when empty). 413 when too large, 400 PARSE_ERROR when not JSON."""
-    limit = limit or int(getattr(settings, "FLAGS_MAX_BODY_BYTES", 65536))
+    limit = limit or int(settings.FLAGS_MAX_BODY_BYTES)
     try:
         length = int(request.META.get("CONTENT_LENGTH") or 0)
     except ValueError:
@@ -338,7 +338,7 @@ def client_features(request):
 def _post_json(request, kinds):
     _method(request, ("POST",))
     info = _authenticate(request, kinds, _unleash_error)
-    limit = int(getattr(settings, "FLAGS_MAX_METRICS_BYTES", 1_048_576))
+    limit = int(settings.FLAGS_MAX_METRICS_BYTES)
     body = _body(request, lambda status, details, headers=None, code=None: _unleash_error(status, details, headers),
                  limit=limit)
     return info, body

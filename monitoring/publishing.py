@@ -35,7 +35,7 @@ ASSETS = ("status/status.css", "status/status.js")
 
 
 def publish_dir():
-    return Path(getattr(settings, "STATUS_PUBLISH_DIR", Path(settings.VAR_DIR) / "status-site"))
+    return Path(settings.STATUS_PUBLISH_DIR)
 
 
 def site_root():
@@ -78,7 +78,7 @@ class _suppress:
 # --- view model -----------------------------------------------------------------------------------------------
 def _tz():
     try:
-        return zoneinfo.ZoneInfo(getattr(settings, "TIME_ZONE", "UTC") or "UTC")
+        return zoneinfo.ZoneInfo(settings.TIME_ZONE or "UTC")
     except zoneinfo.ZoneInfoNotFoundError:
         return dt.UTC
 
@@ -173,7 +173,7 @@ def asset_versions():
 def base_context(snapshot):
     indicator, description = snapshot.indicator()
     return {
-        "product": getattr(settings, "STATUS_PAGE_NAME", settings.PRODUCT_NAME),
+        "product": settings.STATUS_PAGE_NAME,
         "indicator": indicator,
         "description": description,
         "now": snapshot.now,
@@ -188,7 +188,7 @@ def render_feed(snapshot):
     feed = FeedGenerator()
     base = statuspage.public_url()
     feed.id(base + "/")
-    feed.title(f"{getattr(settings, 'STATUS_PAGE_NAME', settings.PRODUCT_NAME)} status — incident history")
+    feed.title(f"{settings.STATUS_PAGE_NAME} status — incident history")
     feed.author({"name": settings.PRODUCT_NAME})
     feed.link(href=base + "/", rel="alternate")
     feed.link(href=base + "/feed.atom", rel="self")

@@ -621,7 +621,7 @@ def maintenance_tick(*, now=None):
             done["completed"].append(maintenance.pk)
         except errors.TransitionNotAllowed:
             continue
-    default_lead = dt.timedelta(minutes=getattr(settings, "STATUS_MAINTENANCE_REMINDER_MINUTES", 60))
+    default_lead = dt.timedelta(minutes=settings.STATUS_MAINTENANCE_REMINDER_MINUTES)
     upcoming = Maintenance.objects.filter(status=MaintenanceStatus.SCHEDULED, reminded_at__isnull=True,
                                           scheduled_for__gt=now)
     for maintenance in upcoming:
@@ -665,11 +665,11 @@ def read_token(token, purpose, *, max_age):
 
 
 def unsubscribe_max_age():
-    return dt.timedelta(days=getattr(settings, "STATUS_UNSUBSCRIBE_TOKEN_DAYS", 365))
+    return dt.timedelta(days=settings.STATUS_UNSUBSCRIBE_TOKEN_DAYS)
 
 
 def public_url(path=""):
-    base = getattr(settings, "STATUS_PUBLIC_URL", f"{settings.PORTAL_URL.rstrip('/')}/status")
+    base = settings.STATUS_PUBLIC_URL
     return f"{base.rstrip('/')}/{path.lstrip('/')}" if path else base.rstrip("/")
 
 
@@ -763,7 +763,7 @@ def webhook_target_problem(url):
     import socket
     from urllib.parse import urlsplit
 
-    if getattr(settings, "STATUS_WEBHOOK_ALLOW_PRIVATE", False):
+    if settings.STATUS_WEBHOOK_ALLOW_PRIVATE:
         return None
     try:
         parts = urlsplit(url)

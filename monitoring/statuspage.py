@@ -21,7 +21,7 @@ def ts(value):
 
 
 def page_id():
-    return getattr(settings, "STATUS_PAGE_ID", "penguinmails")
+    return settings.STATUS_PAGE_ID
 
 
 def public_url(path=""):
@@ -31,8 +31,8 @@ def public_url(path=""):
 
 
 def page(snapshot):
-    return {"id": page_id(), "name": getattr(settings, "STATUS_PAGE_NAME", settings.PRODUCT_NAME),
-            "url": public_url(), "time_zone": getattr(settings, "TIME_ZONE", "UTC"),
+    return {"id": page_id(), "name": settings.STATUS_PAGE_NAME,
+            "url": public_url(), "time_zone": settings.TIME_ZONE,
             "updated_at": ts(snapshot.updated_at())}
 
 

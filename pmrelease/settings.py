@@ -173,9 +173,13 @@ SPECTACULAR_SETTINGS = {
 }
 
 # --- Celery -------------------------------------------------------------------------------------------
+# The longest a single deployment step may run in a worker (a Kubernetes rollout wait included): the
+# advance_deployment task's time limits are derived from it, and the Redis visibility timeout stays above
+# them (a message unacknowledged for that long is handed to another worker).
+DEPLOY_STEP_TIME_LIMIT = env.int("DEPLOY_STEP_TIME_LIMIT", default=1800)
 if REDIS_URL:
     CELERY_BROKER_URL = REDIS_URL
-    CELERY_BROKER_TRANSPORT_OPTIONS = {"visibility_timeout": 3600}
+    CELERY_BROKER_TRANSPORT_OPTIONS = {"visibility_timeout": max(3600, 2 * (DEPLOY_STEP_TIME_LIMIT + 120))}
 else:
     _broker_dir = VAR_DIR / "celery" / "broker"
     _broker_dir.mkdir(parents=True, exist_ok=True)
@@ -206,6 +210,26 @@ CELERY_BEAT_SCHEDULE = {
 # Each app keeps its periodic tasks in <app>/beat.py (plain dicts, no Django import).
 for _app in ("releases", "flags", "monitoring"):
     CELERY_BEAT_SCHEDULE.update(importlib.import_module(f"{_app}.beat").SCHEDULE)
+
+# --- the apps' own settings, each from the environment with its default ---------------------------------------
+# Feature flags (docs/flags.md)
+FLAGS_VERSION_CHECK_SECONDS = env.float("FLAGS_VERSION_CHECK_SECONDS", default=1.0)
+FLAGS_RATE_LIMIT = env.int("FLAGS_RATE_LIMIT", default=10_000)  # OFREP requests/s per key per process
+FLAGS_MAX_BODY_BYTES = env.int("FLAGS_MAX_BODY_BYTES", default=65_536)
+FLAGS_MAX_METRICS_BYTES = env.int("FLAGS_MAX_METRICS_BYTES", default=1_048_576)
+FLAGS_METRICS_BUCKET_SECONDS = env.int("FLAGS_METRICS_BUCKET_SECONDS", default=3600)
+FLAGS_USAGE_FLUSH_SECONDS = env.float("FLAGS_USAGE_FLUSH_SECONDS", default=30)
+FLAGS_STALE_UNUSED_DAYS = env.int("FLAGS_STALE_UNUSED_DAYS", default=30)
+FLAGS_CORS_ORIGINS = env.list("FLAGS_CORS_ORIGINS", default=["*"])
+
+# Public status page (docs/status-page.md)
+STATUS_PAGE_ID = env.str("STATUS_PAGE_ID", default="penguinmails")
+STATUS_PAGE_NAME = env.str("STATUS_PAGE_NAME", default=PRODUCT_NAME)
+STATUS_PUBLIC_URL = env.str("STATUS_PUBLIC_URL", default=f"{PORTAL_URL.rstrip('/')}/status")
+STATUS_PUBLISH_DIR = Path(env.str("STATUS_PUBLISH_DIR", default=str(VAR_DIR / "status-site")))
+STATUS_MAINTENANCE_REMINDER_MINUTES = env.int("STATUS_MAINTENANCE_REMINDER_MINUTES", default=60)
+STATUS_UNSUBSCRIBE_TOKEN_DAYS = env.int("STATUS_UNSUBSCRIBE_TOKEN_DAYS", default=365)
+STATUS_WEBHOOK_ALLOW_PRIVATE = env.bool("STATUS_WEBHOOK_ALLOW_PRIVATE", default=False)
 
 LOGGING = {
     "version": 1,

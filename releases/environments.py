@@ -8,6 +8,7 @@ from pmrelease.roles import Capability
 from pmrelease.services import model_create, model_delete, model_update
 
 from . import access
+from .deploy import backends
 from .models import DeploymentTarget, Environment, EnvironmentAccess, HealthCheck, TestingGate
 
 ENVIRONMENT_FIELDS = ["display_name", "purpose", "tier", "position", "promotes_to", "attached_to", "attachment",
@@ -78,6 +79,10 @@ def _config_delete(instance, *, by):
 def target_save(*, environment, data, by):
     """Set how ``environment`` is deployed to (backend, its config, concurrency, default strategy)."""
     current = DeploymentTarget.objects.filter(environment=environment).first()
+    backend = data.get("backend", current.backend if current else "simulation")
+    problems = backends.config_problems(backend, data.get("config", current.config if current else {}))
+    if problems:
+        raise errors.ValidationFailed("invalid deployment target config", field_errors={"config": problems})
     return _config_save(DeploymentTarget, environment=environment, data=data, by=by, instance=current)
 
 

@@ -1,5 +1,6 @@
 """Thin Celery tasks for releases: load by id, call a service."""
 from celery import shared_task
+from django.conf import settings
 
 from . import services
 from .models import Release
@@ -18,7 +19,8 @@ def release_cadence_check():
     return services.cadence_check_and_notify()
 
 
-@shared_task(acks_late=True, reject_on_worker_lost=True)
+@shared_task(acks_late=True, reject_on_worker_lost=True, soft_time_limit=settings.DEPLOY_STEP_TIME_LIMIT,
+             time_limit=settings.DEPLOY_STEP_TIME_LIMIT + 60)
 def advance_deployment(deployment_id):
     """Run the deployment's current step (idempotent: a redelivered task finds the step done or held)."""
     from .deploy import engine

@@ -1,11 +1,13 @@
 """Admin of environments: specification, access matrix, deployment target, testing gates and health checks.
 Every save goes through ``releases.environments``, which checks access and audits."""
+from django import forms
 from django.contrib import admin
 
 from pmrelease.admin import AuditHistoryMixin, ServiceAdminMixin, save_formset_through
 from pmrelease.roles import Capability
 
 from .. import access, environments
+from ..deploy import backends
 from ..models import DeploymentTarget, Environment, EnvironmentAccess, HealthCheck, TestingGate
 
 
@@ -36,8 +38,17 @@ class EnvironmentAccessInline(EnvironmentConfigInlineMixin, admin.TabularInline)
     model = EnvironmentAccess
 
 
+class DeploymentTargetForm(forms.ModelForm):
+    def clean(self):
+        cleaned = super().clean()
+        for problem in backends.config_problems(cleaned.get("backend"), cleaned.get("config")):
+            self.add_error("config", problem)
+        return cleaned
+
+
 class DeploymentTargetInline(EnvironmentConfigInlineMixin, admin.StackedInline):
     model = DeploymentTarget
+    form = DeploymentTargetForm
     fields = environments.TARGET_FIELDS
 
 

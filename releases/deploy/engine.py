@@ -71,7 +71,7 @@ def _lease_seconds(target, step):
     if "lease_seconds" in config:
         return float(config["lease_seconds"])
     if step.kind in ("deploy", "canary", "promote_full", "deploy_idle", "restore"):
-        return float(config.get("progress_timeout", 600)) + 60
+        return 2 * float(config.get("progress_timeout", 600)) + 60  # up to two rollout waits in one step
     return DEFAULT_LEASE
 
 

@@ -309,3 +309,31 @@ def test_kubernetes_target__end_to_end_deployment_and_abort(users, envs, approve
     dep = engine.run_inline(dep.pk)
     assert dep.status == "rolled_back", dep.failure_reason
     assert k8s.deployments["app"]["spec"]["template"]["spec"]["containers"][0]["image"].endswith(":1.0.0")
+
+
+def test_advance_deployment__time_limits__above_the_longest_kubernetes_step(settings):
+    """A rollout may wait progress_timeout (600 s by default) twice in one step: the task that runs the step
+    must not be killed first (it had Celery's global 300 s soft limit, failing a 5-10 minute rollout)."""
+    from releases.deploy.backends.kubernetes import max_progress_timeout
+    from releases.tasks import advance_deployment
+
+    assert max_progress_timeout() >= 600
+    assert advance_deployment.soft_time_limit >= 2 * max_progress_timeout() + 60
+    assert advance_deployment.time_limit > advance_deployment.soft_time_limit
+    assert settings.CELERY_TASK_SOFT_TIME_LIMIT < advance_deployment.soft_time_limit
+
+
+def test_kubernetes_target__progress_timeout_beyond_the_step_limit__refused(users, envs):
+    from pmrelease import errors
+    from releases import environments
+
+    config = {"host": "https://k8s.example", "namespace": "pm", "deployment": "app", "container": "app",
+              "image": "r/app:{version}", "progress_timeout": 86_400}
+    with pytest.raises(errors.ValidationFailed) as exc:
+        environments.target_save(environment=envs["staging"], data={"backend": "kubernetes", "config": config},
+                                 by=users["ops"])
+    assert "progress_timeout" in exc.value.text()
+    config["progress_timeout"] = 600
+    target = environments.target_save(environment=envs["staging"], data={"backend": "kubernetes", "config": config},
+                                      by=users["ops"])
+    assert target.config["progress_timeout"] == 600

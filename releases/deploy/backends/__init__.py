@@ -18,4 +18,15 @@ def get_backend(kind, *, target, overrides=None):
     raise BackendError(f"unknown deployment backend '{kind}'")
 
 
-__all__ = ["Backend", "BackendError", "StepContext", "get_backend"]
+def config_problems(kind, config):
+    """What is wrong with a deployment target's backend config, as messages (empty: nothing known wrong)."""
+    if not isinstance(config, dict):
+        return ["the backend config must be a JSON object"]
+    if kind == "kubernetes":
+        from .kubernetes import KubernetesBackend
+
+        return KubernetesBackend.config_problems(config)
+    return []
+
+
+__all__ = ["Backend", "BackendError", "StepContext", "config_problems", "get_backend"]

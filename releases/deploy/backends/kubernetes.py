@@ -17,12 +17,18 @@ Target config: ``{"host": "https://k8s.example:6443", "token": "...", "verify_ss
 import math
 import time
 
+from django.conf import settings
 from kubernetes import client
 from kubernetes.client.rest import ApiException
 
 from .base import Backend, BackendError
 
 REVISION = "deployment.kubernetes.io/revision"
+
+
+def max_progress_timeout():
+    """The longest rollout wait a step may take: two of them must fit in the step time limit."""
+    return (settings.DEPLOY_STEP_TIME_LIMIT - 120) / 2
 
 
 def rollout_state(dep):
@@ -47,11 +53,24 @@ def rollout_state(dep):
 class KubernetesBackend(Backend):
     name = "kubernetes"
 
+    @staticmethod
+    def config_problems(config):
+        """What is wrong with a target config (empty: nothing). A step may wait for two rollouts (canary and
+        stable), and must end within the worker's time limit for one step: ``progress_timeout`` is capped."""
+        problems = [f"the kubernetes target needs '{key}' in its config"
+                    for key in ("host", "namespace", "deployment", "container", "image") if not config.get(key)]
+        timeout = config.get("progress_timeout", 600)
+        cap = max_progress_timeout()
+        if isinstance(timeout, bool) or not isinstance(timeout, int | float) or not 0 < timeout <= cap:
+            problems.append(f"progress_timeout must be seconds between 1 and {cap:g} (a step may wait for two "
+                            f"rollouts within DEPLOY_STEP_TIME_LIMIT = {settings.DEPLOY_STEP_TIME_LIMIT} s)")
+        return problems
+
     def __init__(self, *, target, overrides=None):
         super().__init__(target=target, overrides=overrides)
-        for key in ("host", "namespace", "deployment", "container", "image"):
-            if not self.config.get(key):
-                raise BackendError(f"the kubernetes target needs '{key}' in its config")
+        problems = self.config_problems(self.config)
+        if problems:
+            raise BackendError("; ".join(problems))
         configuration = client.Configuration()
         configuration.host = self.config["host"].rstrip("/")
         configuration.verify_ssl = bool(self.config.get("verify_ssl", True))
