@@ -49,8 +49,10 @@ run: seed
 worker: install
 	$(VENV)/bin/celery -A pmrelease worker -l info --concurrency 2
 
+# Style, and the layering contract (pyproject.toml [tool.importlinter]: the arrows point down).
 lint: install-test
 	$(VENV)/bin/ruff check .
+	$(VENV)/bin/lint-imports --no-logo
 
 # Migrations are complete and production settings pass Django's deployment checks.
 check: install-test

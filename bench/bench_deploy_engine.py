@@ -30,8 +30,8 @@ from django.contrib.auth import get_user_model  # noqa: E402
 from django.core.management import call_command  # noqa: E402
 
 from pmrelease.bootstrap import ensure_role_groups  # noqa: E402
-from releases import selectors, services  # noqa: E402
-from releases.deploy import engine, gates  # noqa: E402
+from releases import services  # noqa: E402
+from releases.deploy import engine  # noqa: E402
 from releases.deploy import services as deployments  # noqa: E402
 from releases.models import Deployment, DeploymentStep, DeploymentTarget, Environment, Release  # noqa: E402
 

@@ -238,7 +238,7 @@ class ReleaseAdmin(ServiceAdminMixin, AuditHistoryMixin, admin.ModelAdmin):
         else:
             release = services.release_create(data=data, plan=plan, by=request.user)
         # the admin's response and log need the saved row (through __dict__: the status field is protected)
-        form.instance.__dict__.update({f.attname: release.__dict__[f.attname] for f in Release._meta.concrete_fields})
+        form.instance.__dict__ |= {f.attname: release.__dict__[f.attname] for f in Release._meta.concrete_fields}
         form.instance._state.adding = False
         for formset in formsets:
             formset.new_objects, formset.changed_objects, formset.deleted_objects = [], [], []

@@ -186,10 +186,6 @@ def deployment_action(*, deployment, name, by, reason="", dispatch=True):
     return deployment
 
 
-def _waiting_step(dep):
-    return engine.current_step(dep)
-
-
 def _allowed(dep, name):
     if name == "promote":
         return dep.status == DeploymentStatus.AWAITING_APPROVAL and not _waiting_for_gate_override(dep)
@@ -204,12 +200,12 @@ def _allowed(dep, name):
 
 
 def _waiting_for_gate_override(dep):
-    step = _waiting_step(dep)
+    step = engine.current_step(dep)
     return step is not None and step.kind == "gates"
 
 
 def _promote(dep, by, reason, dispatch):
-    step = _waiting_step(dep)
+    step = engine.current_step(dep)
     if step is not None and step.phase == StepPhase.ROLLBACK:
         # a rollback step failed with manual_intervention: the person has done it by hand
         DeploymentStep.objects.filter(pk=step.pk).update(
@@ -287,7 +283,7 @@ def gate_override(*, deployment, gate, by, reason, dispatch=True):
         audit.record(action="gate.override", obj=dep, by=by, reason=reason,
                      before={"gate": gate.name, "status": latest.status}, after={"status": result.status})
         if dep.status == DeploymentStatus.AWAITING_APPROVAL and _waiting_for_gate_override(dep):
-            step = _waiting_step(dep)
+            step = engine.current_step(dep)
             DeploymentStep.objects.filter(pk=step.pk).update(status=StepStatus.PENDING, resume_at=None)
             dep.promote(by=by, reason=f"gate '{gate.name}' overridden: {reason}")
             dep.save()

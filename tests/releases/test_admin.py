@@ -2,7 +2,7 @@
 import pytest
 
 from pmrelease.models import AuditEvent
-from releases.models import Release
+from releases.models import Environment, Release
 from tests.factories import make_release
 
 pytestmark = pytest.mark.django_db
@@ -255,3 +255,19 @@ def test_environment_admin__add_by_superuser__created_and_audited(client, users,
     assert response.status_code == 302, response.content.decode()[:2000]
     env = Environment.objects.get(name="perf")
     assert AuditEvent.objects.filter(action="environment.create", object_id=str(env.pk)).exists()
+
+
+def test_environment_admin__your_access_column__per_request_never_another_users(client, rf, users, envs):
+    """The admin instance is shared by every thread of a gunicorn worker: the column must not read request
+    state stored on it (one user saw another's access level)."""
+    from django.contrib import admin
+
+    model_admin = admin.site._registry[Environment]
+    dev_request = rf.get("/admin/releases/environment/")
+    dev_request.user = users["dev"]
+    columns = model_admin.get_list_display(dev_request)
+    client.force_login(users["ops"])  # meanwhile another thread serves ops the same list
+    assert client.get("/admin/releases/environment/").status_code == 200
+    column = next(c for c in columns if c == "my_access" or getattr(c, "short_description", "") == "your access")
+    cell = column(envs["production"]) if callable(column) else getattr(model_admin, column)(envs["production"])
+    assert cell == "none"  # dev's access to production, not ops' "administrative"

@@ -64,8 +64,9 @@ def test_create_release__support_role__403(api, users, envs):
     assert response.status_code == 403
 
 
-def test_unauthenticated__401_or_403(api, envs):
-    assert api().get("/api/v1/releases/").status_code in (401, 403)
+def test_unauthenticated__401_with_the_scheme_to_use(api, envs):
+    response = api().get("/api/v1/releases/")
+    assert response.status_code == 401 and response["WWW-Authenticate"] == "Token"
 
 
 def test_approve__approver__200_and_approved(api, users, envs):

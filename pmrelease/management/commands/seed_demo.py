@@ -18,5 +18,5 @@ class Command(BaseCommand):
             if importlib.util.find_spec(name) is None:
                 continue
             with transaction.atomic():
-                context.update(importlib.import_module(name).seed(stdout=self.stdout, **context) or {})
+                context |= importlib.import_module(name).seed(stdout=self.stdout, **context) or {}
         self.stdout.write(self.style.SUCCESS("Demo ready."))

@@ -10,8 +10,8 @@ import pytest
 from django.conf import settings
 from django.db import connection
 
-from releases import selectors, services
-from releases.deploy import engine, gates
+from releases import services
+from releases.deploy import engine
 from releases.deploy import services as deployments
 from releases.models import Deployment, DeploymentStep, DeploymentTarget
 from tests.factories import make_release

@@ -5,7 +5,7 @@ import json
 import pytest
 from werkzeug import Request, Response
 
-from releases.deploy import engine, gates
+from releases.deploy import engine
 from releases.deploy import services as deployments
 from releases.deploy.backends import BackendError, StepContext
 from releases.deploy.backends.kubernetes import KubernetesBackend, rollout_state

@@ -1,0 +1,83 @@
+"""The architecture's rules that a reviewer should not have to check by hand (DESIGN.md, "Layout")."""
+import ast
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parent.parent
+APPS = ["pmrelease", "releases", "changes", "flags", "monitoring"]
+
+# The modules that must not write models themselves: they parse input, call a service and answer.
+ENTRY_POINTS = ("admin", "api", "views", "tasks", "urls", "serializers")
+WRITES = {"save", "delete", "create", "update", "get_or_create", "update_or_create"}
+
+# A write call that is not a model write. Each entry: (module path, enclosing function, method, why).
+ALLOWED = {
+    # none needed today
+}
+
+
+def _entry_modules():
+    for app in APPS:
+        base = ROOT / app
+        for path in sorted(base.rglob("*.py")):
+            rel = path.relative_to(ROOT)
+            parts = rel.with_suffix("").parts
+            if "migrations" in parts:
+                continue
+            is_command = "management" in parts and "commands" in parts
+            if is_command or any(part in ENTRY_POINTS for part in parts):
+                yield rel
+
+
+def _write_calls(tree):
+    """(line, function, method) of every call ``x.<write>(...)`` or ``x.bulk_*(...)`` in a module."""
+    found = []
+
+    class Visitor(ast.NodeVisitor):
+        def __init__(self):
+            self.stack = []
+
+        def visit_FunctionDef(self, node):
+            self.stack.append(node.name)
+            self.generic_visit(node)
+            self.stack.pop()
+
+        visit_AsyncFunctionDef = visit_FunctionDef
+
+        def visit_Call(self, node):
+            func = node.func
+            if isinstance(func, ast.Attribute) and (func.attr in WRITES or func.attr.startswith("bulk_")):
+                found.append((node.lineno, self.stack[-1] if self.stack else "<module>", func.attr))
+            self.generic_visit(node)
+
+    Visitor().visit(tree)
+    return found
+
+
+@pytest.mark.parametrize("module", list(_entry_modules()), ids=str)
+def test_entry_points__write_no_model__every_write_goes_through_a_service(module):
+    tree = ast.parse((ROOT / module).read_text(), filename=str(module))
+    offending = [f"{module}:{line} {function}() calls .{method}(...)"
+                 for line, function, method in _write_calls(tree)
+                 if (str(module), function, method) not in ALLOWED]
+    assert not offending, "write through a service instead:\n" + "\n".join(offending)
+
+
+def test_entry_points__the_rule_sees_a_write():
+    """The check itself: a save in an admin-like module is found."""
+    tree = ast.parse("def save_model(self, request, obj, form, change):\n    obj.save()\n    Foo.objects.bulk_create([])\n")
+    assert [(f, m) for _, f, m in _write_calls(tree)] == [("save_model", "save"), ("save_model", "bulk_create")]
+
+
+def test_project_imports__never_guarded_by_except_importerror():
+    """The apps are always installed: a guarded import hides wiring errors (DESIGN.md: hooks and signals)."""
+    offending = []
+    for app in APPS:
+        for path in (ROOT / app).rglob("*.py"):
+            for node in ast.walk(ast.parse(path.read_text())):
+                if isinstance(node, ast.Try) and any(
+                        isinstance(h.type, ast.Name) and h.type.id in ("ImportError", "ModuleNotFoundError")
+                        for h in node.handlers):
+                    offending.append(f"{path.relative_to(ROOT)}:{node.lineno}")
+    assert not offending, offending
