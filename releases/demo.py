@@ -224,7 +224,7 @@ def _release(envs, users, targets, version, rtype, title, changes, final, when, 
     plan = _plan(prerequisites_done=final != "planned_blocked")
     plan["note_items"] = [{"kind": k, "summary": s, "position": i} for i, (k, s) in enumerate(changes)]
     release = services.release_create(
-        by=users["dev"], plan=plan,
+        by=users["ops"], plan=plan,
         data={"version": version, "type": rtype, "title": title,
               "environments": targets if any(h[0] == "dr" for h in history) else targets[:3],
               "description": f"{title}: see the release notes.", "scheduled_for": when,

@@ -3,15 +3,15 @@ release notes, the cadence calendar."""
 import datetime as dt
 
 from django.conf import settings
-from django.contrib.auth import get_user_model
-from django.db.models import Q
+from django.db.models import Exists, OuterRef
 from django.utils import timezone
 from django_fsm import can_proceed
 
-from pmrelease.roles import Capability, Role, user_roles
+from pmrelease.roles import Capability
 
 from . import access, cadence, notes, versioning
-from .models import Release, ReleaseStatus, ReleaseType
+from .models import Environment, Release, ReleaseStatus, ReleaseType
+from .policy import POLICY
 
 
 def latest_version():
@@ -19,43 +19,46 @@ def latest_version():
 
 
 def approval_eligibility(release, user, *, for_vote=True):
-    """(eligible, reason): may ``user`` approve or reject ``release`` now?"""
-    if not getattr(user, "is_authenticated", False):
-        return False, "log in to approve releases"
-    if release.created_by_id == user.pk:
-        return False, "the author of a release cannot approve or reject it (separation of duties)"
-    named_users = set(release.required_approvers.values_list("pk", flat=True))
-    named_roles = set(release.required_roles.values_list("name", flat=True))
-    if named_users or named_roles:
-        eligible = user.pk in named_users or bool(named_roles & user_roles(user)) or user.is_superuser
-        if not eligible:
-            return False, f"{user.username} is not among this release's approvers"
-    elif not access.is_approver(user):
-        return False, f"{user.username} is not in the '{Role.APPROVERS.value}' group"
-    for env in release.environments.all():
-        if not access.can(user, env, Capability.APPROVE):
-            return False, (f"{user.username} has {access.access_level(user, env).label} access to {env.name} "
-                           "and cannot approve releases that target it")
-    if for_vote and release.approvals.filter(round=release.approval_round, approver=user).exists():
-        return False, f"{user.username} has already voted on this release in this approval round"
-    return True, ""
+    """(eligible, reason): may ``user`` approve or reject ``release`` now? (The release policy decides.)"""
+    return POLICY.eligibility(release, user, for_vote=for_vote)
+
+
+def approval_blockers(release):
+    """Why a planned release is not approved yet: its plan, the votes it still needs, and a quorum nobody can
+    reach (more approvals needed than people who may give them)."""
+    if release.status != ReleaseStatus.PLANNED:
+        return []
+    reasons = release.plan_blockers() + list(POLICY.tally(release).missing)
+    need, people = release.effective_quorum(), len(POLICY.candidates(release))
+    if need > people:
+        reasons.append(f"{need} approvals are needed but only {people} people may approve this release: name "
+                       "more approvers")
+    return reasons
+
+
+def locations(release):
+    """Where the release runs now: [(environment, since, deployment)], in promotion order."""
+    return [(env, env.current_since, env.current_deployment_id)
+            for env in Environment.objects.filter(current_release=release).order_by("position", "name")]
+
+
+def visible_releases(user, queryset=None):
+    """The releases ``user`` may see: those targeting at least one environment they can see, and those that
+    target nothing yet."""
+    queryset = Release.objects.all() if queryset is None else queryset
+    if getattr(user, "is_superuser", False):
+        return queryset
+    visible = access.visible_environments(user).values("pk")
+    targets = Release.environments.through.objects.filter(release_id=OuterRef("pk"))
+    return queryset.filter(Exists(targets.filter(environment_id__in=visible)) | ~Exists(targets))
 
 
 def awaiting_approval(user):
     """Planned releases ``user`` may approve and has not voted on in the current round."""
-    candidates = (Release.objects.filter(status=ReleaseStatus.PLANNED).exclude(created_by=user)
+    candidates = (visible_releases(user, Release.objects.filter(status=ReleaseStatus.PLANNED))
+                  .exclude(created_by=user)
                   .prefetch_related("environments", "required_approvers", "required_roles"))
     return [r for r in candidates if approval_eligibility(r, user)[0]]
-
-
-def eligible_approvers(release):
-    users = get_user_model().objects.filter(is_active=True).exclude(pk=release.created_by_id)
-    named = Q(pk__in=release.required_approvers.all()) | Q(groups__in=release.required_roles.all())
-    if release.required_approvers.exists() or release.required_roles.exists():
-        users = users.filter(named)
-    else:
-        users = users.filter(groups__name=Role.APPROVERS.value)
-    return [u for u in users.distinct() if approval_eligibility(release, u)[0]]
 
 
 def available_actions(release, user):
@@ -66,11 +69,9 @@ def available_actions(release, user):
         result.append("approve")
     if can_proceed(release.reject) and approval_eligibility(release, user, for_vote=False)[0]:
         result.append("reject")
-    envs = list(release.environments.all())
-    may_deploy = all(access.can(user, env, Capability.DEPLOY) for env in envs)
-    for name in ("deploy", "complete", "fail", "rollback"):
-        if may_deploy and can_proceed(getattr(release, name)):
-            result.append(name)
+    if can_proceed(release.redeploy) and (access.is_approver(user) or any(
+            access.can(user, env, Capability.DEPLOY) for env in release.environments.all())):
+        result.append("redeploy")
     return result
 
 

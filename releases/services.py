@@ -10,12 +10,14 @@ from django.core.mail import send_mail
 from django.db import IntegrityError, transaction
 from django_fsm import can_proceed
 
-from pmrelease import audit, errors
+from pmrelease import approvals, audit, errors
 from pmrelease.roles import Capability, Role
+from pmrelease.services import model_create, model_delete, model_update
 
 from . import access, selectors, versioning
 from .models import (
     ApprovalDecision,
+    ApproverRole,
     CommunicationPlan,
     Prerequisite,
     Release,
@@ -29,6 +31,7 @@ from .models import (
     RollbackStrategy,
     TestingRequirement,
 )
+from .policy import POLICY
 
 RELEASE_FIELDS = ["version", "type", "title", "description", "scheduled_for", "scheduled_until", "quorum",
                   "environments", "required_approvers", "required_roles"]
@@ -72,10 +75,50 @@ PLAN_SINGLE = {
 PLAN_PARTS = (*PLAN_MANY, *PLAN_SINGLE)
 
 
-def _require_editor(by, release=None):
+MAX_QUORUM = 50
+
+
+def _require_editor(by, release=None, targets=None):
+    """Creating needs the add permission; editing or deleting needs the change permission and authorship or
+    the release-manager role. Either way, read access to every environment the release targets (before and
+    after the edit): nobody plans for, edits or deletes in environments they cannot see."""
     perm = "releases.change_release" if release else "releases.add_release"
     if not by.has_perm(perm):
         raise errors.PermissionDenied(f"{by.username} may not {'edit' if release else 'create'} releases")
+    if release is not None and release.created_by_id != by.pk and not access.is_approver(by):
+        raise errors.PermissionDenied(
+            f"{by.username} did not write release {release.version}: only its author or a release manager "
+            f"('{Role.APPROVERS.value}') may change or delete it")
+    envs = list(release.environments.all()) if release is not None else []
+    envs += [env for env in (targets or []) if env not in envs]
+    for env in envs:
+        if not access.can(by, env, Capability.VIEW):
+            raise errors.PermissionDenied(f"{by.username} has no access to {env.name}: a release that targets it "
+                                          "is not theirs to plan or change")
+
+
+def _check_approvers(release):
+    """Named approvers must be eligible under the policy, and the quorum within reach of those who may
+    approve; ValidationFailed naming each problem."""
+    field_errors = {}
+    people = [p for p in (POLICY.may_be_named(release, u) for u in release.required_approvers.all()) if not p[0]]
+    if people:
+        field_errors["required_approvers"] = [why for _, why in people]
+    roles = [g.name for g in release.required_roles.all() if not POLICY.role_may_be_named(release, g)]
+    if roles:
+        field_errors["required_roles"] = [
+            f"{name} is neither the '{Role.APPROVERS.value}' role nor one an administrator allowed to approve "
+            f"releases like this one" for name in roles]
+    if field_errors:
+        raise errors.ValidationFailed("invalid approvers", field_errors=field_errors)
+    if release.quorum > MAX_QUORUM:
+        raise errors.ValidationFailed("invalid quorum", field_errors={"quorum": [f"at most {MAX_QUORUM}"]})
+    eligible = POLICY.candidates(release)
+    if release.quorum > len(eligible):
+        names = ", ".join(u.get_username() for u in eligible) or "nobody"
+        raise errors.ValidationFailed("invalid quorum", field_errors={"quorum": [
+            f"{release.quorum} approvals can never be reached: {len(eligible)} people may approve this release "
+            f"({names})"]})
 
 
 def _apply_plan(release, plan):
@@ -102,6 +145,7 @@ def _apply_plan(release, plan):
                 obj.save()
     if field_errors:
         raise errors.ValidationFailed("invalid release plan", field_errors=field_errors)
+    release._state.fields_cache.pop("risk_assessment", None)  # the cached one-to-one may be the replaced row
 
 
 def _plan_row(model, fields, release, item, label, field_errors):
@@ -134,14 +178,21 @@ def _plain(value):
     return value.isoformat() if hasattr(value, "isoformat") else value
 
 
+def _targets(data):
+    return list(data.get("environments") or [])
+
+
 def release_create(*, data, by, plan=None):
     """Create a planned release. ``version`` may be omitted: it is then proposed from the last release."""
-    _require_editor(by)
     data = dict(data)
+    _require_editor(by, targets=_targets(data))
     release_type = data.get("type")
     if release_type not in ReleaseType.values:
         raise errors.ValidationFailed("invalid release type", field_errors={
             "type": [f"must be one of {', '.join(ReleaseType.values)}"]})
+    unknown = set(data) - set(RELEASE_FIELDS)
+    if unknown:
+        raise errors.ValidationFailed(f"unknown or read-only fields: {', '.join(sorted(unknown))}")
     m2m = {key: data.pop(key) for key in ("environments", "required_approvers", "required_roles") if key in data}
     with transaction.atomic():
         data["version"] = data.get("version") or propose_version(release_type)
@@ -157,14 +208,20 @@ def release_create(*, data, by, plan=None):
         for key, values in m2m.items():
             getattr(release, key).set(values)
         _apply_plan(release, plan or {})
+        _check_approvers(release)
         audit.record(action="release.create", obj=release, by=by, after=release_snapshot(release))
         release_notify_approvers_later(release)
     return release
 
 
 def release_update(*, release, data, by, plan=None):
-    """Edit a planned release and/or its plan; approved and later releases are frozen."""
-    _require_editor(by, release)
+    """Edit a planned release and/or its plan; approved and later releases are frozen. An edit of anything
+    that was being approved withdraws the round's votes and opens a new round (audited with what changed)."""
+    data = dict(data)
+    _require_editor(by, release, targets=_targets(data))
+    unknown = set(data) - set(RELEASE_FIELDS)
+    if unknown:
+        raise errors.ValidationFailed(f"unknown or read-only fields: {', '.join(sorted(unknown))}")
     m2m = {key: data.pop(key) for key in ("environments", "required_approvers", "required_roles") if key in data}
     with transaction.atomic():
         locked = _lock(release)
@@ -183,9 +240,12 @@ def release_update(*, release, data, by, plan=None):
         for key, values in m2m.items():
             getattr(locked, key).set(values)
         _apply_plan(locked, plan or {})
+        _check_approvers(locked)
         b, a = audit.diff(before, release_snapshot(locked))
         if a:
             audit.record(action="release.update", obj=locked, by=by, before=b, after=a)
+            if approvals.withdraw(locked, votes=locked.approvals, by=by, changed=list(a)):
+                release_notify_approvers_later(locked)
     return locked
 
 
@@ -202,7 +262,7 @@ def release_delete(*, release, by):
 
 # --- approvals ---------------------------------------------------------------------------------------
 def release_approve(*, release, by, comment=""):
-    """Record ``by``'s approval; when the quorum is met the release becomes approved.
+    """Record ``by``'s approval; when the round's requirement is met the release becomes approved.
 
     Returns (approval, transitioned). Concurrent last votes are serialised by the row lock: exactly one
     of them performs the transition; the other finds the release approved and is refused with 409.
@@ -212,7 +272,7 @@ def release_approve(*, release, by, comment=""):
         if locked.status != ReleaseStatus.PLANNED:
             raise errors.TransitionNotAllowed(f"release {locked.version} is {locked.status}, not planned: "
                                               "there is nothing to approve")
-        ok, reason = selectors.approval_eligibility(locked, by)
+        ok, reason = POLICY.eligibility(locked, by)
         if not ok:
             raise errors.PermissionDenied(reason)
         blockers = locked.plan_blockers()
@@ -220,13 +280,13 @@ def release_approve(*, release, by, comment=""):
             raise errors.TransitionNotAllowed("the release plan is not ready for approval", reasons=blockers)
         approval = ReleaseApproval.objects.create(release=locked, approver=by, round=locked.approval_round,
                                                   decision=ApprovalDecision.APPROVED, comment=comment)
-        have, need = locked.current_approvals().count(), locked.effective_quorum()
+        result = POLICY.tally(locked)
         audit.record(action="release.approval", obj=locked, by=by, reason=comment,
-                     after={"decision": "approved", "round": locked.approval_round, "approvals": have,
-                            "quorum": need})
+                     after={"decision": "approved", "round": locked.approval_round, "approvals": result.approvals,
+                            "quorum": result.needed})
         transitioned = False
-        if can_proceed(locked.approve):
-            locked.approve(by=by, reason=f"quorum met ({have} of {need})")
+        if result.satisfied:
+            locked.approve(by=by, reason=f"quorum met ({result.approvals} of {result.needed})")
             locked.save()
             transitioned = True
     release.refresh_from_db()
@@ -242,7 +302,7 @@ def release_reject(*, release, by, reason):
         if not can_proceed(locked.reject):
             raise errors.TransitionNotAllowed(f"release {locked.version} is {locked.status}: only planned or "
                                               "approved releases can be rejected")
-        ok, why = selectors.approval_eligibility(locked, by, for_vote=False)
+        ok, why = POLICY.eligibility(locked, by, for_vote=False)
         if not ok:
             raise errors.PermissionDenied(why)
         ReleaseApproval.objects.update_or_create(
@@ -256,55 +316,42 @@ def release_reject(*, release, by, reason):
     return release
 
 
-# --- deployment outcomes (reported by CI or by the deployment engine) ----------------------------------
-def _deployment_transition(release, by, name, reason):
+def release_redeploy(*, release, by, reason):
+    """Make a release whose deployment failed or was rolled back deployable again, under the approvals it has
+    (they must still hold), with a reason: a flaky test or an environment problem needs no new version."""
+    if not (reason or "").strip():
+        raise errors.ValidationFailed("a redeploy needs a reason", field_errors={"reason": ["This field is required."]})
     with transaction.atomic():
         locked = _lock(release)
-        method = getattr(locked, name)
-        if not can_proceed(method):
-            raise errors.TransitionNotAllowed(f"release {locked.version} is {locked.status}: '{name}' is not "
-                                              "allowed from this state")
-        access.require(by, list(locked.environments.all()), Capability.DEPLOY)
-        method(by=by, reason=reason)
+        if not can_proceed(locked.redeploy):
+            raise errors.TransitionNotAllowed(f"release {locked.version} is {locked.status}: only a failed or "
+                                              "rolled-back release can be redeployed")
+        targets = list(locked.environments.all())
+        if not (access.is_approver(by) or any(access.can(by, env, Capability.DEPLOY) for env in targets)):
+            raise errors.PermissionDenied(f"{by.username} may deploy to none of the release's environments")
+        ok, why = POLICY.still_valid(locked)
+        if not ok:
+            raise errors.TransitionNotAllowed(why + ": reject it back to planned for a new approval round")
+        locked.redeploy(by=by, reason=reason)
         locked.save()
     release.refresh_from_db()
     return release
 
 
-def release_deploy(*, release, by, reason=""):
-    return _deployment_transition(release, by, "deploy", reason)
-
-
-def release_complete(*, release, by, reason=""):
-    return _deployment_transition(release, by, "complete", reason)
-
-
-def release_fail(*, release, by, reason=""):
-    return _deployment_transition(release, by, "fail", reason)
-
-
-def release_rollback(*, release, by, reason=""):
-    if not (reason or "").strip():
-        raise errors.ValidationFailed("a rollback needs a reason", field_errors={"reason": ["This field is required."]})
-    return _deployment_transition(release, by, "rollback", reason)
-
-
-# What each transition takes as text: "" nothing, "comment" an optional comment, "reason" a required reason.
-TRANSITION_TEXT = {"approve": "comment", "reject": "reason", "deploy": "", "complete": "", "fail": "reason",
-                   "rollback": "reason"}
+# The transitions people run on a release, and what text each takes: "comment" (optional) or "reason"
+# (required). Deploying, completing, failing and rolling back follow the release's deployments.
+TRANSITION_TEXT = {"approve": "comment", "reject": "reason", "redeploy": "reason"}
 
 
 def release_transition(*, release, name, by, text=""):
-    """Run the named action (the API's and admin's single entry point)."""
+    """Run the named transition (the API's and admin's single entry point)."""
     if name == "approve":
         return release_approve(release=release, by=by, comment=text)[0].release
     if name == "reject":
         return release_reject(release=release, by=by, reason=text)
-    handlers = {"deploy": release_deploy, "complete": release_complete, "fail": release_fail,
-                "rollback": release_rollback}
-    if name not in handlers:
-        raise errors.ValidationFailed(f"unknown transition '{name}'")
-    return handlers[name](release=release, by=by, reason=text)
+    if name == "redeploy":
+        return release_redeploy(release=release, by=by, reason=text)
+    raise errors.ValidationFailed(f"unknown transition '{name}' (approve, reject or redeploy)")
 
 
 def release_notify_approvers_later(release):
@@ -317,7 +364,7 @@ def release_notify_approvers(*, release, approval_round):
     """E-mail the eligible approvers that a release awaits them (once per approval round)."""
     if release.status != ReleaseStatus.PLANNED or release.approval_round != approval_round:
         return 0
-    recipients = [u.email for u in selectors.eligible_approvers(release) if u.email]
+    recipients = [u.email for u in POLICY.candidates(release) if u.email]
     if not recipients:
         return 0
     link = f"{settings.PORTAL_URL}/admin/releases/release/{release.pk}/change/"
@@ -328,6 +375,33 @@ def release_notify_approvers(*, release, approval_round):
         from_email=settings.DEFAULT_FROM_EMAIL, recipient_list=recipients,
     )
     return len(recipients)
+
+
+# --- who else may approve (administrators) -----------------------------------------------------------
+APPROVER_ROLE_FIELDS = ["group", "max_risk", "environments", "note"]
+
+
+def _require_administrator(by):
+    if not getattr(by, "is_superuser", False):
+        raise errors.PermissionDenied("only an administrator may change who may approve releases")
+
+
+def approver_role_save(*, data, by, role=None):
+    """Allow a role to approve releases up to a risk level in some environments (or change that)."""
+    _require_administrator(by)
+    with transaction.atomic():
+        if role is None or role.pk is None:
+            return model_create(model=ApproverRole, data=data, fields=APPROVER_ROLE_FIELDS, by=by,
+                                action="approverrole.create")
+        locked = ApproverRole.objects.select_for_update().get(pk=role.pk)
+        return model_update(instance=locked, data=data, fields=APPROVER_ROLE_FIELDS, by=by,
+                            action="approverrole.update")[0]
+
+
+def approver_role_delete(*, role, by):
+    _require_administrator(by)
+    with transaction.atomic():
+        model_delete(instance=role, by=by, fields=APPROVER_ROLE_FIELDS, action="approverrole.delete")
 
 
 # --- cadence -------------------------------------------------------------------------------

@@ -57,6 +57,7 @@ def users(make_user, envs):
         "product": make_user("product", "product"),
         "support": make_user("support", "support"),
         "ops": make_user("ops", "operations"),
+        "planner": make_user("planner", "operations"),  # plans releases for every environment
         "security": make_user("security", "security"),
         "approver": make_user("approver", "approvers"),
         "approver2": make_user("approver2", "approvers"),

@@ -21,6 +21,7 @@ from pmrelease.roles import Capability
 from .. import access, selectors, services
 from ..deploy import services as deploy_services
 from ..models import (
+    ApproverRole,
     CommunicationPlan,
     DeploymentStrategy,
     Environment,
@@ -46,8 +47,7 @@ class Button:
 
 
 BUTTONS = {  # label and style of each release transition's button
-    "approve": ("Approve", "primary"), "reject": ("Reject", "danger"), "deploy": ("Start deployment", "default"),
-    "complete": ("Mark deployed", "default"), "fail": ("Mark failed", "danger"), "rollback": ("Roll back", "danger"),
+    "approve": ("Approve", "primary"), "reject": ("Reject", "danger"), "redeploy": ("Make deployable again", "default"),
 }
 
 
@@ -174,6 +174,42 @@ def _plan_from_formsets(formsets):
     return plan
 
 
+@admin.register(ApproverRole)
+class ApproverRoleAdmin(ServiceAdminMixin, AuditHistoryMixin, admin.ModelAdmin):
+    """Roles an administrator allows to approve releases beside the release managers."""
+
+    list_display = ["group", "max_risk", "where", "note"]
+    filter_horizontal = ["environments"]
+    fields = services.APPROVER_ROLE_FIELDS
+
+    @admin.display(description="environments")
+    def where(self, obj):
+        return ", ".join(e.name for e in obj.environments.all()) or "every environment"
+
+    def has_view_permission(self, request, obj=None):
+        return request.user.is_superuser
+
+    has_add_permission = has_change_permission = has_delete_permission = (
+        lambda self, request, obj=None: request.user.is_superuser)
+
+    def save_model(self, request, obj, form, change):
+        """Nothing here: saved with its environments in ``save_related``, through a service."""
+
+    def save_related(self, request, form, formsets, change):
+        data = {name: form.cleaned_data[name] for name in services.APPROVER_ROLE_FIELDS if name in form.cleaned_data}
+        role = services.approver_role_save(data=data, by=request.user,
+                                           role=ApproverRole.objects.get(pk=form.instance.pk) if change else None)
+        form.instance.pk = role.pk
+        form.instance._state.adding = False
+
+    def delete_model(self, request, obj):
+        services.approver_role_delete(role=obj, by=request.user)
+
+    def delete_queryset(self, request, queryset):
+        for role in queryset:
+            services.approver_role_delete(role=role, by=request.user)
+
+
 @admin.register(Release)
 class ReleaseAdmin(ServiceAdminMixin, AuditHistoryMixin, admin.ModelAdmin):
     form = ReleaseAdminForm
@@ -197,8 +233,8 @@ class ReleaseAdmin(ServiceAdminMixin, AuditHistoryMixin, admin.ModelAdmin):
                ApprovalInline]
 
     def get_queryset(self, request):
-        return (super().get_queryset(request).select_related("created_by", "risk_assessment")
-                .prefetch_related("environments", "approvals"))
+        return (selectors.visible_releases(request.user, super().get_queryset(request))
+                .select_related("created_by", "risk_assessment").prefetch_related("environments", "approvals"))
 
     # --- list columns ---
     @admin.display(description="status", ordering="status")
@@ -256,11 +292,9 @@ class ReleaseAdmin(ServiceAdminMixin, AuditHistoryMixin, admin.ModelAdmin):
         extra_context = extra_context or {}
         if release is not None:
             extra_context |= {
-                # deploy/complete/fail/rollback of the release itself are for external CI reporting through the
-                # API; in the admin, deployments drive the release's status.
-                "release_actions": [button(name) for name in selectors.available_actions(release, request.user)
-                                    if name in ("approve", "reject")],
-                "approval_blockers": release.approval_blockers() if release.status == ReleaseStatus.PLANNED else [],
+                "release_actions": [button(name) for name in selectors.available_actions(release, request.user)],
+                "approval_blockers": selectors.approval_blockers(release),
+                "running_in": selectors.locations(release),
                 "approval_reason": selectors.approval_eligibility(release, request.user)[1],
                 "release_deployments": release.deployments.select_related("environment").order_by("-id"),
                 "deploy_options": self._deploy_options(release, request.user),
@@ -281,7 +315,7 @@ class ReleaseAdmin(ServiceAdminMixin, AuditHistoryMixin, admin.ModelAdmin):
     def deploy_view(self, request, object_id):
         if request.method != "POST":
             return HttpResponseNotAllowed(["POST"])
-        release = get_object_or_404(Release, pk=object_id)
+        release = self._visible(request, object_id)
         env = Environment.objects.filter(pk=request.POST.get("environment") or 0).first()
         try:
             params = json.loads(request.POST.get("parameters") or "{}")
@@ -315,11 +349,17 @@ class ReleaseAdmin(ServiceAdminMixin, AuditHistoryMixin, admin.ModelAdmin):
             *super().get_urls(),
         ]
 
+    def _visible(self, request, object_id):
+        """The release if the user may see it (404 otherwise, as for its change page)."""
+        return get_object_or_404(self.get_queryset(request), pk=object_id)
+
     def act_view(self, request, object_id, name):
         """Run a transition from a button; the service re-checks state and permission."""
         if request.method != "POST":
             return HttpResponseNotAllowed(["POST"])
-        release = get_object_or_404(Release, pk=object_id)
+        if name not in BUTTONS:
+            raise PermissionDenied
+        release = self._visible(request, object_id)
         try:
             release = services.release_transition(release=release, name=name, by=request.user,
                                                   text=request.POST.get("text", ""))
@@ -331,7 +371,7 @@ class ReleaseAdmin(ServiceAdminMixin, AuditHistoryMixin, admin.ModelAdmin):
         return HttpResponseRedirect(reverse("admin:releases_release_change", args=[object_id]))
 
     def notes_view(self, request, object_id):
-        release = get_object_or_404(Release, pk=object_id)
+        release = self._visible(request, object_id)
         if not self.has_view_or_change_permission(request, release):
             raise PermissionDenied
         markdown = selectors.release_notes(release)

@@ -21,7 +21,6 @@ from ..models import (
     Release,
     ReleaseApproval,
     ReleaseNoteItem,
-    ReleaseStatus,
     RiskAssessment,
     RollbackPlan,
     RollbackStep,
@@ -47,13 +46,16 @@ class EnvironmentSerializer(serializers.ModelSerializer):
                                                allow_null=True, required=False)
     access = EnvironmentAccessSerializer(many=True, read_only=True)
     my_access = serializers.SerializerMethodField()
+    current_release = serializers.PrimaryKeyRelatedField(read_only=True, allow_null=True)
+    current_deployment = serializers.PrimaryKeyRelatedField(read_only=True, allow_null=True)
 
     class Meta:
         model = Environment
         fields = ["id", "name", "display_name", "purpose", "tier", "position", "promotes_to", "attached_to",
                   "attachment", "infrastructure", "data_source", "data_retention", "data_backup", "is_active",
+                  "current_version", "current_release", "current_since", "current_deployment",
                   "access", "my_access", "created_at", "updated_at"]
-        read_only_fields = ["name", "created_at", "updated_at"]
+        read_only_fields = ["name", "current_version", "current_since", "created_at", "updated_at"]
 
     def get_my_access(self, obj) -> str:
         return access.access_level(self.context["request"].user, obj).label
@@ -178,13 +180,15 @@ class ReleaseSerializer(PerUserFieldsMixin, serializers.ModelSerializer):
     approvals = ApprovalSerializer(many=True, read_only=True)
     approval_blockers = serializers.SerializerMethodField()
     available_transitions = serializers.SerializerMethodField()
+    running_in = serializers.SerializerMethodField(
+        help_text="Where the release runs now: [{environment, version, since, deployment}].")
 
     class Meta:
         model = Release
         fields = ["id", "version", "type", "title", "description", "status", "environments", "scheduled_for",
                   "scheduled_until", "required_approvers", "required_roles", "quorum", "approval_round",
                   "created_by", "created_at", "updated_at", "approved_at", "deployed_at", *PLAN_SERIALIZERS,
-                  "approvals", "approval_blockers", "available_transitions"]
+                  "approvals", "approval_blockers", "available_transitions", "running_in"]
         read_only_fields = ["status", "approval_round", "created_at", "updated_at", "approved_at", "deployed_at"]
 
     per_user_fields = ("approval_blockers", "available_transitions")
@@ -202,7 +206,12 @@ class ReleaseSerializer(PerUserFieldsMixin, serializers.ModelSerializer):
         return data
 
     def get_approval_blockers(self, obj) -> list[str]:
-        return obj.approval_blockers() if obj.status == ReleaseStatus.PLANNED else []
+        return selectors.approval_blockers(obj)
+
+    def get_running_in(self, obj) -> list[dict]:
+        envs = sorted(obj.running_in.all(), key=lambda env: (env.position, env.name))  # prefetched
+        return [{"environment": env.name, "version": obj.version, "since": env.current_since,
+                 "deployment": env.current_deployment_id} for env in envs]
 
     def get_available_transitions(self, obj) -> list[str]:
         return selectors.available_actions(obj, self.context["request"].user)

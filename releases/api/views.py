@@ -13,7 +13,7 @@ from pmrelease.api import history_action, transition_action
 from .. import access, environments, selectors, services
 from ..deploy import gates
 from ..deploy import services as deploy_services
-from ..models import Deployment, Release, ReleaseType
+from ..models import Deployment, ReleaseType
 from .serializers import (
     ActionSerializer,
     DeploymentSerializer,
@@ -66,10 +66,11 @@ class ReleaseViewSet(viewsets.ModelViewSet):
     ordering_fields = ["created_at", "scheduled_for", "version"]
 
     def get_queryset(self):
-        return (Release.objects.select_related("created_by", "risk_assessment", "rollback_plan", "communication_plan")
+        releases = selectors.visible_releases(self.request.user)
+        return (releases.select_related("created_by", "risk_assessment", "rollback_plan", "communication_plan")
                 .prefetch_related("environments", "required_approvers", "required_roles", "note_items",
                                   "prerequisites", "rollback_strategies", "rollback_steps", "testing_requirements",
-                                  "approvals__approver"))
+                                  "approvals__approver", "running_in"))
 
     def create(self, request, *args, **kwargs):
         serializer = self.get_serializer(data=request.data)
@@ -93,10 +94,7 @@ class ReleaseViewSet(viewsets.ModelViewSet):
 
     approve = _release_transition("approve")
     reject = _release_transition("reject")
-    deploy = _release_transition("deploy")
-    complete = _release_transition("complete")
-    fail = _release_transition("fail")
-    rollback = _release_transition("rollback")
+    redeploy = _release_transition("redeploy")
     history = history_action("Audit history of a release")
 
     @extend_schema(responses={(200, "text/markdown"): str}, summary="Release notes (Markdown)")

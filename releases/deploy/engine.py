@@ -19,16 +19,19 @@ from dataclasses import dataclass, field
 
 from django.db import transaction
 from django.utils import timezone
+from django_fsm import can_proceed
 
 from pmrelease import audit, errors
 
 from .. import signals
 from ..models import (
+    ACTIVE_DEPLOYMENT_STATES,
     Deployment,
     DeploymentStatus,
     DeploymentStep,
     DeploymentTarget,
-    ReleaseStatus,
+    Environment,
+    Release,
     StepPhase,
     StepStatus,
 )
@@ -186,19 +189,17 @@ def _on_step_failure(dep, step, message, *, dispatch):
         else:
             dep.fail(reason=f"rollback stopped at step '{step.name}': {message}")
             dep.save()
+            settle_release(dep)
             _ended(dep, reason=dep.failure_reason)
             _after_end(dep, dispatch=dispatch)
         return
     reason = f"step '{step.name}' failed: {message}"
     dep.fail(reason=reason)
     dep.save()
-    release = dep.release
-    if release.status == ReleaseStatus.DEPLOYING:
-        release.fail(reason=reason)
-        release.save()
     if dep.auto_rollback:
         begin_rollback(dep, by=None, reason=f"automatic rollback: {reason}", dispatch=dispatch)
     else:
+        settle_release(dep)
         _ended(dep, reason=reason)
         _after_end(dep, dispatch=dispatch)
 
@@ -227,25 +228,50 @@ def begin_rollback(dep, *, by, reason, operator_action="abort", dispatch=True):
 
 
 def _finish(dep, *, dispatch):
-    release = dep.release
     if dep.status == DeploymentStatus.RUNNING:
         dep.succeed()
         dep.save()
-        if release.status == ReleaseStatus.DEPLOYING:
-            targets = set(release.environments.values_list("pk", flat=True))
-            done = set(release.deployments.filter(status=DeploymentStatus.SUCCEEDED)
-                       .values_list("environment_id", flat=True))
-            if targets <= done:
-                release.complete(reason=f"succeeded on every target environment (last: {dep.environment.name})")
-                release.save()
+        record_running(dep, restored=False)
     else:
         dep.finish_rollback(reason=dep.failure_reason)
         dep.save()
-        if release.status in (ReleaseStatus.DEPLOYING, ReleaseStatus.DEPLOYED, ReleaseStatus.FAILED):
-            release.rollback(reason=f"deployment to {dep.environment.name} rolled back: {dep.failure_reason}")
-            release.save()
+        record_running(dep, restored=True)
+    settle_release(dep)
     _ended(dep, reason=dep.failure_reason)
     _after_end(dep, dispatch=dispatch)
+
+
+def record_running(dep, *, restored):
+    """What the environment runs after ``dep`` ended: its release, or (a rollback) the version restored."""
+    version = dep.previous_version if restored else dep.release.version
+    release = dep.release if not restored else Release.objects.filter(version=version).first() if version else None
+    Environment.objects.filter(pk=dep.environment_id).update(
+        current_release=release, current_version=version or "", current_since=dep.finished_at or _now(),
+        current_deployment=dep)
+
+
+def settle_release(dep):
+    """The release's status after one of its deployments ended: still deploying while another one runs;
+    deployed while any environment runs it; otherwise failed or rolled back, as this deployment ended."""
+    release = dep.release
+    release.refresh_from_db(fields=["status"])
+    if release.deployments.filter(status__in=ACTIVE_DEPLOYMENT_STATES).exists():
+        return
+    where = f"{dep.environment.name} (deployment #{dep.pk})"
+    if Environment.objects.filter(current_release=release).exists():
+        if can_proceed(release.complete):
+            release.complete(reason=f"deployed: runs in {', '.join(_running_in(release))}")
+    elif dep.status == DeploymentStatus.ROLLED_BACK and can_proceed(release.rollback):
+        release.rollback(reason=f"rolled back in {where} and runs nowhere now: {dep.failure_reason}")
+    elif dep.status == DeploymentStatus.FAILED and can_proceed(release.fail):
+        release.fail(reason=f"failed in {where} and runs nowhere now: {dep.failure_reason}")
+    else:
+        return
+    release.save()
+
+
+def _running_in(release):
+    return list(Environment.objects.filter(current_release=release).order_by("position").values_list("name", flat=True))
 
 
 def _after_end(dep, *, dispatch):
@@ -336,22 +362,29 @@ def _analysis(dep, step, backend, ctx):
 
 
 def _health(dep, step, backend, ctx):
-    results = backend.health(ctx)
-    if results is None:
-        checks = list(dep.environment.health_checks.filter(enabled=True))
-        if not checks:
-            return Outcome("succeeded", "no health checks configured for this environment")
-        results = []
-        for check in checks:
-            ok, detail = run_http_check(url=check.url, expected_status=check.expected_status, timeout=check.timeout,
-                                        retries=check.retries, interval=check.interval)
-            results.append((check.name, ok, detail))
+    """The backend's own checks (the simulator's, a script target's health command) and the configured HTTP
+    checks (the environment's, and the deployment's ``health_checks`` parameter), each saying which it is."""
+    results = [(f"{name} ({backend.name} backend's own)", ok, detail) for name, ok, detail in backend.health(ctx) or []]
+    configured = [{"name": c.name, "url": c.url, "expected_status": c.expected_status, "timeout": c.timeout,
+                   "retries": c.retries, "interval": c.interval}
+                  for c in dep.environment.health_checks.filter(enabled=True)]
+    configured += [{"name": c.get("name") or c["url"], **c} for c in (dep.parameters or {}).get("health_checks", [])]
+    for check in configured:
+        ok, detail = run_http_check(url=check["url"], expected_status=check.get("expected_status", 200),
+                                    timeout=check.get("timeout", 5.0), retries=check.get("retries", 3),
+                                    interval=check.get("interval", 2.0))
+        results.append((f"{check['name']} (configured)", ok, detail))
+    if not results:
+        return Outcome("succeeded", f"no health checks: none configured for {dep.environment.name}, and the "
+                                    f"{backend.name} backend has none of its own")
     for name, ok, detail in results:
         ctx.log(f"{'✓' if ok else '✗'} {name}: {detail}")
     failed = [f"{name}: {detail}" for name, ok, detail in results if not ok]
     if failed:
         return Outcome("failed", "health check failed: " + "; ".join(failed))
-    return Outcome("succeeded", f"{len(results)} health check(s) passed")
+    own = len(results) - len(configured)
+    return Outcome("succeeded", f"{len(results)} health check(s) passed ({own} of the {backend.name} backend's own, "
+                                f"{len(configured)} configured)")
 
 
 def _ramp_flag(dep, step, backend, ctx):

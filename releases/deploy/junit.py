@@ -9,6 +9,25 @@ class InvalidJUnit(ValueError):
     pass
 
 
+COUNT_ATTRIBUTES = ("tests", "failures", "errors", "skipped", "disabled")
+
+
+def _check_counts(element):
+    """The count attributes a report states must be whole numbers, and ``time`` a number: a report whose
+    header says ``tests="abc"`` is not trusted for its cases either."""
+    for name in COUNT_ATTRIBUTES:
+        value = element.get(name)
+        if value is not None and not value.strip().isdigit():
+            raise InvalidJUnit(f"<{element.tag} {name}=\"{value[:40]}\">: {name} must be a whole number")
+    value = element.get("time")
+    if value is not None:
+        try:
+            if float(value.replace(",", "")) < 0:
+                raise ValueError
+        except ValueError:
+            raise InvalidJUnit(f"<{element.tag} time=\"{value[:40]}\">: time must be a number of seconds") from None
+
+
 def counts(data: bytes):
     """{"tests", "failures", "errors", "skipped", "passed", "suites", "failed_cases"} of a JUnit XML report."""
     if not data or not data.strip():
@@ -22,6 +41,9 @@ def counts(data: bytes):
     except (JUnitXmlError, SyntaxError, ValueError, TypeError) as exc:  # ElementTree's ParseError is a SyntaxError
         raise InvalidJUnit(f"not a JUnit XML report: {exc}") from exc
     suites = list(xml) if xml._tag == "testsuites" else [xml]
+    for element in [xml._elem, *(getattr(suite, "_elem", None) for suite in suites)]:
+        if element is not None:
+            _check_counts(element)
     total = failures = errors = skipped = 0
     failed_cases = []
     for suite in suites:

@@ -72,8 +72,10 @@ def deployment_create(*, release, environment, by, strategy=None, parameters=Non
     with transaction.atomic():
         locked = type(release).objects.select_for_update().get(pk=release.pk)
         if locked.status not in DEPLOYABLE:
+            hint = (": redeploy it first (with a reason) if its approvals still hold"
+                    if can_proceed(locked.redeploy) else "")
             raise errors.TransitionNotAllowed(f"release {locked.version} is {locked.status}: only approved "
-                                              "(or deploying/deployed) releases can be deployed")
+                                              f"(or deploying/deployed) releases can be deployed{hint}")
         refusals = promotion_refusals(locked, environment)
         if refusals:
             raise errors.TransitionNotAllowed(f"{locked.version} may not go to {environment.name} yet",
@@ -104,7 +106,7 @@ def deployment_create(*, release, environment, by, strategy=None, parameters=Non
 
 def _start(dep, *, by, dispatch):
     release = dep.release
-    if release.status == ReleaseStatus.APPROVED:
+    if can_proceed(release.deploy):
         release.deploy(by=by, reason=f"deployment #{dep.pk} to {dep.environment.name} started")
         release.save()
     dep.start(by=by, reason="started")
@@ -175,8 +177,8 @@ def deployment_action(*, deployment, name, by, reason="", dispatch=True):
             step.save()
             dep.retry(by=by, reason=reason or f"retry of step '{step.name}'")
             dep.save()
-            if dep.release.status == ReleaseStatus.FAILED:
-                dep.release.redeploy(by=by, reason=f"retry of deployment #{dep.pk}")
+            if can_proceed(dep.release.deploy):
+                dep.release.deploy(by=by, reason=f"retry of deployment #{dep.pk}")
                 dep.release.save()
             engine.dispatch_advance(dep.pk, dispatch=dispatch)
         elif name == "cancel":

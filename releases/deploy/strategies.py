@@ -22,6 +22,12 @@ DEFAULT_PAUSE = 300  # seconds
 DEFAULT_TRIGGERS = ({"metric": "error_rate", "operator": ">", "threshold": 0.05},)
 OPERATORS = (">", "<", ">=", "<=", "==", "!=")
 MAX_WAIT = 7 * 24 * 3600  # a timed pause or delay longer than a week is a typo
+# Every parameter a deployment takes (a misspelt one is refused, never ignored for a default).
+KNOWN = ("steps", "pause", "duration", "rollout_percentage", "health_checks", "rollback_triggers",
+         "scale_down_delay", "auto_promote", "flag", "simulate")
+SIMULATE = ("fail_health_check_at_weight", "error_rate_after_weight", "fail_deploy", "fail_rollback_steps",
+            "step_seconds")
+HEALTH_CHECK_KEYS = ("name", "url", "expected_status", "timeout", "retries", "interval")
 
 
 class PlanError(ValueError):
@@ -48,6 +54,9 @@ def normalise(strategy, params):
     for camel, snake in aliases.items():
         if camel in params:
             params.setdefault(snake, params.pop(camel))
+    unknown = sorted(set(params) - set(KNOWN))
+    if unknown:
+        raise PlanError({name: f"unknown parameter (known: {', '.join(KNOWN)})" for name in unknown})
 
     steps = params.get("steps")
     if steps is None:
@@ -85,6 +94,23 @@ def normalise(strategy, params):
     if not isinstance(delay, int | float) or isinstance(delay, bool) or not 0 <= delay <= MAX_WAIT:
         errors["scale_down_delay"] = f"seconds (0 to {MAX_WAIT}) to keep the old colour before scaling it down"
     params.setdefault("auto_promote", True)
+    if not isinstance(params["auto_promote"], bool):
+        errors["auto_promote"] = "true or false"
+    duration = params.get("duration")
+    if duration is not None and (isinstance(duration, bool) or not isinstance(duration, int | float)
+                                 or not 0 < duration <= MAX_WAIT / 60):
+        errors["duration"] = f"minutes (more than 0, at most {MAX_WAIT // 60}) to spread over the pauses"
+    checks = params.setdefault("health_checks", [])
+    problem = _health_checks_problem(checks)
+    if problem:
+        errors["health_checks"] = problem
+    simulate = params.get("simulate")
+    if simulate is not None:
+        if not isinstance(simulate, dict):
+            errors["simulate"] = "an object of simulation settings"
+        elif set(simulate) - set(SIMULATE):
+            errors["simulate"] = (f"unknown simulation settings {', '.join(sorted(set(simulate) - set(SIMULATE)))} "
+                                  f"(known: {', '.join(SIMULATE)})")
     if strategy == "feature-flag":
         if not (isinstance(params.get("flag"), str) and params["flag"].strip()):
             errors["flag"] = "the feature-flag strategy needs the key of the flag to ramp"
@@ -93,6 +119,27 @@ def normalise(strategy, params):
     if errors:
         raise PlanError(errors)
     return params
+
+
+def _health_checks_problem(checks):
+    """What is wrong with a deployment's extra HTTP health checks (None: nothing)."""
+    shape = ("a list of {name, url (http or https), expected_status, timeout, retries, interval}, checked with "
+             "the environment's own after each traffic step")
+    if not isinstance(checks, list) or len(checks) > 20:
+        return shape + " (at most 20)"
+    for index, check in enumerate(checks):
+        if not isinstance(check, dict) or set(check) - set(HEALTH_CHECK_KEYS):
+            return f"[{index}]: " + shape
+        url = check.get("url")
+        if not isinstance(url, str) or not url.startswith(("http://", "https://")) or len(url) > 500:
+            return f"[{index}].url: an http(s) URL is required"
+        for key, low, high in (("expected_status", 100, 599), ("timeout", 0.1, 60), ("retries", 1, 10),
+                               ("interval", 0, 60)):
+            value = check.get(key)
+            if value is not None and (isinstance(value, bool) or not isinstance(value, int | float)
+                                      or not low <= value <= high):
+                return f"[{index}].{key}: a number from {low:g} to {high:g}"
+    return None
 
 
 def plan(strategy, params, *, has_gates=True):

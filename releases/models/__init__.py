@@ -5,6 +5,7 @@ from .deployments import __all__ as _deployment_names
 from .environments import Attachment, DeploymentTier, Environment, EnvironmentAccess
 from .releases import (
     ApprovalDecision,
+    ApproverRole,
     CommunicationPlan,
     Level,
     Likelihood,
@@ -28,7 +29,7 @@ from .releases import (
 )
 
 __all__ = [
-    "ApprovalDecision", "Attachment", "CommunicationPlan", "DeploymentTier", "Environment", "EnvironmentAccess",
+    "ApprovalDecision", "ApproverRole", "Attachment", "CommunicationPlan", "DeploymentTier", "Environment", "EnvironmentAccess",
     "Level", "Likelihood", "NoteKind", "OnFailure", "Prerequisite", "PrerequisiteStatus", "PrerequisiteType",
     "Release", "ReleaseApproval", "ReleaseNoteItem", "ReleaseStatus", "ReleaseType", "RiskAssessment",
     "RollbackMethod", "RollbackPlan", "RollbackStep", "RollbackStrategy", "RollbackStrategyType",

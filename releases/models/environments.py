@@ -44,6 +44,14 @@ class Environment(models.Model):
     data_retention = models.CharField(max_length=100, blank=True)
     data_backup = models.CharField(max_length=100, blank=True)
     is_active = models.BooleanField(default=True)
+    # What runs here now, kept by the deployment engine (a succeeded deployment, or a rollback restoring the
+    # previous version). Not editable: it records what happened.
+    current_release = models.ForeignKey("releases.Release", null=True, blank=True, on_delete=models.SET_NULL,
+                                        related_name="running_in", editable=False)
+    current_version = models.CharField(max_length=64, blank=True, editable=False)
+    current_since = models.DateTimeField(null=True, blank=True, editable=False)
+    current_deployment = models.ForeignKey("releases.Deployment", null=True, blank=True, on_delete=models.SET_NULL,
+                                           related_name="+", editable=False)
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)
 

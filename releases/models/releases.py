@@ -7,6 +7,8 @@ from django.db import models
 from django.utils import timezone
 from django_fsm import ConcurrentTransitionMixin, FSMField, transition
 
+from pmrelease.approvals import AbstractVote, Decision
+
 from .. import risk, versioning
 from .environments import Environment
 
@@ -25,10 +27,6 @@ class ReleaseStatus(models.TextChoices):
     DEPLOYED = "deployed", "Deployed"
     ROLLED_BACK = "rolled_back", "Rolled back"
     FAILED = "failed", "Failed"
-
-
-def _approval_ready(release):
-    return not release.approval_blockers()
 
 
 class Release(ConcurrentTransitionMixin, models.Model):
@@ -76,7 +74,7 @@ class Release(ConcurrentTransitionMixin, models.Model):
         if errors:
             raise ValidationError(errors)
 
-    # --- reads used by conditions and services (no I/O beyond this object's rows) ---------------------
+    # --- reads used by services (no I/O beyond this object's rows) ------------------------------------
     def plan_blockers(self):
         """Why the plan is not ready for approval (empty when it is)."""
         reasons = []
@@ -90,21 +88,18 @@ class Release(ConcurrentTransitionMixin, models.Model):
         return self.approvals.filter(round=self.approval_round, decision=ApprovalDecision.APPROVED)
 
     def effective_quorum(self):
+        """The quorum, raised by the risk matrix (high and critical risk need two approvals)."""
         assessment = getattr(self, "risk_assessment", None) if self.pk else None
         if assessment is None:
             return self.quorum
         return risk.required_quorum(assessment.level, self.quorum)
 
-    def approval_blockers(self):
-        reasons = self.plan_blockers()
-        have, need = self.current_approvals().count(), self.effective_quorum()
-        if have < need:
-            reasons.append(f"{have} of {need} required approvals")
-        return reasons
-
     # --- transitions: state only ------------------------------------------------------------------------
+    # A release's status describes the release as a whole: deploying while one of its deployments runs,
+    # deployed while some environment runs it, failed or rolled back only when its last deployment ended so
+    # and no environment runs it any more (each deployment keeps its own outcome).
     @transition(field=status, source=ReleaseStatus.PLANNED, target=ReleaseStatus.APPROVED,
-                conditions=[_approval_ready], custom={"label": "Approve"})
+                custom={"label": "Approve"})
     def approve(self, by=None, **kwargs):
         self.approved_at = timezone.now()
 
@@ -114,30 +109,30 @@ class Release(ConcurrentTransitionMixin, models.Model):
         self.approval_round += 1
         self.approved_at = None
 
-    @transition(field=status, source=ReleaseStatus.APPROVED, target=ReleaseStatus.DEPLOYING,
-                custom={"label": "Start deployment"})
+    @transition(field=status, source=[ReleaseStatus.APPROVED, ReleaseStatus.DEPLOYED, ReleaseStatus.FAILED],
+                target=ReleaseStatus.DEPLOYING, custom={"label": "Start deployment"})
     def deploy(self, by=None, **kwargs):
-        """Deployment of the release has started."""
-
-    @transition(field=status, source=ReleaseStatus.FAILED, target=ReleaseStatus.DEPLOYING,
-                custom={"label": "Retry deployment"})
-    def redeploy(self, by=None, **kwargs):
-        """A failed deployment of the release is being retried."""
+        """One of the release's deployments started (or a failed one is retried)."""
 
     @transition(field=status, source=ReleaseStatus.DEPLOYING, target=ReleaseStatus.DEPLOYED,
-                custom={"label": "Mark deployed"})
+                custom={"label": "Deployed"})
     def complete(self, by=None, **kwargs):
         self.deployed_at = timezone.now()
 
     @transition(field=status, source=ReleaseStatus.DEPLOYING, target=ReleaseStatus.FAILED,
-                custom={"label": "Mark failed"})
+                custom={"label": "Failed"})
     def fail(self, by=None, **kwargs):
-        """A deployment of the release failed."""
+        """Its last deployment failed and no environment runs it."""
 
-    @transition(field=status, source=[ReleaseStatus.DEPLOYING, ReleaseStatus.DEPLOYED, ReleaseStatus.FAILED],
-                target=ReleaseStatus.ROLLED_BACK, custom={"label": "Roll back"})
+    @transition(field=status, source=[ReleaseStatus.DEPLOYING, ReleaseStatus.DEPLOYED],
+                target=ReleaseStatus.ROLLED_BACK, custom={"label": "Rolled back"})
     def rollback(self, by=None, **kwargs):
-        """The release was rolled back to the previous version."""
+        """Its last deployment was rolled back and no environment runs it."""
+
+    @transition(field=status, source=[ReleaseStatus.FAILED, ReleaseStatus.ROLLED_BACK], target=ReleaseStatus.APPROVED,
+                custom={"label": "Redeploy"})
+    def redeploy(self, by=None, **kwargs):
+        """Deployable again under the same approvals (a flaky test, an environment problem fixed)."""
 
 
 class NoteKind(models.TextChoices):
@@ -313,24 +308,34 @@ class TestingRequirement(models.Model):
 
 
 # --- approvals ---------------------------------------------------------------------------------------
-class ApprovalDecision(models.TextChoices):
-    APPROVED = "approved", "Approved"
-    REJECTED = "rejected", "Rejected"
+ApprovalDecision = Decision
 
 
-class ReleaseApproval(models.Model):
+class ReleaseApproval(AbstractVote):
     release = models.ForeignKey(Release, on_delete=models.CASCADE, related_name="approvals")
-    approver = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="release_approvals")
-    round = models.PositiveIntegerField()
-    decision = models.CharField(max_length=10, choices=ApprovalDecision.choices)
-    comment = models.TextField(blank=True)
-    created_at = models.DateTimeField(default=timezone.now)
 
-    class Meta:
-        ordering = ["created_at"]
+    class Meta(AbstractVote.Meta):
         constraints = [
             models.UniqueConstraint(fields=["release", "approver", "round"], name="uniq_release_vote_per_round"),
         ]
 
     def __str__(self):
         return f"{self.approver} {self.decision} {self.release.version} (round {self.round})"
+
+
+class ApproverRole(models.Model):
+    """A role an administrator allows to approve releases beside the approvers (release managers): up to a
+    risk level, in the listed environments (none listed: any). Named approvers must be eligible this way."""
+
+    group = models.ForeignKey(Group, on_delete=models.CASCADE, related_name="approver_roles")
+    max_risk = models.CharField(max_length=10, choices=Level.choices, default=Level.MEDIUM,
+                                help_text="The highest release risk this role may approve.")
+    environments = models.ManyToManyField(Environment, blank=True, related_name="approver_roles",
+                                          help_text="Where the role may approve (none: every environment).")
+    note = models.CharField(max_length=200, blank=True)
+
+    class Meta:
+        ordering = ["group__name"]
+
+    def __str__(self):
+        return f"{self.group.name} may approve up to {self.max_risk} risk"

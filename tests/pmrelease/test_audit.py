@@ -2,9 +2,12 @@
 import pytest
 from django.db import DatabaseError, connection, transaction
 
-from pmrelease import audit
+from pmrelease import audit, errors
 from pmrelease.models import AppendOnlyError, AuditEvent
 from releases import services
+from releases.deploy import engine
+from releases.deploy import services as deployments
+from releases.models import DeploymentTarget
 from tests.factories import make_release
 
 pytestmark = pytest.mark.django_db
@@ -66,13 +69,14 @@ def test_verify_chain__forged_row_inserted__detected():
 
 
 def test_audit__every_release_action__recorded_with_actor_and_reason(users, envs):
-    release = make_release(by=users["dev"], envs=[envs["staging"]])
+    DeploymentTarget.objects.create(environment=envs["development"], backend="simulation")
+    release = make_release(by=users["dev"], envs=[envs["development"]])
     services.release_update(release=release, data={"title": "Renamed"}, by=users["dev"])
     services.release_reject(release=release, by=users["approver"], reason="needs tests")
     services.release_approve(release=release, by=users["approver2"], comment="fine now")
-    services.release_deploy(release=release, by=users["ops"], reason="window open")
-    services.release_complete(release=release, by=users["ops"])
-    services.release_rollback(release=release, by=users["ops"], reason="regression")
+    dep = deployments.deployment_create(release=release, environment=envs["development"], by=users["ops"],
+                                        dispatch=False)
+    engine.run_inline(dep.pk)
     rows = list(AuditEvent.objects.for_object(release).order_by("id").values_list("action", "actor_username", "reason"))
     assert rows == [
         ("release.create", "dev", ""),
@@ -80,21 +84,20 @@ def test_audit__every_release_action__recorded_with_actor_and_reason(users, envs
         ("release.reject", "approver", "needs tests"),
         ("release.approval", "approver2", "fine now"),
         ("release.approve", "approver2", "quorum met (1 of 1)"),
-        ("release.deploy", "ops", "window open"),
-        ("release.complete", "ops", ""),
-        ("release.rollback", "ops", "regression"),
+        ("release.deploy", "ops", f"deployment #{dep.pk} to development started"),
+        ("release.complete", "system", "deployed: runs in development"),
     ]
-    transition = AuditEvent.objects.get(action="release.rollback")
-    assert transition.before == {"status": "deployed"} and transition.after == {"status": "rolled_back"}
+    transition = AuditEvent.objects.get(action="release.complete")
+    assert transition.before == {"status": "deploying"} and transition.after == {"status": "deployed"}
     assert audit.verify_chain()[0]
 
 
 def test_audit__failed_operation__leaves_no_row(users, envs):
-    release = make_release(by=users["dev"], envs=[envs["production"]])
+    release = make_release(by=users["planner"], envs=[envs["production"]])
     services.release_approve(release=release, by=users["approver"])
     count = AuditEvent.objects.count()
-    with pytest.raises(Exception):  # noqa: B017 - PermissionDenied: developers have no production access
-        services.release_deploy(release=release, by=users["dev"])
+    with pytest.raises(errors.PermissionDenied):  # developers have no production access
+        deployments.deployment_create(release=release, environment=envs["production"], by=users["dev"])
     assert AuditEvent.objects.count() == count
 
 

@@ -28,7 +28,7 @@ def approved_release(users, envs):
     """An approved release targeting development, staging and production."""
     def make(**kwargs):
         kwargs.setdefault("envs", [envs["development"], envs["staging"], envs["production"]])
-        release = make_release(by=users["dev"], **kwargs)
+        release = make_release(by=users["planner"], **kwargs)
         services.release_approve(release=release, by=users["approver"])
         return release
 

@@ -15,7 +15,7 @@ def _buttons(client, release):
 
 
 def test_change_view__approver__sees_approve_and_reject_only(client, users, envs):
-    release = make_release(by=users["dev"], envs=[envs["staging"], envs["production"]])
+    release = make_release(by=users["planner"], envs=[envs["staging"], envs["production"]])
     client.force_login(users["approver"])
     assert _buttons(client, release) == ["approve", "reject"]
 
@@ -29,7 +29,7 @@ def test_change_view__author_and_operations__see_no_approval_buttons(client, use
 
 
 def test_change_view__approved_release__operations_sees_deploy(client, users, envs):
-    release = make_release(by=users["dev"], envs=[envs["production"]])
+    release = make_release(by=users["planner"], envs=[envs["production"]])
     client.force_login(users["approver"])
     client.post(f"/admin/releases/release/{release.pk}/act/approve/", {"text": "ok"})
     assert Release.objects.get(pk=release.pk).status == "approved"
@@ -43,13 +43,13 @@ def test_change_view__approved_release__operations_sees_deploy(client, users, en
 
 
 def test_act_view__forged_post_without_permission__refused_server_side(client, users, envs):
-    release = make_release(by=users["product"], envs=[envs["production"]])
-    client.force_login(users["approver"])
-    client.post(f"/admin/releases/release/{release.pk}/act/approve/", {"text": ""})
+    release = make_release(by=users["planner"], envs=[envs["staging"], envs["production"]])
     client.force_login(users["dev"])  # no button shown, posts anyway
-    response = client.post(f"/admin/releases/release/{release.pk}/act/deploy/", {"text": ""}, follow=True)
-    assert Release.objects.get(pk=release.pk).status == "approved"
-    assert "access to production" in response.content.decode()
+    response = client.post(f"/admin/releases/release/{release.pk}/act/approve/", {"text": ""}, follow=True)
+    assert Release.objects.get(pk=release.pk).status == "planned"
+    assert "is not in the &#x27;approvers&#x27; group" in response.content.decode()
+    hidden = make_release(by=users["planner"], envs=[envs["production"]])
+    assert client.post(f"/admin/releases/release/{hidden.pk}/act/approve/", {"text": ""}).status_code == 404
 
 
 def test_act_view__self_approval_post__refused(client, users, envs):

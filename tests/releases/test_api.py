@@ -20,7 +20,7 @@ PLAN = {
 
 def test_create_release__valid__201_with_proposed_version_and_plan(api, users, envs):
     make_release(by=users["dev"], envs=[envs["development"]], version="2.1.0")
-    response = api(users["dev"]).post("/api/v1/releases/", {
+    response = api(users["planner"]).post("/api/v1/releases/", {
         "type": "minor", "title": "Editor", "environments": ["development", "staging", "production"], **PLAN,
     }, format="json")
     assert response.status_code == 201, response.content
@@ -100,12 +100,21 @@ def test_approve__plan_not_ready__409_with_reasons(api, users, envs):
     assert response.json()["reasons"] == ["the rollback plan is missing: add at least one rollback step"]
 
 
-def test_deploy__developer_on_production__403(api, users, envs):
-    release = make_release(by=users["product"], envs=[envs["production"]])
+def test_create_release__targets_an_environment_the_author_cannot_see__403(api, users, envs):
+    response = api(users["dev"]).post("/api/v1/releases/", {
+        "type": "minor", "title": "Sneaky", "environments": ["staging", "production"], **PLAN}, format="json")
+    assert response.status_code == 403 and "no access to production" in response.json()["detail"]
+    assert not Release.objects.filter(title="Sneaky").exists()
+
+
+@pytest.mark.parametrize("name", ["deploy", "complete", "fail", "rollback"])
+def test_release_status__not_set_by_hand__follows_the_deployments(api, users, envs, name):
+    """Marking a release deployed (or failed...) by hand would make its status lie: those routes are gone;
+    deployments move the release (POST /api/v1/deployments/)."""
+    release = make_release(by=users["planner"], envs=[envs["production"]])
     api(users["approver"]).post(f"/api/v1/releases/{release.pk}/approve/", {}, format="json")
-    response = api(users["dev"]).post(f"/api/v1/releases/{release.pk}/deploy/", {}, format="json")
-    assert response.status_code == 403
-    assert "production" in response.json()["detail"]
+    response = api(users["ops"]).post(f"/api/v1/releases/{release.pk}/{name}/", {"reason": "x"}, format="json")
+    assert response.status_code == 404
     assert Release.objects.get(pk=release.pk).status == "approved"
 
 

@@ -60,7 +60,8 @@ class Backend:
         return {}
 
     def health(self, ctx):
-        """[(check name, ok, detail)] when the backend checks health itself, or None to use HTTP checks."""
+        """The backend's own health checks, [(check name, ok, detail)]: run beside the configured HTTP checks
+        and reported as the backend's (None or [] when it has none)."""
         return None
 
     def run_rollback_step(self, ctx, step):

@@ -5,6 +5,7 @@ import pytest
 
 from pmrelease import errors
 from pmrelease.models import AuditEvent
+from releases import selectors
 from releases.deploy import engine, gates
 from releases.deploy import services as deployments
 from releases.models import (
@@ -48,11 +49,17 @@ def test_deployment__canary_on_simulation__succeeds_and_release_follows(users, e
     events = [e["event"] for e in state(envs, "development")["events"]]
     assert events == [f"canary {release.version} at 10%", f"canary {release.version} at 50%",
                       f"{release.version} promoted to 100%"]
-    assert Release.objects.get(pk=release.pk).status == "deploying"  # staging and production still to go
-    run(deploy(release, envs["staging"], users))
+    release.refresh_from_db()  # deployed as soon as it runs somewhere and nothing of it is running
+    assert release.status == "deployed" and release.deployed_at is not None
+    envs["development"].refresh_from_db()
+    assert envs["development"].current_release == release and envs["development"].current_deployment == dep
+    staging = deploy(release, envs["staging"], users)
+    assert Release.objects.get(pk=release.pk).status == "deploying"  # while the staging deployment runs
+    run(staging)
     run(deploy(release, envs["production"], users, strategy="blue-green", parameters={"scale_down_delay": 0}))
     release.refresh_from_db()
-    assert release.status == "deployed" and release.deployed_at is not None
+    assert release.status == "deployed"
+    assert [env.name for env, _, _ in selectors.locations(release)] == ["development", "staging", "production"]
 
 
 def test_deployment__every_step_recorded_with_times_and_log(users, envs, sim_targets, approved_release):
@@ -440,3 +447,64 @@ def test_automatic_rollback_in_production__incident_draft_on_its_components(user
     assert incident.environment == envs["production"]
     assert [c.name for c in incident.components.all()] == ["Sending API"]
     assert not incident.is_published  # the production policy is "draft": an operator publishes it
+
+
+# --- the release's status tells the truth -----------------------------------------------------------------
+def test_rollback_elsewhere__release_live_in_production__stays_deployed_and_may_go_to_dr(users, envs, sim_targets,
+                                                                                        approved_release):
+    """Rolling back the development deployment turned a release running in production into rolled_back,
+    after which it could not go to dr."""
+    release = approved_release(envs=[envs["development"], envs["staging"], envs["production"], envs["dr"]])
+    development = run(deploy(release, envs["development"], users))
+    run(deploy(release, envs["staging"], users))
+    run(deploy(release, envs["production"], users))
+    deployments.deployment_action(deployment=development, name="rollback", by=users["ops"], reason="dev data reset",
+                                  dispatch=False)
+    assert run(development).status == "rolled_back"
+    release.refresh_from_db()
+    assert release.status == "deployed"
+    assert [env.name for env, _, _ in selectors.locations(release)] == ["staging", "production"]
+    envs["development"].refresh_from_db()
+    assert envs["development"].current_release is None and envs["development"].current_version == ""
+    assert run(deploy(release, envs["dr"], users)).status == "succeeded"
+    assert [env.name for env, _, _ in selectors.locations(release)] == ["staging", "production", "dr"]
+
+
+def test_failed_deployment__runs_nowhere__release_rolled_back_then_redeployed_without_a_new_version(
+        users, envs, sim_targets, approved_release):
+    from releases import services
+
+    release = approved_release()
+    dep = run(deploy(release, envs["development"], users, parameters={"simulate": {"fail_deploy": True}}))
+    assert dep.status == "rolled_back" and Release.objects.get(pk=release.pk).status == "rolled_back"
+    with pytest.raises(errors.TransitionNotAllowed, match="redeploy it first"):
+        deploy(release, envs["development"], users)
+    services.release_redeploy(release=release, by=users["ops"], reason="the image registry was down")
+    event = AuditEvent.objects.get(action="release.redeploy")
+    assert event.reason == "the image registry was down" and event.after == {"status": "approved"}
+    assert run(deploy(release, envs["development"], users)).status == "succeeded"
+    assert Release.objects.get(pk=release.pk).status == "deployed"
+
+
+def test_health_checks__none_configured__say_whose_they_are(users, envs, sim_targets, approved_release):
+    """A production deployment reported "1 health check(s) passed" with none configured: the simulator's own
+    check is reported as the backend's, beside the configured ones."""
+    dep = run(deploy(approved_release(), envs["development"], users))
+    outcome = dep.steps.get(kind="health_check").outcome
+    assert outcome == "1 health check(s) passed (1 of the simulation backend's own, 0 configured)"
+
+
+@pytest.mark.parametrize(("parameters", "named"), [
+    ({"pasue": 30}, "pasue"), ({"stepz": [10, 100]}, "stepz"),
+    ({"simulate": {"fail_evrything": True}}, "simulate"), ({"health_checks": [{"url": "ftp://x"}]}, "health_checks"),
+    ({"auto_promote": "yes"}, "auto_promote"), ({"duration": -5}, "duration"),
+])
+def test_deployment_create__unknown_or_bad_parameter__refused_naming_it(users, envs, sim_targets, approved_release,
+                                                                       parameters, named):
+    release = approved_release()
+    with pytest.raises(errors.ValidationFailed) as exc:
+        deploy(release, envs["development"], users, parameters=parameters)
+    assert named in exc.value.text()
+    if named in ("pasue", "stepz"):
+        assert "known: steps, pause" in exc.value.text()
+    assert not Deployment.objects.filter(release=release).exists()
