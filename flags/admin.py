@@ -74,7 +74,7 @@ class FeatureFlagAdmin(AuditHistoryMixin, admin.ModelAdmin):
     fieldsets = [
         (None, {"fields": ["key", "description", "type", "owner", "tags", "lifecycle", "impression_data"]}),
         ("Dependency", {"fields": ["parent", "parent_enabled", "parent_variants"]}),
-        ("Monitoring (read by the rollout guard)", {"fields": ["monitoring_metrics", "monitoring_alerts"]}),
+        ("Monitoring (stored; nothing reads it yet)", {"fields": ["monitoring_metrics", "monitoring_alerts"]}),
         ("Environments", {"fields": ["environment_links", "created_at", "updated_at"]}),
     ]
 

@@ -218,7 +218,7 @@ def state_for(flag, environment):
 
 
 # --- per-environment configuration ---------------------------------------------------------------------
-def validate_config(*, strategies, variants, key=""):
+def validate_config(*, strategies, variants):
     """Messages saying what is wrong with strategies / variants (empty list: valid)."""
     problems = []
     if not isinstance(strategies, list):
@@ -272,7 +272,7 @@ def _normalise_config(state, enabled, strategies, variants, rollout):
         if rollout not in RolloutKind.values:
             raise errors.ValidationFailed(f"rollout {rollout!r} is not one of {', '.join(RolloutKind.values)}")
         config["rollout"] = rollout
-    problems = validate_config(strategies=config["strategies"], variants=config["variants"], key=state.flag.key)
+    problems = validate_config(strategies=config["strategies"], variants=config["variants"])
     if problems:
         raise errors.ValidationFailed(
             f"{state.flag.key} @ {state.environment.name}: " + "; ".join(problems), reasons=problems
@@ -645,7 +645,7 @@ def advance_due_ramps(now=None):
     return advanced
 
 
-def _ramp_transition(ramp, by, reason, allowed, action):
+def _ramp_transition(ramp, by, allowed, action):
     ramp = GradualRollout.objects.select_for_update().select_related("state__flag", "state__environment").get(
         pk=ramp.pk)
     _require(by, ramp.state.environment)
@@ -655,9 +655,9 @@ def _ramp_transition(ramp, by, reason, allowed, action):
 
 
 def ramp_pause(*, ramp, by=None, reason=""):
-    """Stop a ramp where it is (the operator, or the metric guard)."""
+    """Stop a ramp where it is (an operator, or the beat task when a step cannot be applied)."""
     with transaction.atomic():
-        ramp = _ramp_transition(ramp, by, reason, {RampStatus.RUNNING}, "pause")
+        ramp = _ramp_transition(ramp, by, {RampStatus.RUNNING}, "pause")
         ramp.status = RampStatus.PAUSED
         ramp.save()
         audit.record(action="flag.ramp.pause", obj=ramp.state, by=_actor(by), reason=reason,
@@ -669,7 +669,7 @@ def ramp_resume(*, ramp, by=None, reason="", now=None):
     """Continue a paused ramp: the next step is due one step interval from now."""
     now = now or timezone.now()
     with transaction.atomic():
-        ramp = _ramp_transition(ramp, by, reason, {RampStatus.PAUSED}, "resume")
+        ramp = _ramp_transition(ramp, by, {RampStatus.PAUSED}, "resume")
         ramp.status = RampStatus.RUNNING
         ramp.next_step_at = now + dt.timedelta(minutes=ramp.steps[ramp.current_step + 1]["minutes"])
         ramp.save()
@@ -681,8 +681,7 @@ def ramp_resume(*, ramp, by=None, reason="", now=None):
 def ramp_revert(*, ramp, by=None, reason=""):
     """Stop a ramp and restore the configuration the flag had before it started."""
     with transaction.atomic():
-        ramp = _ramp_transition(ramp, by, reason, {RampStatus.RUNNING, RampStatus.PAUSED, RampStatus.COMPLETED},
-                                "revert")
+        ramp = _ramp_transition(ramp, by, {RampStatus.RUNNING, RampStatus.PAUSED, RampStatus.COMPLETED}, "revert")
         ramp.status, ramp.next_step_at = RampStatus.REVERTED, None
         ramp.save()
         audit.record(action="flag.ramp.revert", obj=ramp.state, by=_actor(by), reason=reason,
