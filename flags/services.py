@@ -3,7 +3,8 @@ gradual ramps, approvals, metrics. Views, admin, API, commands and tasks all com
 
 Each service checks permission, opens a transaction, validates, saves, bumps the environment's version token
 (so every process rebuilds its snapshot within the check interval) and records the audit event.
-``by=None`` means the system (the deployment engine, Celery beat): it is recorded as "system".
+``by=None`` means the system (the deployment engine, Celery beat): ``pmrelease.audit`` records it as
+"system"; a string names a system actor (a management command).
 """
 import copy
 import datetime as dt
@@ -45,7 +46,6 @@ from .models import (
 
 logger = logging.getLogger(__name__)
 
-SYSTEM = "system"
 FLAG_FIELDS = ["description", "type", "owner", "tags", "lifecycle", "impression_data", "parent", "parent_enabled",
                "parent_variants", "monitoring_metrics", "monitoring_alerts"]
 STATE_FIELDS = ["enabled", "rollout", "strategies", "variants"]
@@ -57,10 +57,6 @@ class ApprovalRequired(errors.DomainError):
 
     status_code = 409
     code = "approval_required"
-
-
-def _actor(by):
-    return SYSTEM if by is None else by
 
 
 def _is_person(by):
@@ -147,7 +143,7 @@ def flag_create(*, key, description="", type=FlagType.RELEASE, owner=None, tags=
             raise errors.ValidationFailed(f"a flag {key!r} already exists", field_errors={"key": ["exists"]}) from None
         for env in Environment.objects.all():
             FlagEnvironment.objects.create(flag=flag, environment=env)
-        audit.record(action="flag.create", obj=flag, by=_actor(by), after=_fields(flag, ["key", *FLAG_FIELDS]))
+        audit.record(action="flag.create", obj=flag, by=by, after=_fields(flag, ["key", *FLAG_FIELDS]))
         _bump_all()
     return flag
 
@@ -207,7 +203,7 @@ def flag_update(*, flag, data, by=None, reason=""):
         flag.save()
         b, a = audit.diff(before, _fields(flag, FLAG_FIELDS))
         if a:
-            audit.record(action="flag.update", obj=flag, by=_actor(by), before=b, after=a, reason=reason)
+            audit.record(action="flag.update", obj=flag, by=by, before=b, after=a, reason=reason)
             _bump_all()
     return flag
 
@@ -252,7 +248,7 @@ def approval_policy_set(*, environment, require_approval, by=None, reason=""):
             policy = ApprovalPolicy(environment=environment)
         policy.require_approval = require_approval
         policy.save()
-        audit.record(action="flag.approval_policy.set", obj=policy, by=_actor(by), reason=reason,
+        audit.record(action="flag.approval_policy.set", obj=policy, by=by, reason=reason,
                      before={"environment": environment.name, "require_approval": before},
                      after={"environment": environment.name, "require_approval": require_approval})
     return policy
@@ -289,7 +285,7 @@ def _apply(state, config, *, by, reason, action="flag.state.update"):
     state.save()
     b, a = audit.diff(before, state.config())
     if a:
-        audit.record(action=action, obj=state, by=_actor(by), before=b, after=a, reason=reason)
+        audit.record(action=action, obj=state, by=by, before=b, after=a, reason=reason)
         _bump([state.environment])
     return state
 
@@ -421,7 +417,7 @@ def change_request_create(*, state, by, reason="", enabled=_UNSET, strategies=_U
             state=state, proposed=config, base=state.config(), reason=reason,
             requested_by=by if _is_person(by) else None,
         )
-        audit.record(action="flag.change.propose", obj=state, by=_actor(by), before=change.base, after=config,
+        audit.record(action="flag.change.propose", obj=state, by=by, before=change.base, after=config,
                      reason=reason)
     return change
 
@@ -444,7 +440,7 @@ def change_request_approve(*, change, by, comment=""):
         change.decided_by = by if _is_person(by) else None
         change.decided_at = timezone.now()
         change.save()
-        audit.record(action="flag.change.approve", obj=change.state, by=_actor(by), reason=comment)
+        audit.record(action="flag.change.approve", obj=change.state, by=by, reason=comment)
         _apply(state, change.proposed, by=by, reason=change.reason or comment)
     return change
 
@@ -461,7 +457,7 @@ def change_request_reject(*, change, by, comment=""):
         change.decided_by = by if _is_person(by) else None
         change.decided_at = timezone.now()
         change.save()
-        audit.record(action=f"flag.change.{change.status}", obj=change.state, by=_actor(by), reason=comment)
+        audit.record(action=f"flag.change.{change.status}", obj=change.state, by=by, reason=comment)
     return change
 
 
@@ -487,7 +483,7 @@ def segment_save(*, name, constraints, description="", segment=None, by=None):
         segment.name, segment.description, segment.constraints = name, description, constraints
         errors.full_clean(segment)
         segment.save()
-        audit.record(action="flag.segment.save", obj=segment, by=_actor(by), before=before,
+        audit.record(action="flag.segment.save", obj=segment, by=by, before=before,
                      after=_fields(segment, ["name", "description", "constraints"]))
         _bump_all()
     return segment
@@ -516,7 +512,7 @@ def segment_delete(*, segment, by=None, reason=""):
                 f"segment {segment.name!r} is used by {', '.join(used)}: remove it from those strategies first",
                 reasons=used)
         before = _fields(segment, ["name", "description", "constraints"])
-        audit.record(action="flag.segment.delete", obj=segment, by=_actor(by), before=before, reason=reason)
+        audit.record(action="flag.segment.delete", obj=segment, by=by, before=before, reason=reason)
         segment.delete()
         _bump_all()
 
@@ -535,7 +531,7 @@ def api_key_create(*, environment, kind, name="", by=None, rate_limit=None):
             name=name, environment=environment, kind=kind, prefix=token[:8], key_hash=ApiKey.hash(raw),
             rate_limit=rate_limit, created_by=by if _is_person(by) else None,
         )
-        audit.record(action="flag.api_key.create", obj=key, by=_actor(by),
+        audit.record(action="flag.api_key.create", obj=key, by=by,
                      after={"environment": environment.name, "kind": kind, "name": name, "prefix": key.prefix})
         snapshots.bump(snapshots.KEYS_SCOPE)
     return key, raw
@@ -550,7 +546,7 @@ def api_key_revoke(*, key, by=None, reason=""):
             return key
         key.revoked_at = timezone.now()
         key.save(update_fields=["revoked_at"])
-        audit.record(action="flag.api_key.revoke", obj=key, by=_actor(by), reason=reason)
+        audit.record(action="flag.api_key.revoke", obj=key, by=by, reason=reason)
         snapshots.bump(snapshots.KEYS_SCOPE)
     return key
 
@@ -593,7 +589,7 @@ def ramp_start(*, state, steps, stickiness="default", by=None, reason="", now=No
         if problems:
             raise errors.ValidationFailed(f"{state}: " + "; ".join(problems), reasons=problems)
         _apply(state, config, by=by, reason=reason)
-        audit.record(action="flag.ramp.start", obj=state, by=_actor(by), after={"steps": steps}, reason=reason)
+        audit.record(action="flag.ramp.start", obj=state, by=by, after={"steps": steps}, reason=reason)
         if steps[0]["minutes"] == 0:
             # In the same transaction: a first step that cannot be applied leaves no ramp and no changed strategy.
             ramp_advance(ramp=ramp, now=now)
@@ -620,7 +616,7 @@ def ramp_advance(*, ramp, now=None):
         else:
             ramp.status, ramp.next_step_at = RampStatus.COMPLETED, None
         ramp.save()
-        audit.record(action="flag.ramp.step", obj=ramp.state, by=SYSTEM,
+        audit.record(action="flag.ramp.step", obj=ramp.state, by=None,
                      after={"step": index + 1, "percentage": step["percentage"], "status": ramp.status})
     return ramp
 
@@ -660,7 +656,7 @@ def ramp_pause(*, ramp, by=None, reason=""):
         ramp = _ramp_transition(ramp, by, {RampStatus.RUNNING}, "pause")
         ramp.status = RampStatus.PAUSED
         ramp.save()
-        audit.record(action="flag.ramp.pause", obj=ramp.state, by=_actor(by), reason=reason,
+        audit.record(action="flag.ramp.pause", obj=ramp.state, by=by, reason=reason,
                      after={"percentage": ramp.current_percentage, "step": ramp.current_step + 1})
     return ramp
 
@@ -673,7 +669,7 @@ def ramp_resume(*, ramp, by=None, reason="", now=None):
         ramp.status = RampStatus.RUNNING
         ramp.next_step_at = now + dt.timedelta(minutes=ramp.steps[ramp.current_step + 1]["minutes"])
         ramp.save()
-        audit.record(action="flag.ramp.resume", obj=ramp.state, by=_actor(by), reason=reason,
+        audit.record(action="flag.ramp.resume", obj=ramp.state, by=by, reason=reason,
                      after={"next_step_at": ramp.next_step_at.isoformat()})
     return ramp
 
@@ -684,7 +680,7 @@ def ramp_revert(*, ramp, by=None, reason=""):
         ramp = _ramp_transition(ramp, by, {RampStatus.RUNNING, RampStatus.PAUSED, RampStatus.COMPLETED}, "revert")
         ramp.status, ramp.next_step_at = RampStatus.REVERTED, None
         ramp.save()
-        audit.record(action="flag.ramp.revert", obj=ramp.state, by=_actor(by), reason=reason,
+        audit.record(action="flag.ramp.revert", obj=ramp.state, by=by, reason=reason,
                      after={"restored": ramp.previous_config})
         _apply(ramp.state, ramp.previous_config, by=by, reason=reason or "gradual rollout reverted")
     return ramp

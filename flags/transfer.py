@@ -173,7 +173,7 @@ def import_document(*, environment, doc, by=None, reason=""):
             state = services.state_for(flag, environment)
             config = {"enabled": feature.get("enabled") is True, "rollout": _rollout_kind(stored),
                       "strategies": stored, "variants": variants}
-            services._apply(state, config, by=services._actor(by), reason=reason or "import")
+            services._apply(state, config, by=by, reason=reason or "import")
         for feature, _t, _s, _v, dependencies in features:
             if dependencies:
                 dependency = dependencies[0]
@@ -182,5 +182,5 @@ def import_document(*, environment, doc, by=None, reason=""):
                     "parent": parent, "parent_enabled": dependency.get("enabled", True) is not False,
                     "parent_variants": list(dependency.get("variants") or [])}, by=by, reason=reason or "import")
         audit.record(action="flag.import", object_type="releases.environment", object_id=environment.pk,
-                     object_repr=environment.name, by=services._actor(by), after=counts, reason=reason)
+                     object_repr=environment.name, by=by, after=counts, reason=reason)
     return counts
