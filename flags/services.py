@@ -276,9 +276,13 @@ def _normalise_config(state, enabled, strategies, variants, rollout):
     return config
 
 
+def _locked(state):
+    return FlagEnvironment.objects.select_for_update().select_related("flag", "environment").get(pk=state.pk)
+
+
 def _apply(state, config, *, by, reason, action="flag.state.update"):
     """Write ``config`` to ``state`` (locked), audit, bump. Inside a transaction."""
-    state = FlagEnvironment.objects.select_for_update().select_related("flag", "environment").get(pk=state.pk)
+    state = _locked(state)
     before = state.config()
     for name in STATE_FIELDS:
         setattr(state, name, copy.deepcopy(config[name]))
@@ -290,23 +294,57 @@ def _apply(state, config, *, by, reason, action="flag.state.update"):
     return state
 
 
-def flag_state_update(*, state, enabled=_UNSET, strategies=_UNSET, variants=_UNSET, rollout=_UNSET, by=None,
-                      reason=""):
-    """Change a flag's state in one environment. Invalid strategies/variants are refused with messages.
+def _needs_second_person(by, state, config):
+    """A person's change of ``state`` to ``config`` where the environment's policy needs a second person."""
+    return _is_person(by) and requires_approval(state.environment) and config != state.config()
 
-    Raises ApprovalRequired when the environment's policy needs a second person (use change_request_create).
-    """
+
+def _propose(state, config, *, by, reason):
+    """Record ``config`` as a pending change request of ``state`` (audited). Inside a transaction."""
+    change = FlagChangeRequest.objects.create(
+        state=state, proposed=config, base=state.config(), reason=reason, requested_by=by if _is_person(by) else None,
+    )
+    audit.record(action="flag.change.propose", obj=state, by=by, before=change.base, after=config, reason=reason)
+    return change
+
+
+def _change(state, build, *, by, reason, propose, action="flag.state.update", applied_reason=None):
+    """Apply ``build(locked_state)`` (the new configuration) to ``state``. Where the environment's policy needs a
+    second person's approval of this person's change, propose it as a change request (``propose``) or refuse it
+    (ApprovalRequired). Returns ``(state, None)`` when applied, ``(state, change_request)`` when proposed."""
     _require(by, state.environment)
     with transaction.atomic():
         # Lock and re-read first: the merged configuration is built on the current row, not on what the caller
         # read earlier (two concurrent edits of different fields must not undo each other).
-        state = FlagEnvironment.objects.select_for_update().select_related("flag", "environment").get(pk=state.pk)
-        config = _normalise_config(state, enabled, strategies, variants, rollout)
-        if _is_person(by) and requires_approval(state.environment) and config != state.config():
-            raise ApprovalRequired(
-                f"flag changes in {state.environment.name} need a second person's approval: propose the change"
-            )
-        return _apply(state, config, by=by, reason=reason)
+        state = _locked(state)
+        config = build(state)
+        if _needs_second_person(by, state, config):
+            if not propose:
+                raise ApprovalRequired(
+                    f"flag changes in {state.environment.name} need a second person's approval: propose the change")
+            return state, _propose(state, config, by=by, reason=reason)
+        return _apply(state, config, by=by, reason=applied_reason or reason, action=action), None
+
+
+def flag_state_update(*, state, enabled=_UNSET, strategies=_UNSET, variants=_UNSET, rollout=_UNSET, by=None,
+                      reason=""):
+    """Change a flag's state in one environment. Invalid strategies/variants are refused with messages.
+
+    Raises ApprovalRequired when the environment's policy needs a second person (``flag_state_change`` proposes
+    the change instead). Returns the FlagEnvironment.
+    """
+    state, _ = _change(state, lambda s: _normalise_config(s, enabled, strategies, variants, rollout), by=by,
+                       reason=reason, propose=False)
+    return state
+
+
+def flag_state_change(*, state, enabled=_UNSET, strategies=_UNSET, variants=_UNSET, rollout=_UNSET, by=None,
+                      reason=""):
+    """Change a flag's state in one environment, or — where the environment's policy needs a second person's
+    approval of this person's change — propose it. Returns ``(state, None)`` when applied, ``(state,
+    change_request)`` when proposed."""
+    return _change(state, lambda s: _normalise_config(s, enabled, strategies, variants, rollout), by=by,
+                   reason=reason, propose=True)
 
 
 def flag_toggle(*, state, enabled, by=None, reason=""):
@@ -336,11 +374,17 @@ def rollout_config(*, state, percentage):
     return config
 
 
+def _set_rollout(state, percentage, *, by, reason, propose):
+    percentage = _check_percentage(percentage)
+    return _change(state, lambda s: rollout_config(state=s, percentage=percentage), by=by, reason=reason,
+                   propose=propose, action="flag.rollout.set", applied_reason=reason or f"rollout set to {percentage}%")
+
+
 def flag_set_rollout(*, environment, key, percentage, by=None, reason=""):
     """Set the percentage of the flag's rollout strategy in ``environment`` (0-100), enabling the flag there
     when ``percentage`` > 0. The system (``by=None``: the deployment engine, gradual ramps) is not subject to
     the approval policy (those operations are approved where they start); a person is: ApprovalRequired where
-    the environment needs a second person (propose ``rollout_config(...)`` as a change request instead).
+    the environment needs a second person (``flag_rollout_change`` proposes the change instead).
     Returns the FlagEnvironment."""
     _check_percentage(percentage)
     env_name = getattr(environment, "name", environment)
@@ -350,16 +394,15 @@ def flag_set_rollout(*, environment, key, percentage, by=None, reason=""):
     )
     if state is None:
         raise errors.ValidationFailed(f"flag {key!r} has no state in environment {env_name!r}")
-    _require(by, state.environment)
-    with transaction.atomic():
-        state = FlagEnvironment.objects.select_for_update().select_related("flag", "environment").get(pk=state.pk)
-        config = rollout_config(state=state, percentage=percentage)
-        if _is_person(by) and requires_approval(state.environment) and config != state.config():
-            raise ApprovalRequired(
-                f"flag changes in {state.environment.name} need a second person's approval: propose the change"
-            )
-        return _apply(state, config, by=by, reason=reason or f"rollout set to {int(percentage)}%",
-                      action="flag.rollout.set")
+    state, _ = _set_rollout(state, percentage, by=by, reason=reason, propose=False)
+    return state
+
+
+def flag_rollout_change(*, state, percentage, by=None, reason=""):
+    """Set the rollout percentage of ``state`` as ``flag_set_rollout`` does, or — where the environment's policy
+    needs a second person's approval of this person's change — propose it. Returns ``(state, None)`` when
+    applied, ``(state, change_request)`` when proposed."""
+    return _set_rollout(state, percentage, by=by, reason=reason, propose=True)
 
 
 def flag_set_rollout_for_deployment(*, environment, key, percentage, reason=""):
@@ -413,15 +456,7 @@ def change_request_create(*, state, by, reason="", enabled=_UNSET, strategies=_U
     if config == state.config():
         raise errors.ValidationFailed("the proposed configuration is the same as the current one")
     with transaction.atomic():
-        change = FlagChangeRequest.objects.create(
-            state=state, proposed=config, base=state.config(), reason=reason,
-            requested_by=by if _is_person(by) else None,
-        )
-        audit.record(action="flag.change.propose", obj=state, by=by, before=change.base, after=config,
-                     reason=reason)
-    return change
-
-
+        return _propose(state, config, by=by, reason=reason)
 def change_request_approve(*, change, by, comment=""):
     """A second person approves: the change is applied (refused if the state changed meanwhile)."""
     with transaction.atomic():

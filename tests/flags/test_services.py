@@ -170,6 +170,36 @@ def test_production_change__needs_second_person__proposed_then_approved(make_fla
     assert change.status == ChangeStatus.APPLIED and _state("pay", "production").enabled
 
 
+def test_flag_state_change__person_where_approval_required__proposed_and_not_applied(make_flag, envs, users):
+    make_flag("pay")
+    state, change = services.flag_state_change(state=_state("pay", "production"), enabled=True, by=users["ops"],
+                                               reason="launch")
+    assert change is not None and change.status == ChangeStatus.PENDING and change.reason == "launch"
+    assert change.proposed["enabled"] is True and change.base["enabled"] is False
+    assert change.requested_by == users["ops"] and not _state("pay", "production").enabled
+    assert AuditEvent.objects.filter(action="flag.change.propose", actor_username="ops").count() == 1
+
+
+def test_flag_state_change__no_approval_needed_or_system__applied_without_change_request(make_flag, envs, users):
+    make_flag("pay")
+    state, change = services.flag_state_change(state=_state("pay", "staging"), enabled=True, by=users["ops"])
+    assert change is None and state.enabled
+    state, change = services.flag_state_change(state=_state("pay", "production"), enabled=True)
+    assert change is None and state.enabled
+    assert not services.FlagChangeRequest.objects.exists()
+
+
+def test_flag_rollout_change__person_in_production__rollout_proposed_with_the_reason_given(make_flag, envs, users):
+    make_flag("pay")
+    state, change = services.flag_rollout_change(state=_state("pay", "production"), percentage=30, by=users["ops"])
+    assert change.proposed["enabled"] is True and change.proposed["rollout"] == "percentage"
+    assert change.proposed["strategies"][0]["parameters"]["rollout"] == "30" and change.reason == ""
+    assert not _state("pay", "production").enabled
+    state, change = services.flag_rollout_change(state=_state("pay", "staging"), percentage=30, by=users["ops"])
+    assert change is None and state.strategies[0]["parameters"]["rollout"] == "30"
+    assert AuditEvent.objects.filter(action="flag.rollout.set").latest("id").reason == "rollout set to 30%"
+
+
 def test_flag_copy_config__staging_to_production__diff_then_copy(make_flag, envs, users):
     strategies = [{"name": "flexibleRollout", "parameters": {"rollout": "30", "stickiness": "default", "groupId": "c"},
                    "constraints": []}]
