@@ -70,11 +70,17 @@ def _require(by, environment):
     access.require(by, [environment], Capability.DEPLOY)
 
 
+def can_edit_flags(by):
+    """Whether ``by`` may create and edit flag definitions and segments: full access to at least one environment
+    (the system and superusers may)."""
+    if by is None or isinstance(by, str) or getattr(by, "is_superuser", False):
+        return True
+    return any(access.can(by, env, Capability.DEPLOY) for env in Environment.objects.all())
+
+
 def _require_any(by):
     """Creating or editing a flag's definition needs full access to at least one environment."""
-    if by is None or isinstance(by, str) or getattr(by, "is_superuser", False):
-        return
-    if not any(access.can(by, env, Capability.DEPLOY) for env in Environment.objects.all()):
+    if not can_edit_flags(by):
         raise errors.PermissionDenied(
             f"{by.get_username()} has full access to no environment; editing flags needs full access to one"
         )
@@ -234,13 +240,19 @@ def requires_approval(environment):
     return policy.require_approval if policy is not None else environment.is_production
 
 
+def approval_policy_validate(*, environment, by=None):
+    """Check that ``by`` may change the approval policy of ``environment`` (administrative access to it), as
+    approval_policy_set does, so that forms can show the refusal before saving."""
+    if _is_person(by) and not access.can(by, environment, Capability.CONFIGURE):
+        raise errors.PermissionDenied(
+            f"changing the approval policy of {environment.name} needs administrative access to it")
+
+
 def approval_policy_set(*, environment, require_approval, by=None, reason=""):
     """Whether flag changes in ``environment`` need a second person's approval (administrative access)."""
     if not isinstance(require_approval, bool):
         raise errors.ValidationFailed(f"require_approval must be true or false, not {require_approval!r}")
-    if _is_person(by) and not access.can(by, environment, Capability.CONFIGURE):
-        raise errors.PermissionDenied(
-            f"changing the approval policy of {environment.name} needs administrative access to it")
+    approval_policy_validate(environment=environment, by=by)
     with transaction.atomic():
         policy = ApprovalPolicy.objects.select_for_update().filter(environment=environment).first()
         before = requires_approval(environment)
@@ -433,6 +445,19 @@ def apply_rollout(*, state, kind, percentage=100, stickiness="default", segments
     return flag_state_update(state=state, enabled=True, strategies=strategies, rollout=kind, by=by, reason=reason)
 
 
+def flag_state_edit(*, state, enabled, strategies, variants, by=None, reason="", propose=False):
+    """Save a flag's state as edited by hand (the admin's strategies and variants editor), or with ``propose``
+    propose it for a second person's approval. Strategies that differ from the current ones make the rollout
+    ``custom`` (no longer one of the seed's rollout kinds); otherwise the rollout kind is kept. Returns
+    ``(state, None)`` when saved, ``(state, change_request)`` when proposed; ApprovalRequired (not proposed)
+    when saving where the environment needs a second person."""
+    fields = {"enabled": enabled, "strategies": strategies, "variants": variants,
+              "rollout": RolloutKind.CUSTOM if strategies != state.strategies else state.rollout}
+    if propose:
+        return state, change_request_create(state=state, by=by, reason=reason, **fields)
+    return flag_state_update(state=state, by=by, reason=reason, **fields), None
+
+
 def config_diff(source, target):
     """Line-level differences between two states' configurations: [(field, target_value, source_value)]."""
     a, b = target.config(), source.config()
@@ -497,7 +522,8 @@ def change_request_reject(*, change, by, comment=""):
 
 
 # --- segments ------------------------------------------------------------------------------------------
-def _validate_constraints(constraints):
+def validate_constraints(constraints):
+    """Messages saying what is wrong with a segment's constraints (empty list: valid)."""
     if not isinstance(constraints, list):
         return ["constraints must be a list"]
     return [f"constraint {i + 1}: {m}" for i, c in enumerate(constraints) for m in validate_constraint(c)]
@@ -505,7 +531,7 @@ def _validate_constraints(constraints):
 
 def segment_save(*, name, constraints, description="", segment=None, by=None):
     _require_any(by)
-    problems = _validate_constraints(constraints)
+    problems = validate_constraints(constraints)
     if problems:
         raise errors.ValidationFailed(f"segment {name!r}: " + "; ".join(problems), reasons=problems)
     with transaction.atomic():
@@ -536,16 +562,20 @@ def segment_references(segment):
     return used
 
 
+def segment_check_unused(segment):
+    """Refuse (ValidationFailed naming the flags) while a strategy uses ``segment``: it cannot be deleted."""
+    used = segment_references(segment)
+    if used:
+        raise errors.ValidationFailed(
+            f"segment {segment.name!r} is used by {', '.join(used)}: remove it from those strategies first")
+
+
 def segment_delete(*, segment, by=None, reason=""):
     """Delete a segment no flag uses (refused, naming the flags, while any strategy refers to it)."""
     _require_any(by)
     with transaction.atomic():
         segment = Segment.objects.select_for_update().get(pk=segment.pk)
-        used = segment_references(segment)
-        if used:
-            raise errors.ValidationFailed(
-                f"segment {segment.name!r} is used by {', '.join(used)}: remove it from those strategies first",
-                reasons=used)
+        segment_check_unused(segment)
         before = _fields(segment, ["name", "description", "constraints"])
         audit.record(action="flag.segment.delete", obj=segment, by=by, before=before, reason=reason)
         segment.delete()

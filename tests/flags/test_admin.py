@@ -4,7 +4,9 @@ import json
 import pytest
 from django.urls import reverse
 
+from flags import services
 from flags.models import FeatureFlag, FlagChangeRequest, FlagEnvironment
+from pmrelease import errors
 
 pytestmark = pytest.mark.django_db
 
@@ -84,3 +86,17 @@ def test_admin_state__developer_on_production__forbidden(client, users, checkout
     assert client.get(_state_url(checkout, "production")).status_code == 403
     page = client.get(_state_url(checkout, "development")).content.decode()
     assert "Apply" in page
+
+
+def test_flag_admin__service_refuses_the_save__error_message_and_nothing_saved(ops_client, checkout, monkeypatch):
+    def refuse(**kwargs):
+        raise errors.TransitionNotAllowed("the flag changed meanwhile", reasons=["reload the page"])
+
+    monkeypatch.setattr(services, "flag_update", refuse)
+    response = ops_client.post(reverse("admin:flags_featureflag_change", args=[checkout.pk]), {
+        "description": "edited", "type": "release", "owner": "", "tags": "[]", "lifecycle": "initial", "parent": "",
+        "parent_enabled": "on", "parent_variants": "[]", "monitoring_metrics": "[]", "monitoring_alerts": "[]"},
+        follow=True)
+    assert response.status_code == 200
+    assert "flag changed meanwhile — reload the page" in response.content.decode()
+    assert FeatureFlag.objects.get(pk=checkout.pk).description == ""

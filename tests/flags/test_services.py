@@ -200,6 +200,23 @@ def test_flag_rollout_change__person_in_production__rollout_proposed_with_the_re
     assert AuditEvent.objects.filter(action="flag.rollout.set").latest("id").reason == "rollout set to 30%"
 
 
+def test_flag_state_edit__strategies_edited_by_hand__rollout_custom_otherwise_kept(make_flag, envs, users):
+    make_flag("f")
+    services.apply_rollout(state=_state("f", "staging"), kind="percentage", percentage=10)
+    strategies = _state("f", "staging").strategies
+    state, change = services.flag_state_edit(state=_state("f", "staging"), enabled=True, strategies=strategies,
+                                             variants=[{"name": "a", "weightType": "variable"}])
+    assert change is None and state.rollout == "percentage" and state.variants[0]["name"] == "a"
+    state, _ = services.flag_state_edit(state=state, enabled=True, strategies=[{"name": "default"}], variants=[])
+    assert state.rollout == "custom"
+    _, change = services.flag_state_edit(state=_state("f", "production"), enabled=True,
+                                         strategies=[{"name": "default"}], variants=[], by=users["ops"], propose=True)
+    assert change.proposed["rollout"] == "custom" and not _state("f", "production").enabled
+    with pytest.raises(services.ApprovalRequired):
+        services.flag_state_edit(state=_state("f", "production"), enabled=True, strategies=[], variants=[],
+                                 by=users["ops"])
+
+
 def test_flag_copy_config__staging_to_production__diff_then_copy(make_flag, envs, users):
     strategies = [{"name": "flexibleRollout", "parameters": {"rollout": "30", "stickiness": "default", "groupId": "c"},
                    "constraints": []}]
