@@ -23,7 +23,7 @@ from pmrelease.roles import Capability
 from releases import access
 from releases.models import Environment
 
-from . import rollouts, snapshots
+from . import rollouts, snapshots, transfer
 from .engine import Snapshot
 from .engine.validation import validate_constraint, validate_strategy, validate_variants
 from .models import (
@@ -614,6 +614,58 @@ def api_key_revoke(*, key, by=None, reason=""):
         audit.record(action="flag.api_key.revoke", obj=key, by=by, reason=reason)
         snapshots.bump(snapshots.KEYS_SCOPE)
     return key
+
+
+# --- import (Unleash documents) ------------------------------------------------------------------------
+def flags_import(*, environment, doc, by=None, reason=""):
+    """Load an Unleash client-features document as ``environment``'s flags; returns the counts
+    ``{"created", "updated", "segments", "proposed"}``.
+
+    The file is read by ``transfer.parse_document`` first (every problem listed, nothing imported). Then, in one
+    transaction (an error anywhere imports nothing): segments matched by name (created, or changed when their
+    constraints differ), flags created or updated, each flag's state in ``environment`` set, dependencies linked.
+    A person needs full access to the environment; where its flag changes need a second person's approval, a
+    person's changed states are proposed as change requests (counted as "proposed") instead of applied. The
+    system and named system actors (``by="import_flags"``) apply them.
+    """
+    _require(by, environment)
+    plan = transfer.parse_document(doc)
+    counts = {"created": 0, "updated": 0, "segments": 0, "proposed": 0}
+    with transaction.atomic():
+        segment_ids = {}
+        for segment in plan.segments:
+            existing = Segment.objects.filter(name=segment.name).first()
+            if existing is None or existing.constraints != segment.constraints:
+                existing = segment_save(name=segment.name, constraints=segment.constraints,
+                                        description=segment.description, segment=existing, by=by)
+                counts["segments"] += 1
+            segment_ids[segment.id] = existing.pk
+        flags = {}
+        for item in plan.flags:
+            flag = FeatureFlag.objects.filter(key=item.key).first()
+            data = {"description": item.description, "type": item.type, "impression_data": item.impression_data}
+            if flag is None:
+                flag = flag_create(key=item.key, by=by, **data)
+                counts["created"] += 1
+            else:
+                flag = flag_update(flag=flag, data=data, by=by, reason=reason or "import")
+                counts["updated"] += 1
+            flags[flag.key] = flag
+            _state, change = flag_state_change(
+                state=state_for(flag, environment), enabled=item.enabled, rollout=item.rollout,
+                strategies=item.strategies_with(segment_ids), variants=item.variants, by=by,
+                reason=reason or "import")
+            counts["proposed"] += change is not None
+        for item in plan.flags:
+            if item.dependency:
+                parent = flags.get(item.dependency["feature"]) or FeatureFlag.objects.get(
+                    key=item.dependency["feature"])
+                flag_update(flag=flags[item.key], data={
+                    "parent": parent, "parent_enabled": item.dependency["enabled"],
+                    "parent_variants": item.dependency["variants"]}, by=by, reason=reason or "import")
+        audit.record(action="flag.import", object_type="releases.environment", object_id=environment.pk,
+                     object_repr=environment.name, by=by, after=counts, reason=reason)
+    return counts
 
 
 # --- gradual ramps -------------------------------------------------------------------------------------

@@ -286,10 +286,9 @@ def test_admin_matrix__state_not_a_number__message_not_500(client, users, envs, 
      "segments[1]: id 1 is used twice"),
 ])
 def test_import_document__malformed__refused_with_problem_and_nothing_imported(envs, doc, problem):
-    from flags import transfer
 
     with pytest.raises(errors.ValidationFailed) as refused:
-        transfer.import_document(environment=envs["staging"], doc=doc, by="test")
+        services.flags_import(environment=envs["staging"], doc=doc, by="test")
     assert problem in refused.value.reasons
     assert not FeatureFlag.objects.exists() and not Segment.objects.exists()
 

@@ -9,7 +9,7 @@ from django.core.management import call_command
 from django.core.management.base import CommandError
 from django.utils import timezone
 
-from flags import services, snapshots, transfer
+from flags import services, snapshots
 from flags.models import ApiKey, ChangeStatus, FeatureFlag, FlagEnvironment, GradualRollout, RampStatus
 from flags.tasks import advance_ramps
 from pmrelease import errors
@@ -290,7 +290,7 @@ def test_import_flags__unleash_document__engine_results_identical_and_export_rou
     again = Snapshot.from_client_features(json.loads(exported.getvalue()))
     assert again.get_variant("child", {"userId": "3", "properties": {"region": "eu-1"}}) == theirs.get_variant(
         "child", {"userId": "3", "properties": {"region": "eu-1"}})
-    counts = transfer.import_document(environment=envs["staging"], doc=json.loads(exported.getvalue()))
+    counts = services.flags_import(environment=envs["staging"], doc=json.loads(exported.getvalue()))
     assert counts["created"] == 0 and counts["updated"] == 2
 
 
@@ -304,6 +304,44 @@ def test_import_flags__invalid_strategy__nothing_imported_and_every_problem_list
         call_command("import_flags", "--environment", "staging", str(path))
     assert "rollout 'abc' is not a number" in str(failed.value) and "type 'weird'" in str(failed.value)
     assert not FeatureFlag.objects.exists()
+
+
+def test_flags_import__person_without_full_access__permission_denied_and_nothing_imported(envs, users):
+    with pytest.raises(errors.PermissionDenied):
+        services.flags_import(environment=envs["staging"], doc=UNLEASH_DOC, by=users["dev"])
+    assert not FeatureFlag.objects.exists() and not services.Segment.objects.exists()
+
+
+def test_flags_import__person_where_approval_required__flags_created_states_proposed(envs, users):
+    counts = services.flags_import(environment=envs["production"], doc=UNLEASH_DOC, by=users["ops"])
+    assert counts == {"created": 2, "updated": 0, "segments": 1, "proposed": 2}
+    assert not FlagEnvironment.objects.filter(environment=envs["production"], enabled=True).exists()
+    changes = services.FlagChangeRequest.objects.filter(state__environment=envs["production"], status="pending")
+    assert {c.state.flag.key for c in changes} == {"parent", "child"}
+    assert all(c.proposed["enabled"] and c.requested_by == users["ops"] for c in changes)
+    assert FeatureFlag.objects.get(key="child").parent.key == "parent"
+
+
+def test_flags_import__person_with_full_access__applied_and_audited_as_that_person(envs, users):
+    counts = services.flags_import(environment=envs["staging"], doc=UNLEASH_DOC, by=users["ops"])
+    assert counts["proposed"] == 0 and _state("child", "staging").enabled
+    assert _state("child", "staging").strategies[0]["segments"] == [services.Segment.objects.get().pk]
+    assert AuditEvent.objects.get(action="flag.import").actor_username == "ops"
+
+
+def test_flags_import__a_later_step_fails__nothing_imported(envs, monkeypatch):
+    real = services.flag_state_change
+
+    def failing_on_child(*, state, **kwargs):
+        if state.flag.key == "child":
+            raise errors.ValidationFailed("refused")
+        return real(state=state, **kwargs)
+
+    monkeypatch.setattr(services, "flag_state_change", failing_on_child)
+    with pytest.raises(errors.ValidationFailed, match="refused"):
+        services.flags_import(environment=envs["staging"], doc=UNLEASH_DOC, by="import_flags")
+    assert not FeatureFlag.objects.exists() and not services.Segment.objects.exists()
+    assert not AuditEvent.objects.filter(action__startswith="flag.").exists()
 
 
 # --- stale flags ---------------------------------------------------------------------------------------------
