@@ -20,6 +20,7 @@ from django.utils import timezone
 
 from pmrelease import audit, errors
 from pmrelease.roles import Capability
+from pmrelease.services import model_update
 from releases import access
 from releases.models import Environment
 
@@ -96,7 +97,11 @@ def _bump_all():
 
 
 def _fields(instance, names):
-    """A JSON-able dict of ``names`` (foreign keys as ids; JSON lists kept in order, unlike audit.snapshot)."""
+    """A JSON-able dict of ``names`` (foreign keys as ids; JSON lists kept in order, unlike audit.snapshot).
+
+    audit.snapshot sorts every list value (reordering tags, and failing on lists of objects such as strategies,
+    constraints or monitoring alerts), so the services auditing JSON fields (flag_update, segment_save, _apply)
+    snapshot with this and do not use ``pmrelease.services.model_update``."""
     data = {}
     for name in names:
         field = instance._meta.get_field(name)
@@ -603,15 +608,15 @@ def api_key_create(*, environment, kind, name="", by=None, rate_limit=None):
 
 
 def api_key_revoke(*, key, by=None, reason=""):
+    """Revoke a key (idempotent); every process's key cache drops it within the check interval."""
     if _is_person(by):
         access.require(by, [key.environment], Capability.CONFIGURE)
     with transaction.atomic():
         key = ApiKey.objects.select_for_update().get(pk=key.pk)
         if key.revoked_at is not None:
             return key
-        key.revoked_at = timezone.now()
-        key.save(update_fields=["revoked_at"])
-        audit.record(action="flag.api_key.revoke", obj=key, by=by, reason=reason)
+        model_update(instance=key, data={"revoked_at": timezone.now()}, fields=["revoked_at"], by=by,
+                     action="flag.api_key.revoke", reason=reason)
         snapshots.bump(snapshots.KEYS_SCOPE)
     return key
 

@@ -5,6 +5,7 @@ import pytest
 
 from flags import services
 from flags.models import ClientApplication, ConfigVersion, FeatureFlag, FlagEnvironment, FlagMetricsBucket
+from pmrelease.models import AuditEvent
 
 pytestmark = pytest.mark.django_db
 
@@ -87,8 +88,12 @@ def test_ofrep_flag__x_api_key_header__accepted(http, flags, make_key):
 def test_api_key__revoked__401_within_the_process(http, flags, envs):
     key, raw = services.api_key_create(environment=envs["staging"], kind="client")
     assert _post(http, "/ofrep/v1/evaluate/flags/staging-only", {}, raw).status_code == 200
-    services.api_key_revoke(key=key)
+    services.api_key_revoke(key=key, reason="leaked")
     assert _post(http, "/ofrep/v1/evaluate/flags/staging-only", {}, raw).status_code == 401
+    event = AuditEvent.objects.get(action="flag.api_key.revoke")
+    assert event.before == {"revoked_at": None} and event.after["revoked_at"] and event.reason == "leaked"
+    services.api_key_revoke(key=key)
+    assert AuditEvent.objects.filter(action="flag.api_key.revoke").count() == 1
 
 
 def test_api_key__staging_key__never_sees_production(http, flags, make_key):
