@@ -28,7 +28,6 @@ from .models import (
     FlagChangeRequest,
     FlagEnvironment,
     FlagMetricsBucket,
-    RampStatus,
     RolloutKind,
     Segment,
 )
@@ -226,11 +225,10 @@ class FeatureFlagAdmin(ServiceAdminMixin, AuditHistoryMixin, admin.ModelAdmin):
                     segments=segments, user_ids=users, steps=request.POST.get("steps", ""), by=by,
                     reason=request.POST.get("reason", "")), f"{kind} rollout applied"):
                 return HttpResponseRedirect(request.path)
-        elif action in ("pause", "resume", "revert"):
-            ramp = state.ramps.exclude(status=RampStatus.REVERTED).first()
-            operation = {"pause": services.ramp_pause, "resume": services.ramp_resume, "revert": services.ramp_revert}
-            if ramp is not None and self._run(request, lambda: operation[action](
-                    ramp=ramp, by=by, reason=request.POST.get("reason", "")), f"ramp {action}d"):
+        elif action in services.RAMP_ACTIONS:
+            if self._run(request, lambda: services.ramp_action(state=state, action=action, by=by,
+                                                               reason=request.POST.get("reason", "")),
+                         f"ramp {action}d"):
                 return HttpResponseRedirect(request.path)
         elif action in ("copy-preview", "copy"):
             source_env = get_object_or_404(Environment, name=request.POST.get("source", ""))
@@ -259,7 +257,7 @@ class FeatureFlagAdmin(ServiceAdminMixin, AuditHistoryMixin, admin.ModelAdmin):
             "can_edit": access.can(request.user, environment, Capability.DEPLOY),
             "needs_approval": services.requires_approval(environment), "forms_data": forms_data,
             "rollout_kinds": [k for k in RolloutKind.choices if k[0] != RolloutKind.CUSTOM],
-            "segments": Segment.objects.all(), "ramp": state.ramps.exclude(status=RampStatus.REVERTED).first(),
+            "segments": Segment.objects.all(), "ramp": services.current_ramp(state),
             "environments": access.visible_environments(request.user).exclude(pk=environment.pk).order_by(
                 "position"), "copy_diff": copy_diff,
             "copy_source": copy_source, "evaluation": evaluation, "history": history,

@@ -194,14 +194,8 @@ def ramp_start(request, key, env):
 @api_view(["POST"])
 def ramp_action(request, key, env, action):
     state = _state(request, key, env)
-    ramp = state.ramps.exclude(status=RampStatus.REVERTED).first()
-    if ramp is None:
-        raise errors.TransitionNotAllowed("this flag has no gradual rollout here")
-    operation = {"pause": services.ramp_pause, "resume": services.ramp_resume, "revert": services.ramp_revert}
-    if action not in operation:
-        raise errors.ValidationFailed(f"unknown ramp action {action!r} (pause, resume or revert)")
     reason = request.data.get("reason", "") if isinstance(request.data, dict) else ""
-    ramp = operation[action](ramp=ramp, by=request.user, reason=reason)
+    ramp = services.ramp_action(state=state, action=action, by=request.user, reason=reason)
     return Response(RampSerializer(ramp).data)
 
 

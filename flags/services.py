@@ -808,6 +808,24 @@ def ramp_revert(*, ramp, by=None, reason=""):
     return ramp
 
 
+def current_ramp(state):
+    """The state's latest gradual rollout that was not reverted (running, paused or completed), or None."""
+    return state.ramps.exclude(status=RampStatus.REVERTED).first()
+
+
+RAMP_ACTIONS = {"pause": ramp_pause, "resume": ramp_resume, "revert": ramp_revert}
+
+
+def ramp_action(*, state, action, by=None, reason=""):
+    """Pause, resume or revert the current ramp of ``state`` (TransitionNotAllowed when it has none)."""
+    ramp = current_ramp(state)
+    if ramp is None:
+        raise errors.TransitionNotAllowed("this flag has no gradual rollout here")
+    if action not in RAMP_ACTIONS:
+        raise errors.ValidationFailed(f"unknown ramp action {action!r} (pause, resume or revert)")
+    return RAMP_ACTIONS[action](ramp=ramp, by=by, reason=reason)
+
+
 # --- SDK registration and metrics ----------------------------------------------------------------------
 MAX_COUNT = 2 ** 63  # counts are stored in 64-bit integer columns
 MAX_INTERVAL = 2 ** 31  # the registration interval in a 32-bit one

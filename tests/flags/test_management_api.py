@@ -32,3 +32,16 @@ def test_flags_api__developer__cannot_touch_production(api, users, envs):
     response = api(users["dev"]).post("/api/v1/flags/f/environments/production/rollout/", {"percentage": 5},
                                       format="json")
     assert response.status_code == 403
+
+
+def test_flags_api__ramp_start_and_pause__201_then_200_and_409_without_a_ramp(api, users, envs):
+    client = api(users["ops"])
+    client.post("/api/v1/flags/", {"key": "f"}, format="json")
+    missing = client.post("/api/v1/flags/f/environments/staging/ramp/pause/", {}, format="json")
+    assert missing.status_code == 409 and "no gradual rollout" in missing.json()["detail"]
+    started = client.post("/api/v1/flags/f/environments/staging/ramp/", {"steps": "10, 50@60"}, format="json")
+    assert started.status_code == 201 and started.json()["status"] == "running"
+    paused = client.post("/api/v1/flags/f/environments/staging/ramp/pause/", {"reason": "r"}, format="json")
+    assert paused.status_code == 200 and paused.json()["status"] == "paused"
+    unknown = client.post("/api/v1/flags/f/environments/staging/ramp/stop/", {}, format="json")
+    assert unknown.status_code == 400 and "unknown ramp action" in unknown.json()["detail"]

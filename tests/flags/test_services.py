@@ -148,6 +148,19 @@ def test_ramp__pause_resume_revert__audited_and_stop_the_schedule(make_flag, env
     assert {"flag.ramp.start", "flag.ramp.pause", "flag.ramp.resume", "flag.ramp.revert"} <= actions
 
 
+def test_ramp_action__current_ramp_by_name__applied_and_unknown_or_missing_refused(make_flag, envs, users):
+    make_flag("search", enabled={"staging": True})
+    with pytest.raises(errors.TransitionNotAllowed, match="no gradual rollout"):
+        services.ramp_action(state=_state("search", "staging"), action="pause", by=users["ops"])
+    ramp = services.ramp_start(state=_state("search", "staging"), steps="20, 60@10", by=users["ops"])
+    with pytest.raises(errors.ValidationFailed, match="unknown ramp action 'stop'"):
+        services.ramp_action(state=_state("search", "staging"), action="stop", by=users["ops"])
+    paused = services.ramp_action(state=_state("search", "staging"), action="pause", by=users["ops"], reason="why")
+    assert paused.pk == ramp.pk and paused.status == RampStatus.PAUSED
+    services.ramp_action(state=_state("search", "staging"), action="revert", by=users["ops"])
+    assert services.current_ramp(_state("search", "staging")) is None
+
+
 @pytest.mark.parametrize("steps", ["", "50, 10@5", "10@-1", "abc", "120"])
 def test_ramp_start__bad_steps__refused_with_message(make_flag, envs, steps):
     make_flag("s")
