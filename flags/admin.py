@@ -358,6 +358,12 @@ class FlagChangeRequestAdmin(admin.ModelAdmin):
     def has_add_permission(self, request):
         return False
 
+    def has_change_permission(self, request, obj=None):
+        return False  # decided through the approve / reject actions (services, audited), never edited
+
+    def has_delete_permission(self, request, obj=None):
+        return False  # the record of who proposed and who decided: reject or withdraw instead
+
     def _decide(self, request, queryset, operation):
         for change in queryset:
             try:
@@ -427,3 +433,6 @@ class FlagMetricsBucketAdmin(admin.ModelAdmin):
 
     def has_change_permission(self, request, obj=None):
         return False
+
+    def has_delete_permission(self, request, obj=None):
+        return False  # counts are written by the metrics service only

@@ -100,3 +100,18 @@ def test_flag_admin__service_refuses_the_save__error_message_and_nothing_saved(o
     assert response.status_code == 200
     assert "flag changed meanwhile — reload the page" in response.content.decode()
     assert FeatureFlag.objects.get(pk=checkout.pk).description == ""
+
+
+def test_change_request_admin__approve_action_applies__edit_and_delete_not_allowed(client, users, envs, make_flag):
+    make_flag("pay")
+    state = FlagEnvironment.objects.get(flag__key="pay", environment__name="production")
+    change = services.change_request_create(state=state, enabled=True, by=users["ops"], reason="launch")
+    client.force_login(users["admin"])
+    client.post(reverse("admin:flags_flagchangerequest_changelist"),
+                {"action": "approve", "_selected_action": [change.pk], "index": 0})
+    assert FlagChangeRequest.objects.get(pk=change.pk).status == "applied"
+    assert FlagEnvironment.objects.get(pk=state.pk).enabled
+    response = client.post(reverse("admin:flags_flagchangerequest_delete", args=[change.pk]), {"post": "yes"})
+    assert response.status_code == 403 and FlagChangeRequest.objects.filter(pk=change.pk).exists()
+    page = client.get(reverse("admin:flags_flagchangerequest_change", args=[change.pk])).content.decode()
+    assert 'name="_save"' not in page
