@@ -10,7 +10,16 @@ from django.core.management.base import CommandError
 from django.utils import timezone
 
 from flags import services, snapshots
-from flags.models import ApiKey, ChangeStatus, FeatureFlag, FlagEnvironment, GradualRollout, RampStatus
+from flags.models import (
+    ApiKey,
+    ApprovalPolicy,
+    ChangeStatus,
+    FeatureFlag,
+    FlagEnvironment,
+    GradualRollout,
+    RampStatus,
+    Segment,
+)
 from flags.tasks import advance_ramps
 from pmrelease import errors
 from pmrelease.models import AuditEvent
@@ -70,6 +79,31 @@ def test_flag_state_update__developer_on_staging__permission_denied(make_flag, u
     services.flag_toggle(state=services.state_for(state.flag, envs["development"]), enabled=True, by=users["dev"])
 
 
+def test_flag_update__archive_flag_on_in_approval_environment__refused_pointing_to_change_request(users, envs,
+                                                                                                  make_flag):
+    make_flag("f", enabled={"production": True})
+    with pytest.raises(services.ApprovalRequired, match="change request"):
+        services.flag_update(flag=FeatureFlag.objects.get(key="f"), data={"lifecycle": "archived"}, by=users["ops"])
+    assert FeatureFlag.objects.get(key="f").lifecycle != "archived"
+
+
+def test_flag_update__archive_flag_off_where_approval_needed__allowed(users, envs, make_flag):
+    make_flag("f", enabled={"development": True})
+    flag = services.flag_update(flag=FeatureFlag.objects.get(key="f"), data={"lifecycle": "archived"},
+                                by=users["dev"])
+    assert flag.lifecycle == "archived"
+
+
+def test_flag_state_update__stale_state_object__merges_onto_the_fresh_row(envs, make_flag):
+    make_flag("f")
+    first, second = _state("f", "staging"), _state("f", "staging")
+    services.flag_state_update(state=first, enabled=True)
+    services.flag_state_update(state=second, variants=[
+        {"name": "a", "weight": 1000, "weightType": "variable", "stickiness": "default"}])
+    state = _state("f", "staging")
+    assert state.enabled is True and len(state.variants) == 1
+
+
 # --- flag_set_rollout (the deployment engine's interface) ---------------------------------------------------
 def test_flag_set_rollout__system__percentage_set_enabled_and_audited_as_system(make_flag, envs):
     make_flag("new-checkout")
@@ -104,6 +138,15 @@ def test_flag_set_rollout__unknown_flag_env_or_bad_percentage__validation_failed
     make_flag("f")
     with pytest.raises(errors.ValidationFailed):
         services.flag_set_rollout(environment=env, key=key, percentage=percentage)
+
+
+def test_flag_set_rollout__person_where_approval_required__approval_required(users, envs, make_flag):
+    make_flag("f")
+    with pytest.raises(services.ApprovalRequired):
+        services.flag_set_rollout(environment=envs["production"], key="f", percentage=10, by=users["ops"])
+    assert not _state("f", "production").enabled
+    # the system (deployment engine) is not subject to the policy
+    assert services.flag_set_rollout(environment=envs["production"], key="f", percentage=10).enabled
 
 
 # --- gradual ramps -------------------------------------------------------------------------------------------
@@ -166,6 +209,37 @@ def test_ramp_start__bad_steps__refused_with_message(make_flag, envs, steps):
     make_flag("s")
     with pytest.raises(errors.ValidationFailed):
         services.ramp_start(state=_state("s", "staging"), steps=steps)
+
+
+def test_ramp_start__first_step_fails__ramp_and_strategy_rolled_back(envs, make_flag, monkeypatch):
+    make_flag("f", enabled={"staging": True})
+    before = _state("f", "staging").config()
+
+    def failing(**kwargs):
+        raise errors.ValidationFailed("step refused")
+
+    monkeypatch.setattr(services, "flag_set_rollout", failing)
+    with pytest.raises(errors.ValidationFailed):
+        services.ramp_start(state=_state("f", "staging"), steps=[{"percentage": 10, "minutes": 0}])
+    assert not GradualRollout.objects.exists()
+    assert _state("f", "staging").config() == before
+
+
+def test_advance_due_ramps__one_ramp_fails__others_advance_and_failing_one_paused_with_reason(envs, make_flag):
+    now = timezone.now()
+    for key in ("a", "b"):
+        make_flag(key, enabled={"staging": True})
+        services.ramp_start(state=_state(key, "staging"), steps=[{"percentage": 10, "minutes": 1}], now=now)
+    # the configuration of "a" became invalid meanwhile (e.g. a strategy edited outside the services)
+    FlagEnvironment.objects.filter(pk=_state("a", "staging").pk).update(
+        strategies=[{"name": "flexibleRollout", "parameters": {"rollout": "0", "stickiness": ""}, "constraints": []}])
+    assert services.advance_due_ramps(now=now + dt.timedelta(minutes=5)) == 1
+    a = GradualRollout.objects.get(state__flag__key="a")
+    b = GradualRollout.objects.get(state__flag__key="b")
+    assert b.current_step == 0 and b.status == RampStatus.COMPLETED
+    assert a.status == RampStatus.PAUSED and a.current_step == -1
+    event = AuditEvent.objects.filter(action="flag.ramp.pause").latest("id")
+    assert "stickiness" in event.reason and event.actor_username == "system"
 
 
 # --- approvals, copy ---------------------------------------------------------------------------------------------
@@ -251,6 +325,29 @@ def test_evaluate_as__explains_which_strategy_and_constraint_decided(make_flag, 
     no = services.evaluate_as(flag=flag, environment=envs["staging"], context={"properties": {"plan": "free"}})
     assert yes.enabled and yes.strategy_name == "default"
     assert not no.enabled and "plan" in no.explanation
+
+
+def test_approval_policy_set__without_administrative_access__permission_denied(users, envs):
+    with pytest.raises(errors.PermissionDenied, match="administrative access"):
+        services.approval_policy_set(environment=envs["production"], require_approval=False, by=users["dev"])
+    assert not ApprovalPolicy.objects.exists()
+
+
+# --- segments -----------------------------------------------------------------------------------------------------
+def test_segment_delete__referenced_by_a_flag__refused_naming_the_flag(used_segment):
+    segment = used_segment
+    with pytest.raises(errors.ValidationFailed, match="f @ staging"):
+        services.segment_delete(segment=segment)
+    assert Segment.objects.filter(pk=segment.pk).exists()
+
+
+def test_segment_delete__unused__deleted_bumped_and_audited(envs):
+    segment = services.segment_save(name="unused", constraints=[])
+    token = snapshots._db_token(snapshots.env_scope(envs["staging"].pk))
+    services.segment_delete(segment=segment)
+    assert not Segment.objects.exists()
+    assert snapshots._db_token(snapshots.env_scope(envs["staging"].pk)) != token
+    assert AuditEvent.objects.filter(action="flag.segment.delete").exists()
 
 
 # --- API keys ----------------------------------------------------------------------------------------------------
