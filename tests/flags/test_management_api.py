@@ -125,3 +125,9 @@ def test_ramp_start_api__bad_stickiness__400_and_nothing_saved(api, users, envs,
     assert _state("f", "staging").config() == before
     snapshots.reset()
     assert _ofrep_value(raw) is True
+
+
+@pytest.mark.parametrize("url", ["/api/v1/flags/", "/api/v1/flags/changes/", "/api/v1/flags/export/?environment=staging"])
+def test_flags_api__anonymous__401_asking_for_a_token(api, envs, url):
+    response = api().get(url)
+    assert response.status_code == 401 and response["WWW-Authenticate"] == "Token"

@@ -149,6 +149,17 @@ def test_flag_set_rollout__person_where_approval_required__approval_required(use
     assert services.flag_set_rollout(environment=envs["production"], key="f", percentage=10).enabled
 
 
+def test_set_flag_rollout_hook__deployment_engine__provided_by_flags_and_applied_as_system(make_flag, envs, users):
+    from releases.deploy import hooks
+
+    make_flag("f")
+    services.ApprovalPolicy.objects.create(environment=envs["staging"], require_approval=True)
+    state = hooks.set_flag_rollout(environment=envs["staging"], key="f", percentage=40, reason="deployment 7")
+    assert state.enabled and state.strategies[0]["parameters"]["rollout"] == "40"
+    event = AuditEvent.objects.filter(action="flag.rollout.set").latest("id")
+    assert event.actor_username == "system" and event.reason == "deployment 7"
+
+
 # --- gradual ramps -------------------------------------------------------------------------------------------
 def test_ramp__steps_on_schedule__applied_by_the_beat_task_when_due(make_flag, envs, monkeypatch):
     make_flag("search")
