@@ -25,6 +25,13 @@ def checkout(make_flag):
          "constraints": [{"contextName": "plan", "operator": "IN", "values": ["pro"]}]}]})
 
 
+def _flag_form(**fields):
+    """The flag change form's fields as posted (a release flag without dependency), with ``fields`` changed."""
+    return {"description": "", "type": "release", "owner": "", "tags": "[]", "lifecycle": "initial", "parent": "",
+            "parent_enabled": "on", "parent_variants": "[]", "monitoring_metrics": "[]", "monitoring_alerts": "[]",
+            **fields}
+
+
 def _state_url(flag, env):
     return reverse("admin:flags_featureflag_state", args=[flag.pk, env])
 
@@ -94,10 +101,8 @@ def test_flag_admin__service_refuses_the_save__error_message_and_nothing_saved(o
         raise errors.TransitionNotAllowed("the flag changed meanwhile", reasons=["reload the page"])
 
     monkeypatch.setattr(services, "flag_update", refuse)
-    response = ops_client.post(reverse("admin:flags_featureflag_change", args=[checkout.pk]), {
-        "description": "edited", "type": "release", "owner": "", "tags": "[]", "lifecycle": "initial", "parent": "",
-        "parent_enabled": "on", "parent_variants": "[]", "monitoring_metrics": "[]", "monitoring_alerts": "[]"},
-        follow=True)
+    response = ops_client.post(reverse("admin:flags_featureflag_change", args=[checkout.pk]),
+                               _flag_form(description="edited"), follow=True)
     assert response.status_code == 200
     assert "flag changed meanwhile — reload the page" in response.content.decode()
     assert FeatureFlag.objects.get(pk=checkout.pk).description == ""
@@ -139,9 +144,7 @@ def test_admin_copy_preview__source_environment_not_visible__refused_and_not_sho
 def test_flag_admin__invalid_tags__form_error_not_403(client, users, envs, make_flag):
     flag = make_flag("f")
     client.force_login(users["ops"])
-    response = client.post(reverse("admin:flags_featureflag_change", args=[flag.pk]), {
-        "description": "", "type": "release", "owner": "", "tags": '"abc"', "lifecycle": "initial", "parent": "",
-        "parent_enabled": "on", "parent_variants": "[]", "monitoring_metrics": "[]", "monitoring_alerts": "[]"})
+    response = client.post(reverse("admin:flags_featureflag_change", args=[flag.pk]), _flag_form(tags='"abc"'))
     assert response.status_code == 200 and "tags must be a list of non-empty strings" in response.content.decode()
     assert FeatureFlag.objects.get(pk=flag.pk).tags == []
 
@@ -150,9 +153,7 @@ def test_flag_admin__developer_archives_flag_on_in_production__form_error_and_un
                                                                                          make_flag):
     flag = make_flag("f", enabled={"production": True})
     client.force_login(users["dev"])
-    response = client.post(reverse("admin:flags_featureflag_change", args=[flag.pk]), {
-        "description": "", "type": "release", "owner": "", "tags": "[]", "lifecycle": "archived", "parent": "",
-        "parent_enabled": "on", "parent_variants": "[]", "monitoring_metrics": "[]", "monitoring_alerts": "[]"})
+    response = client.post(reverse("admin:flags_featureflag_change", args=[flag.pk]), _flag_form(lifecycle="archived"))
     assert response.status_code == 200 and "needs full access there" in response.content.decode()
     assert FeatureFlag.objects.get(pk=flag.pk).lifecycle != "archived"
 
