@@ -694,7 +694,7 @@ def ramp_start(*, state, steps, stickiness="default", by=None, reason="", now=No
             f"starting a ramp in {state.environment.name} needs a second person's approval: "
             "propose the first step as a percentage change, then start the ramp once approved")
     with transaction.atomic():
-        state = FlagEnvironment.objects.select_for_update().select_related("flag", "environment").get(pk=state.pk)
+        state = _locked(state)
         if state.ramps.filter(status__in=[RampStatus.RUNNING, RampStatus.PAUSED]).exists():
             raise errors.TransitionNotAllowed("this flag already has a running or paused ramp here")
         current = rollouts.rollout_percentage(state.strategies) if state.enabled else 0
