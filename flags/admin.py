@@ -13,7 +13,7 @@ from django.urls import path, reverse
 from django.utils.html import format_html, format_html_join
 
 from pmrelease import errors
-from pmrelease.admin import AuditHistoryMixin
+from pmrelease.admin import AuditHistoryMixin, ServiceAdminMixin, error_message
 from pmrelease.models import AuditEvent
 from pmrelease.roles import Capability
 from releases import access
@@ -28,7 +28,6 @@ from .models import (
     FlagChangeRequest,
     FlagEnvironment,
     FlagMetricsBucket,
-    RampStatus,
     RolloutKind,
     Segment,
 )
@@ -64,7 +63,7 @@ class FeatureFlagForm(forms.ModelForm):
 
 
 @admin.register(FeatureFlag)
-class FeatureFlagAdmin(AuditHistoryMixin, admin.ModelAdmin):
+class FeatureFlagAdmin(ServiceAdminMixin, AuditHistoryMixin, admin.ModelAdmin):
     form = FeatureFlagForm
     list_display = ["key", "type", "lifecycle", "owner", "environment_matrix"]
     list_filter = ["type", "lifecycle"]
@@ -74,16 +73,12 @@ class FeatureFlagAdmin(AuditHistoryMixin, admin.ModelAdmin):
     fieldsets = [
         (None, {"fields": ["key", "description", "type", "owner", "tags", "lifecycle", "impression_data"]}),
         ("Dependency", {"fields": ["parent", "parent_enabled", "parent_variants"]}),
-        ("Monitoring (read by the rollout guard)", {"fields": ["monitoring_metrics", "monitoring_alerts"]}),
+        ("Monitoring (stored; nothing reads it yet)", {"fields": ["monitoring_metrics", "monitoring_alerts"]}),
         ("Environments", {"fields": ["environment_links", "created_at", "updated_at"]}),
     ]
 
     # Flags follow the environment access matrix rather than model permissions: anyone who can see an
     # environment sees the flags, anyone with full access to one may create and edit them (services check).
-    def _can_edit_somewhere(self, request):
-        return request.user.is_superuser or any(
-            access.can(request.user, env, Capability.DEPLOY) for env in Environment.objects.all())
-
     def has_module_permission(self, request):
         return request.user.is_active and request.user.is_staff and (
             request.user.is_superuser or access.visible_environments(request.user).exists())
@@ -92,10 +87,10 @@ class FeatureFlagAdmin(AuditHistoryMixin, admin.ModelAdmin):
         return self.has_module_permission(request)
 
     def has_add_permission(self, request):
-        return self._can_edit_somewhere(request)
+        return services.can_edit_flags(request.user)
 
     def has_change_permission(self, request, obj=None):
-        return self._can_edit_somewhere(request)
+        return services.can_edit_flags(request.user)
 
     def has_delete_permission(self, request, obj=None):
         return False  # archive instead (lifecycle): the audit trail keeps referring to the flag
@@ -127,14 +122,11 @@ class FeatureFlagAdmin(AuditHistoryMixin, admin.ModelAdmin):
 
     def save_model(self, request, obj, form, change):
         data = {name: form.cleaned_data[name] for name in services.FLAG_FIELDS if name in form.cleaned_data}
-        try:
-            if change:
-                saved = services.flag_update(flag=obj, data={k: v for k, v in data.items() if k in form.changed_data},
-                                             by=request.user)
-            else:
-                saved = services.flag_create(key=form.cleaned_data["key"], by=request.user, **data)
-        except errors.DomainError as exc:
-            raise PermissionDenied(exc.message) from exc
+        if change:
+            saved = services.flag_update(flag=obj, data={k: v for k, v in data.items() if k in form.changed_data},
+                                         by=request.user)
+        else:
+            saved = services.flag_create(key=form.cleaned_data["key"], by=request.user, **data)
         obj.pk = saved.pk
 
     def get_urls(self):
@@ -184,12 +176,10 @@ class FeatureFlagAdmin(AuditHistoryMixin, admin.ModelAdmin):
         try:
             result = operation()
         except services.ApprovalRequired as exc:
-            messages.warning(request, exc.message)
+            messages.warning(request, exc.text())
             return None
         except errors.DomainError as exc:
-            messages.error(request, exc.message)
-            for reason in exc.reasons:
-                messages.error(request, reason)
+            error_message(request, exc)
             return None
         messages.success(request, success)
         return result or True
@@ -216,18 +206,11 @@ class FeatureFlagAdmin(AuditHistoryMixin, admin.ModelAdmin):
             except ValueError as exc:
                 messages.error(request, f"not valid JSON: {exc}")
             else:
-                fields = {"enabled": request.POST.get("enabled") == "on", "strategies": strategies,
-                          "variants": variants, "rollout": RolloutKind.CUSTOM if strategies != state.strategies
-                          else state.rollout}
-                reason = request.POST.get("reason", "")
-                if action == "save":
-                    done = self._run(request, lambda: services.flag_state_update(state=state, by=by, reason=reason,
-                                                                                 **fields), "saved")
-                else:
-                    done = self._run(request, lambda: services.change_request_create(state=state, by=by,
-                                                                                     reason=reason, **fields),
-                                     "change proposed: a second person must approve it")
-                if done:
+                propose = action == "propose"
+                if self._run(request, lambda: services.flag_state_edit(
+                        state=state, enabled=request.POST.get("enabled") == "on", strategies=strategies,
+                        variants=variants, by=by, reason=request.POST.get("reason", ""), propose=propose),
+                        "change proposed: a second person must approve it" if propose else "saved"):
                     return HttpResponseRedirect(request.path)
         elif action == "rollout":
             kind = request.POST.get("kind")
@@ -242,11 +225,10 @@ class FeatureFlagAdmin(AuditHistoryMixin, admin.ModelAdmin):
                     segments=segments, user_ids=users, steps=request.POST.get("steps", ""), by=by,
                     reason=request.POST.get("reason", "")), f"{kind} rollout applied"):
                 return HttpResponseRedirect(request.path)
-        elif action in ("pause", "resume", "revert"):
-            ramp = state.ramps.exclude(status=RampStatus.REVERTED).first()
-            operation = {"pause": services.ramp_pause, "resume": services.ramp_resume, "revert": services.ramp_revert}
-            if ramp is not None and self._run(request, lambda: operation[action](
-                    ramp=ramp, by=by, reason=request.POST.get("reason", "")), f"ramp {action}d"):
+        elif action in services.RAMP_ACTIONS:
+            if self._run(request, lambda: services.ramp_action(state=state, action=action, by=by,
+                                                               reason=request.POST.get("reason", "")),
+                         f"ramp {action}d"):
                 return HttpResponseRedirect(request.path)
         elif action in ("copy-preview", "copy"):
             source_env = get_object_or_404(Environment, name=request.POST.get("source", ""))
@@ -275,7 +257,7 @@ class FeatureFlagAdmin(AuditHistoryMixin, admin.ModelAdmin):
             "can_edit": access.can(request.user, environment, Capability.DEPLOY),
             "needs_approval": services.requires_approval(environment), "forms_data": forms_data,
             "rollout_kinds": [k for k in RolloutKind.choices if k[0] != RolloutKind.CUSTOM],
-            "segments": Segment.objects.all(), "ramp": state.ramps.exclude(status=RampStatus.REVERTED).first(),
+            "segments": Segment.objects.all(), "ramp": services.current_ramp(state),
             "environments": access.visible_environments(request.user).exclude(pk=environment.pk).order_by(
                 "position"), "copy_diff": copy_diff,
             "copy_source": copy_source, "evaluation": evaluation, "history": history,
@@ -292,14 +274,14 @@ class SegmentForm(forms.ModelForm):
         fields = ["name", "description", "constraints"]
 
     def clean_constraints(self):
-        problems = services._validate_constraints(self.cleaned_data["constraints"])
+        problems = services.validate_constraints(self.cleaned_data["constraints"])
         if problems:
             raise forms.ValidationError(problems)
         return self.cleaned_data["constraints"]
 
 
 @admin.register(Segment)
-class SegmentAdmin(AuditHistoryMixin, admin.ModelAdmin):
+class SegmentAdmin(ServiceAdminMixin, AuditHistoryMixin, admin.ModelAdmin):
     form = SegmentForm
     list_display = ["name", "id", "description"]
     search_fields = ["name"]
@@ -313,10 +295,10 @@ class SegmentAdmin(AuditHistoryMixin, admin.ModelAdmin):
     def delete_view(self, request, object_id, extra_context=None):
         segment = Segment.objects.filter(pk=object_id).first() if str(object_id).isdigit() else None
         if segment is not None:
-            used = services.segment_references(segment)
-            if used:
-                messages.error(request, f"segment {segment.name!r} is used by {', '.join(used)}: "
-                                        "remove it from those strategies first")
+            try:
+                services.segment_check_unused(segment)
+            except errors.DomainError as exc:
+                error_message(request, exc)
                 return HttpResponseRedirect(reverse("admin:flags_segment_change", args=[segment.pk]))
         return super().delete_view(request, object_id, extra_context)
 
@@ -328,7 +310,7 @@ class SegmentAdmin(AuditHistoryMixin, admin.ModelAdmin):
             try:
                 services.segment_delete(segment=segment, by=request.user)
             except errors.DomainError as exc:
-                messages.error(request, exc.message)
+                error_message(request, exc)
 
 
 class ApiKeyForm(forms.ModelForm):
@@ -338,7 +320,7 @@ class ApiKeyForm(forms.ModelForm):
 
 
 @admin.register(ApiKey)
-class ApiKeyAdmin(AuditHistoryMixin, admin.ModelAdmin):
+class ApiKeyAdmin(ServiceAdminMixin, AuditHistoryMixin, admin.ModelAdmin):
     form = ApiKeyForm
     list_display = ["prefix", "name", "environment", "kind", "created_at", "revoked_at"]
     list_filter = ["environment", "kind"]
@@ -351,11 +333,8 @@ class ApiKeyAdmin(AuditHistoryMixin, admin.ModelAdmin):
         return False  # revoke instead: revoking is audited and reaches every process's key cache
 
     def save_model(self, request, obj, form, change):
-        try:
-            key, raw = services.api_key_create(environment=obj.environment, kind=obj.kind, name=obj.name,
-                                               rate_limit=obj.rate_limit, by=request.user)
-        except errors.DomainError as exc:
-            raise PermissionDenied(exc.message) from exc
+        key, raw = services.api_key_create(environment=obj.environment, kind=obj.kind, name=obj.name,
+                                           rate_limit=obj.rate_limit, by=request.user)
         obj.pk = key.pk
         messages.warning(request, format_html("New key (shown once, copy it now): <code>{}</code>", raw))
 
@@ -365,7 +344,7 @@ class ApiKeyAdmin(AuditHistoryMixin, admin.ModelAdmin):
             try:
                 services.api_key_revoke(key=key, by=request.user)
             except errors.DomainError as exc:
-                messages.error(request, exc.message)
+                error_message(request, exc)
 
 
 @admin.register(FlagChangeRequest)
@@ -379,13 +358,19 @@ class FlagChangeRequestAdmin(admin.ModelAdmin):
     def has_add_permission(self, request):
         return False
 
+    def has_change_permission(self, request, obj=None):
+        return False  # decided through the approve / reject actions (services, audited), never edited
+
+    def has_delete_permission(self, request, obj=None):
+        return False  # the record of who proposed and who decided: reject or withdraw instead
+
     def _decide(self, request, queryset, operation):
         for change in queryset:
             try:
                 operation(change=change, by=request.user)
                 messages.success(request, f"{change}: done")
             except errors.DomainError as exc:
-                messages.error(request, f"{change}: {exc.message}")
+                messages.error(request, f"{change}: {exc.text()}")
 
     @admin.action(description="Approve and apply the selected changes (as the second person)")
     def approve(self, request, queryset):
@@ -407,15 +392,16 @@ class ApprovalPolicyForm(forms.ModelForm):
         cleaned = super().clean()
         environment = cleaned.get("environment") or (self.instance.environment if self.instance.pk else None)
         user = getattr(self.request, "user", None)
-        if environment is not None and user is not None and not access.can(user, environment,
-                                                                            Capability.CONFIGURE):
-            raise forms.ValidationError(
-                f"changing the approval policy of {environment.name} needs administrative access to it")
+        if environment is not None and user is not None:
+            try:
+                services.approval_policy_validate(environment=environment, by=user)
+            except errors.DomainError as exc:
+                raise forms.ValidationError(exc.text()) from None
         return cleaned
 
 
 @admin.register(ApprovalPolicy)
-class ApprovalPolicyAdmin(AuditHistoryMixin, admin.ModelAdmin):
+class ApprovalPolicyAdmin(ServiceAdminMixin, AuditHistoryMixin, admin.ModelAdmin):
     form = ApprovalPolicyForm
     list_display = ["environment", "require_approval"]
 
@@ -431,11 +417,8 @@ class ApprovalPolicyAdmin(AuditHistoryMixin, admin.ModelAdmin):
         return False  # untick "require approval" instead (audited)
 
     def save_model(self, request, obj, form, change):
-        try:
-            saved = services.approval_policy_set(environment=obj.environment, require_approval=obj.require_approval,
-                                                 by=request.user)
-        except errors.DomainError as exc:
-            raise PermissionDenied(exc.message) from exc
+        saved = services.approval_policy_set(environment=obj.environment, require_approval=obj.require_approval,
+                                             by=request.user)
         obj.pk = saved.pk
 
 
@@ -450,3 +433,6 @@ class FlagMetricsBucketAdmin(admin.ModelAdmin):
 
     def has_change_permission(self, request, obj=None):
         return False
+
+    def has_delete_permission(self, request, obj=None):
+        return False  # counts are written by the metrics service only

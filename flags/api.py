@@ -113,6 +113,11 @@ def _flag_data(data, extra=()):
     return result
 
 
+def _proposed(change):
+    """The answer when a change was proposed for a second person's approval instead of applied."""
+    return Response(ChangeSerializer(change).data, status=status.HTTP_202_ACCEPTED)
+
+
 def _require_object(request):
     if not isinstance(request.data, dict):
         raise errors.ValidationFailed("the body must be a JSON object")
@@ -153,12 +158,10 @@ def state_detail(request, key, env):
         unknown = set(data) - set(services.STATE_FIELDS) - {"reason"}
         if unknown:
             raise errors.ValidationFailed(f"unknown fields: {', '.join(sorted(unknown))}")
-        try:
-            state = services.flag_state_update(state=state, by=request.user, reason=data.get("reason", ""), **fields)
-        except services.ApprovalRequired:
-            change = services.change_request_create(state=state, by=request.user, reason=data.get("reason", ""),
-                                                    **fields)
-            return Response(ChangeSerializer(change).data, status=status.HTTP_202_ACCEPTED)
+        state, change = services.flag_state_change(state=state, by=request.user, reason=data.get("reason", ""),
+                                                   **fields)
+        if change is not None:
+            return _proposed(change)
     return Response(StateSerializer(state).data)
 
 
@@ -169,15 +172,10 @@ def state_rollout(request, key, env):
     needs a second person's approval the change is proposed instead (202 with the change request)."""
     state = _state(request, key, env)
     data = _require_object(request)
-    try:
-        state = services.flag_set_rollout(environment=state.environment, key=key, percentage=data.get("percentage"),
-                                          by=request.user, reason=data.get("reason", ""))
-    except services.ApprovalRequired:
-        state = services.state_for(state.flag, state.environment)
-        config = services.rollout_config(state=state, percentage=data.get("percentage"))
-        change = services.change_request_create(state=state, by=request.user, reason=data.get("reason", ""),
-                                                **config)
-        return Response(ChangeSerializer(change).data, status=status.HTTP_202_ACCEPTED)
+    state, change = services.flag_rollout_change(state=state, percentage=data.get("percentage"), by=request.user,
+                                                 reason=data.get("reason", ""))
+    if change is not None:
+        return _proposed(change)
     return Response(StateSerializer(state).data)
 
 
@@ -196,14 +194,8 @@ def ramp_start(request, key, env):
 @api_view(["POST"])
 def ramp_action(request, key, env, action):
     state = _state(request, key, env)
-    ramp = state.ramps.exclude(status=RampStatus.REVERTED).first()
-    if ramp is None:
-        raise errors.TransitionNotAllowed("this flag has no gradual rollout here")
-    operation = {"pause": services.ramp_pause, "resume": services.ramp_resume, "revert": services.ramp_revert}
-    if action not in operation:
-        raise errors.ValidationFailed(f"unknown ramp action {action!r} (pause, resume or revert)")
     reason = request.data.get("reason", "") if isinstance(request.data, dict) else ""
-    ramp = operation[action](ramp=ramp, by=request.user, reason=reason)
+    ramp = services.ramp_action(state=state, action=action, by=request.user, reason=reason)
     return Response(RampSerializer(ramp).data)
 
 

@@ -89,7 +89,7 @@ class FeatureFlag(models.Model):
     )
     parent_enabled = models.BooleanField(default=True, help_text="require the parent on (or off, when unticked)")
     parent_variants = models.JSONField(default=list, blank=True, help_text="require one of these parent variants")
-    # The seed's per-flag monitoring, read by the rollout guard.
+    # The seed's per-flag monitoring: stored and editable; nothing reads it yet (a later issue adds guarded ramps).
     monitoring_metrics = models.JSONField(default=list, blank=True, help_text="metric names to watch")
     monitoring_alerts = models.JSONField(
         default=list, blank=True, help_text='alert configs: [{"metric", "operator", "threshold", "action"}]'

@@ -4,7 +4,6 @@ Pure functions, no Django import: the admin's rollout form and the services buil
 """
 from __future__ import annotations
 
-ROLLOUT_STRATEGIES = ("flexibleRollout", "gradualRolloutUserId", "gradualRolloutSessionId", "gradualRolloutRandom")
 _PERCENT_KEY = {
     "flexibleRollout": "rollout",
     "gradualRolloutUserId": "percentage",

@@ -3,7 +3,8 @@ gradual ramps, approvals, metrics. Views, admin, API, commands and tasks all com
 
 Each service checks permission, opens a transaction, validates, saves, bumps the environment's version token
 (so every process rebuilds its snapshot within the check interval) and records the audit event.
-``by=None`` means the system (the deployment engine, Celery beat): it is recorded as "system".
+``by=None`` means the system (the deployment engine, Celery beat): ``pmrelease.audit`` records it as
+"system"; a string names a system actor (a management command).
 """
 import copy
 import datetime as dt
@@ -19,10 +20,11 @@ from django.utils import timezone
 
 from pmrelease import audit, errors
 from pmrelease.roles import Capability
+from pmrelease.services import model_update
 from releases import access
 from releases.models import Environment
 
-from . import rollouts, snapshots
+from . import rollouts, snapshots, transfer
 from .engine import Snapshot
 from .engine.validation import validate_constraint, validate_strategy, validate_variants
 from .models import (
@@ -45,7 +47,6 @@ from .models import (
 
 logger = logging.getLogger(__name__)
 
-SYSTEM = "system"
 FLAG_FIELDS = ["description", "type", "owner", "tags", "lifecycle", "impression_data", "parent", "parent_enabled",
                "parent_variants", "monitoring_metrics", "monitoring_alerts"]
 STATE_FIELDS = ["enabled", "rollout", "strategies", "variants"]
@@ -59,10 +60,6 @@ class ApprovalRequired(errors.DomainError):
     code = "approval_required"
 
 
-def _actor(by):
-    return SYSTEM if by is None else by
-
-
 def _is_person(by):
     return getattr(by, "is_authenticated", False)
 
@@ -74,11 +71,17 @@ def _require(by, environment):
     access.require(by, [environment], Capability.DEPLOY)
 
 
+def can_edit_flags(by):
+    """Whether ``by`` may create and edit flag definitions and segments: full access to at least one environment
+    (the system and superusers may)."""
+    if by is None or isinstance(by, str) or getattr(by, "is_superuser", False):
+        return True
+    return any(access.can(by, env, Capability.DEPLOY) for env in Environment.objects.all())
+
+
 def _require_any(by):
     """Creating or editing a flag's definition needs full access to at least one environment."""
-    if by is None or isinstance(by, str) or getattr(by, "is_superuser", False):
-        return
-    if not any(access.can(by, env, Capability.DEPLOY) for env in Environment.objects.all()):
+    if not can_edit_flags(by):
         raise errors.PermissionDenied(
             f"{by.get_username()} has full access to no environment; editing flags needs full access to one"
         )
@@ -94,7 +97,11 @@ def _bump_all():
 
 
 def _fields(instance, names):
-    """A JSON-able dict of ``names`` (foreign keys as ids; JSON lists kept in order, unlike audit.snapshot)."""
+    """A JSON-able dict of ``names`` (foreign keys as ids; JSON lists kept in order, unlike audit.snapshot).
+
+    audit.snapshot sorts every list value (reordering tags, and failing on lists of objects such as strategies,
+    constraints or monitoring alerts), so the services auditing JSON fields (flag_update, segment_save, _apply)
+    snapshot with this and do not use ``pmrelease.services.model_update``."""
     data = {}
     for name in names:
         field = instance._meta.get_field(name)
@@ -147,7 +154,7 @@ def flag_create(*, key, description="", type=FlagType.RELEASE, owner=None, tags=
             raise errors.ValidationFailed(f"a flag {key!r} already exists", field_errors={"key": ["exists"]}) from None
         for env in Environment.objects.all():
             FlagEnvironment.objects.create(flag=flag, environment=env)
-        audit.record(action="flag.create", obj=flag, by=_actor(by), after=_fields(flag, ["key", *FLAG_FIELDS]))
+        audit.record(action="flag.create", obj=flag, by=by, after=_fields(flag, ["key", *FLAG_FIELDS]))
         _bump_all()
     return flag
 
@@ -207,7 +214,7 @@ def flag_update(*, flag, data, by=None, reason=""):
         flag.save()
         b, a = audit.diff(before, _fields(flag, FLAG_FIELDS))
         if a:
-            audit.record(action="flag.update", obj=flag, by=_actor(by), before=b, after=a, reason=reason)
+            audit.record(action="flag.update", obj=flag, by=by, before=b, after=a, reason=reason)
             _bump_all()
     return flag
 
@@ -218,7 +225,7 @@ def state_for(flag, environment):
 
 
 # --- per-environment configuration ---------------------------------------------------------------------
-def validate_config(*, strategies, variants, key=""):
+def validate_config(*, strategies, variants):
     """Messages saying what is wrong with strategies / variants (empty list: valid)."""
     problems = []
     if not isinstance(strategies, list):
@@ -238,13 +245,19 @@ def requires_approval(environment):
     return policy.require_approval if policy is not None else environment.is_production
 
 
+def approval_policy_validate(*, environment, by=None):
+    """Check that ``by`` may change the approval policy of ``environment`` (administrative access to it), as
+    approval_policy_set does, so that forms can show the refusal before saving."""
+    if _is_person(by) and not access.can(by, environment, Capability.CONFIGURE):
+        raise errors.PermissionDenied(
+            f"changing the approval policy of {environment.name} needs administrative access to it")
+
+
 def approval_policy_set(*, environment, require_approval, by=None, reason=""):
     """Whether flag changes in ``environment`` need a second person's approval (administrative access)."""
     if not isinstance(require_approval, bool):
         raise errors.ValidationFailed(f"require_approval must be true or false, not {require_approval!r}")
-    if _is_person(by) and not access.can(by, environment, Capability.CONFIGURE):
-        raise errors.PermissionDenied(
-            f"changing the approval policy of {environment.name} needs administrative access to it")
+    approval_policy_validate(environment=environment, by=by)
     with transaction.atomic():
         policy = ApprovalPolicy.objects.select_for_update().filter(environment=environment).first()
         before = requires_approval(environment)
@@ -252,7 +265,7 @@ def approval_policy_set(*, environment, require_approval, by=None, reason=""):
             policy = ApprovalPolicy(environment=environment)
         policy.require_approval = require_approval
         policy.save()
-        audit.record(action="flag.approval_policy.set", obj=policy, by=_actor(by), reason=reason,
+        audit.record(action="flag.approval_policy.set", obj=policy, by=by, reason=reason,
                      before={"environment": environment.name, "require_approval": before},
                      after={"environment": environment.name, "require_approval": require_approval})
     return policy
@@ -272,7 +285,7 @@ def _normalise_config(state, enabled, strategies, variants, rollout):
         if rollout not in RolloutKind.values:
             raise errors.ValidationFailed(f"rollout {rollout!r} is not one of {', '.join(RolloutKind.values)}")
         config["rollout"] = rollout
-    problems = validate_config(strategies=config["strategies"], variants=config["variants"], key=state.flag.key)
+    problems = validate_config(strategies=config["strategies"], variants=config["variants"])
     if problems:
         raise errors.ValidationFailed(
             f"{state.flag.key} @ {state.environment.name}: " + "; ".join(problems), reasons=problems
@@ -280,37 +293,75 @@ def _normalise_config(state, enabled, strategies, variants, rollout):
     return config
 
 
+def _locked(state):
+    return FlagEnvironment.objects.select_for_update().select_related("flag", "environment").get(pk=state.pk)
+
+
 def _apply(state, config, *, by, reason, action="flag.state.update"):
     """Write ``config`` to ``state`` (locked), audit, bump. Inside a transaction."""
-    state = FlagEnvironment.objects.select_for_update().select_related("flag", "environment").get(pk=state.pk)
+    state = _locked(state)
     before = state.config()
     for name in STATE_FIELDS:
         setattr(state, name, copy.deepcopy(config[name]))
     state.save()
     b, a = audit.diff(before, state.config())
     if a:
-        audit.record(action=action, obj=state, by=_actor(by), before=b, after=a, reason=reason)
+        audit.record(action=action, obj=state, by=by, before=b, after=a, reason=reason)
         _bump([state.environment])
     return state
+
+
+def _needs_second_person(by, state, config):
+    """A person's change of ``state`` to ``config`` where the environment's policy needs a second person."""
+    return _is_person(by) and requires_approval(state.environment) and config != state.config()
+
+
+def _propose(state, config, *, by, reason):
+    """Record ``config`` as a pending change request of ``state`` (audited). Inside a transaction."""
+    change = FlagChangeRequest.objects.create(
+        state=state, proposed=config, base=state.config(), reason=reason, requested_by=by if _is_person(by) else None,
+    )
+    audit.record(action="flag.change.propose", obj=state, by=by, before=change.base, after=config, reason=reason)
+    return change
+
+
+def _change(state, build, *, by, reason, propose, action="flag.state.update", applied_reason=None):
+    """Apply ``build(locked_state)`` (the new configuration) to ``state``. Where the environment's policy needs a
+    second person's approval of this person's change, propose it as a change request (``propose``) or refuse it
+    (ApprovalRequired). Returns ``(state, None)`` when applied, ``(state, change_request)`` when proposed."""
+    _require(by, state.environment)
+    with transaction.atomic():
+        # Lock and re-read first: the merged configuration is built on the current row, not on what the caller
+        # read earlier (two concurrent edits of different fields must not undo each other).
+        state = _locked(state)
+        config = build(state)
+        if _needs_second_person(by, state, config):
+            if not propose:
+                raise ApprovalRequired(
+                    f"flag changes in {state.environment.name} need a second person's approval: propose the change")
+            return state, _propose(state, config, by=by, reason=reason)
+        return _apply(state, config, by=by, reason=applied_reason or reason, action=action), None
 
 
 def flag_state_update(*, state, enabled=_UNSET, strategies=_UNSET, variants=_UNSET, rollout=_UNSET, by=None,
                       reason=""):
     """Change a flag's state in one environment. Invalid strategies/variants are refused with messages.
 
-    Raises ApprovalRequired when the environment's policy needs a second person (use change_request_create).
+    Raises ApprovalRequired when the environment's policy needs a second person (``flag_state_change`` proposes
+    the change instead). Returns the FlagEnvironment.
     """
-    _require(by, state.environment)
-    with transaction.atomic():
-        # Lock and re-read first: the merged configuration is built on the current row, not on what the caller
-        # read earlier (two concurrent edits of different fields must not undo each other).
-        state = FlagEnvironment.objects.select_for_update().select_related("flag", "environment").get(pk=state.pk)
-        config = _normalise_config(state, enabled, strategies, variants, rollout)
-        if _is_person(by) and requires_approval(state.environment) and config != state.config():
-            raise ApprovalRequired(
-                f"flag changes in {state.environment.name} need a second person's approval: propose the change"
-            )
-        return _apply(state, config, by=by, reason=reason)
+    state, _ = _change(state, lambda s: _normalise_config(s, enabled, strategies, variants, rollout), by=by,
+                       reason=reason, propose=False)
+    return state
+
+
+def flag_state_change(*, state, enabled=_UNSET, strategies=_UNSET, variants=_UNSET, rollout=_UNSET, by=None,
+                      reason=""):
+    """Change a flag's state in one environment, or — where the environment's policy needs a second person's
+    approval of this person's change — propose it. Returns ``(state, None)`` when applied, ``(state,
+    change_request)`` when proposed."""
+    return _change(state, lambda s: _normalise_config(s, enabled, strategies, variants, rollout), by=by,
+                   reason=reason, propose=True)
 
 
 def flag_toggle(*, state, enabled, by=None, reason=""):
@@ -340,11 +391,17 @@ def rollout_config(*, state, percentage):
     return config
 
 
+def _set_rollout(state, percentage, *, by, reason, propose):
+    percentage = _check_percentage(percentage)
+    return _change(state, lambda s: rollout_config(state=s, percentage=percentage), by=by, reason=reason,
+                   propose=propose, action="flag.rollout.set", applied_reason=reason or f"rollout set to {percentage}%")
+
+
 def flag_set_rollout(*, environment, key, percentage, by=None, reason=""):
     """Set the percentage of the flag's rollout strategy in ``environment`` (0-100), enabling the flag there
     when ``percentage`` > 0. The system (``by=None``: the deployment engine, gradual ramps) is not subject to
     the approval policy (those operations are approved where they start); a person is: ApprovalRequired where
-    the environment needs a second person (propose ``rollout_config(...)`` as a change request instead).
+    the environment needs a second person (``flag_rollout_change`` proposes the change instead).
     Returns the FlagEnvironment."""
     _check_percentage(percentage)
     env_name = getattr(environment, "name", environment)
@@ -354,16 +411,15 @@ def flag_set_rollout(*, environment, key, percentage, by=None, reason=""):
     )
     if state is None:
         raise errors.ValidationFailed(f"flag {key!r} has no state in environment {env_name!r}")
-    _require(by, state.environment)
-    with transaction.atomic():
-        state = FlagEnvironment.objects.select_for_update().select_related("flag", "environment").get(pk=state.pk)
-        config = rollout_config(state=state, percentage=percentage)
-        if _is_person(by) and requires_approval(state.environment) and config != state.config():
-            raise ApprovalRequired(
-                f"flag changes in {state.environment.name} need a second person's approval: propose the change"
-            )
-        return _apply(state, config, by=by, reason=reason or f"rollout set to {int(percentage)}%",
-                      action="flag.rollout.set")
+    state, _ = _set_rollout(state, percentage, by=by, reason=reason, propose=False)
+    return state
+
+
+def flag_rollout_change(*, state, percentage, by=None, reason=""):
+    """Set the rollout percentage of ``state`` as ``flag_set_rollout`` does, or — where the environment's policy
+    needs a second person's approval of this person's change — propose it. Returns ``(state, None)`` when
+    applied, ``(state, change_request)`` when proposed."""
+    return _set_rollout(state, percentage, by=by, reason=reason, propose=True)
 
 
 def flag_set_rollout_for_deployment(*, environment, key, percentage, reason=""):
@@ -394,6 +450,19 @@ def apply_rollout(*, state, kind, percentage=100, stickiness="default", segments
     return flag_state_update(state=state, enabled=True, strategies=strategies, rollout=kind, by=by, reason=reason)
 
 
+def flag_state_edit(*, state, enabled, strategies, variants, by=None, reason="", propose=False):
+    """Save a flag's state as edited by hand (the admin's strategies and variants editor), or with ``propose``
+    propose it for a second person's approval. Strategies that differ from the current ones make the rollout
+    ``custom`` (no longer one of the seed's rollout kinds); otherwise the rollout kind is kept. Returns
+    ``(state, None)`` when saved, ``(state, change_request)`` when proposed; ApprovalRequired (not proposed)
+    when saving where the environment needs a second person."""
+    fields = {"enabled": enabled, "strategies": strategies, "variants": variants,
+              "rollout": RolloutKind.CUSTOM if strategies != state.strategies else state.rollout}
+    if propose:
+        return state, change_request_create(state=state, by=by, reason=reason, **fields)
+    return flag_state_update(state=state, by=by, reason=reason, **fields), None
+
+
 def config_diff(source, target):
     """Line-level differences between two states' configurations: [(field, target_value, source_value)]."""
     a, b = target.config(), source.config()
@@ -417,15 +486,7 @@ def change_request_create(*, state, by, reason="", enabled=_UNSET, strategies=_U
     if config == state.config():
         raise errors.ValidationFailed("the proposed configuration is the same as the current one")
     with transaction.atomic():
-        change = FlagChangeRequest.objects.create(
-            state=state, proposed=config, base=state.config(), reason=reason,
-            requested_by=by if _is_person(by) else None,
-        )
-        audit.record(action="flag.change.propose", obj=state, by=_actor(by), before=change.base, after=config,
-                     reason=reason)
-    return change
-
-
+        return _propose(state, config, by=by, reason=reason)
 def change_request_approve(*, change, by, comment=""):
     """A second person approves: the change is applied (refused if the state changed meanwhile)."""
     with transaction.atomic():
@@ -444,7 +505,7 @@ def change_request_approve(*, change, by, comment=""):
         change.decided_by = by if _is_person(by) else None
         change.decided_at = timezone.now()
         change.save()
-        audit.record(action="flag.change.approve", obj=change.state, by=_actor(by), reason=comment)
+        audit.record(action="flag.change.approve", obj=change.state, by=by, reason=comment)
         _apply(state, change.proposed, by=by, reason=change.reason or comment)
     return change
 
@@ -461,12 +522,13 @@ def change_request_reject(*, change, by, comment=""):
         change.decided_by = by if _is_person(by) else None
         change.decided_at = timezone.now()
         change.save()
-        audit.record(action=f"flag.change.{change.status}", obj=change.state, by=_actor(by), reason=comment)
+        audit.record(action=f"flag.change.{change.status}", obj=change.state, by=by, reason=comment)
     return change
 
 
 # --- segments ------------------------------------------------------------------------------------------
-def _validate_constraints(constraints):
+def validate_constraints(constraints):
+    """Messages saying what is wrong with a segment's constraints (empty list: valid)."""
     if not isinstance(constraints, list):
         return ["constraints must be a list"]
     return [f"constraint {i + 1}: {m}" for i, c in enumerate(constraints) for m in validate_constraint(c)]
@@ -474,7 +536,7 @@ def _validate_constraints(constraints):
 
 def segment_save(*, name, constraints, description="", segment=None, by=None):
     _require_any(by)
-    problems = _validate_constraints(constraints)
+    problems = validate_constraints(constraints)
     if problems:
         raise errors.ValidationFailed(f"segment {name!r}: " + "; ".join(problems), reasons=problems)
     with transaction.atomic():
@@ -487,7 +549,7 @@ def segment_save(*, name, constraints, description="", segment=None, by=None):
         segment.name, segment.description, segment.constraints = name, description, constraints
         errors.full_clean(segment)
         segment.save()
-        audit.record(action="flag.segment.save", obj=segment, by=_actor(by), before=before,
+        audit.record(action="flag.segment.save", obj=segment, by=by, before=before,
                      after=_fields(segment, ["name", "description", "constraints"]))
         _bump_all()
     return segment
@@ -505,18 +567,22 @@ def segment_references(segment):
     return used
 
 
+def segment_check_unused(segment):
+    """Refuse (ValidationFailed naming the flags) while a strategy uses ``segment``: it cannot be deleted."""
+    used = segment_references(segment)
+    if used:
+        raise errors.ValidationFailed(
+            f"segment {segment.name!r} is used by {', '.join(used)}: remove it from those strategies first")
+
+
 def segment_delete(*, segment, by=None, reason=""):
     """Delete a segment no flag uses (refused, naming the flags, while any strategy refers to it)."""
     _require_any(by)
     with transaction.atomic():
         segment = Segment.objects.select_for_update().get(pk=segment.pk)
-        used = segment_references(segment)
-        if used:
-            raise errors.ValidationFailed(
-                f"segment {segment.name!r} is used by {', '.join(used)}: remove it from those strategies first",
-                reasons=used)
+        segment_check_unused(segment)
         before = _fields(segment, ["name", "description", "constraints"])
-        audit.record(action="flag.segment.delete", obj=segment, by=_actor(by), before=before, reason=reason)
+        audit.record(action="flag.segment.delete", obj=segment, by=by, before=before, reason=reason)
         segment.delete()
         _bump_all()
 
@@ -535,24 +601,76 @@ def api_key_create(*, environment, kind, name="", by=None, rate_limit=None):
             name=name, environment=environment, kind=kind, prefix=token[:8], key_hash=ApiKey.hash(raw),
             rate_limit=rate_limit, created_by=by if _is_person(by) else None,
         )
-        audit.record(action="flag.api_key.create", obj=key, by=_actor(by),
+        audit.record(action="flag.api_key.create", obj=key, by=by,
                      after={"environment": environment.name, "kind": kind, "name": name, "prefix": key.prefix})
         snapshots.bump(snapshots.KEYS_SCOPE)
     return key, raw
 
 
 def api_key_revoke(*, key, by=None, reason=""):
+    """Revoke a key (idempotent); every process's key cache drops it within the check interval."""
     if _is_person(by):
         access.require(by, [key.environment], Capability.CONFIGURE)
     with transaction.atomic():
         key = ApiKey.objects.select_for_update().get(pk=key.pk)
         if key.revoked_at is not None:
             return key
-        key.revoked_at = timezone.now()
-        key.save(update_fields=["revoked_at"])
-        audit.record(action="flag.api_key.revoke", obj=key, by=_actor(by), reason=reason)
+        model_update(instance=key, data={"revoked_at": timezone.now()}, fields=["revoked_at"], by=by,
+                     action="flag.api_key.revoke", reason=reason)
         snapshots.bump(snapshots.KEYS_SCOPE)
     return key
+
+
+# --- import (Unleash documents) ------------------------------------------------------------------------
+def flags_import(*, environment, doc, by=None, reason=""):
+    """Load an Unleash client-features document as ``environment``'s flags; returns the counts
+    ``{"created", "updated", "segments", "proposed"}``.
+
+    The file is read by ``transfer.parse_document`` first (every problem listed, nothing imported). Then, in one
+    transaction (an error anywhere imports nothing): segments matched by name (created, or changed when their
+    constraints differ), flags created or updated, each flag's state in ``environment`` set, dependencies linked.
+    A person needs full access to the environment; where its flag changes need a second person's approval, a
+    person's changed states are proposed as change requests (counted as "proposed") instead of applied. The
+    system and named system actors (``by="import_flags"``) apply them.
+    """
+    _require(by, environment)
+    plan = transfer.parse_document(doc)
+    counts = {"created": 0, "updated": 0, "segments": 0, "proposed": 0}
+    with transaction.atomic():
+        segment_ids = {}
+        for segment in plan.segments:
+            existing = Segment.objects.filter(name=segment.name).first()
+            if existing is None or existing.constraints != segment.constraints:
+                existing = segment_save(name=segment.name, constraints=segment.constraints,
+                                        description=segment.description, segment=existing, by=by)
+                counts["segments"] += 1
+            segment_ids[segment.id] = existing.pk
+        flags = {}
+        for item in plan.flags:
+            flag = FeatureFlag.objects.filter(key=item.key).first()
+            data = {"description": item.description, "type": item.type, "impression_data": item.impression_data}
+            if flag is None:
+                flag = flag_create(key=item.key, by=by, **data)
+                counts["created"] += 1
+            else:
+                flag = flag_update(flag=flag, data=data, by=by, reason=reason or "import")
+                counts["updated"] += 1
+            flags[flag.key] = flag
+            _state, change = flag_state_change(
+                state=state_for(flag, environment), enabled=item.enabled, rollout=item.rollout,
+                strategies=item.strategies_with(segment_ids), variants=item.variants, by=by,
+                reason=reason or "import")
+            counts["proposed"] += change is not None
+        for item in plan.flags:
+            if item.dependency:
+                parent = flags.get(item.dependency["feature"]) or FeatureFlag.objects.get(
+                    key=item.dependency["feature"])
+                flag_update(flag=flags[item.key], data={
+                    "parent": parent, "parent_enabled": item.dependency["enabled"],
+                    "parent_variants": item.dependency["variants"]}, by=by, reason=reason or "import")
+        audit.record(action="flag.import", object_type="releases.environment", object_id=environment.pk,
+                     object_repr=environment.name, by=by, after=counts, reason=reason)
+    return counts
 
 
 # --- gradual ramps -------------------------------------------------------------------------------------
@@ -576,7 +694,7 @@ def ramp_start(*, state, steps, stickiness="default", by=None, reason="", now=No
             f"starting a ramp in {state.environment.name} needs a second person's approval: "
             "propose the first step as a percentage change, then start the ramp once approved")
     with transaction.atomic():
-        state = FlagEnvironment.objects.select_for_update().select_related("flag", "environment").get(pk=state.pk)
+        state = _locked(state)
         if state.ramps.filter(status__in=[RampStatus.RUNNING, RampStatus.PAUSED]).exists():
             raise errors.TransitionNotAllowed("this flag already has a running or paused ramp here")
         current = rollouts.rollout_percentage(state.strategies) if state.enabled else 0
@@ -593,7 +711,7 @@ def ramp_start(*, state, steps, stickiness="default", by=None, reason="", now=No
         if problems:
             raise errors.ValidationFailed(f"{state}: " + "; ".join(problems), reasons=problems)
         _apply(state, config, by=by, reason=reason)
-        audit.record(action="flag.ramp.start", obj=state, by=_actor(by), after={"steps": steps}, reason=reason)
+        audit.record(action="flag.ramp.start", obj=state, by=by, after={"steps": steps}, reason=reason)
         if steps[0]["minutes"] == 0:
             # In the same transaction: a first step that cannot be applied leaves no ramp and no changed strategy.
             ramp_advance(ramp=ramp, now=now)
@@ -620,7 +738,7 @@ def ramp_advance(*, ramp, now=None):
         else:
             ramp.status, ramp.next_step_at = RampStatus.COMPLETED, None
         ramp.save()
-        audit.record(action="flag.ramp.step", obj=ramp.state, by=SYSTEM,
+        audit.record(action="flag.ramp.step", obj=ramp.state, by=None,
                      after={"step": index + 1, "percentage": step["percentage"], "status": ramp.status})
     return ramp
 
@@ -645,7 +763,7 @@ def advance_due_ramps(now=None):
     return advanced
 
 
-def _ramp_transition(ramp, by, reason, allowed, action):
+def _ramp_transition(ramp, by, allowed, action):
     ramp = GradualRollout.objects.select_for_update().select_related("state__flag", "state__environment").get(
         pk=ramp.pk)
     _require(by, ramp.state.environment)
@@ -655,12 +773,12 @@ def _ramp_transition(ramp, by, reason, allowed, action):
 
 
 def ramp_pause(*, ramp, by=None, reason=""):
-    """Stop a ramp where it is (the operator, or the metric guard)."""
+    """Stop a ramp where it is (an operator, or the beat task when a step cannot be applied)."""
     with transaction.atomic():
-        ramp = _ramp_transition(ramp, by, reason, {RampStatus.RUNNING}, "pause")
+        ramp = _ramp_transition(ramp, by, {RampStatus.RUNNING}, "pause")
         ramp.status = RampStatus.PAUSED
         ramp.save()
-        audit.record(action="flag.ramp.pause", obj=ramp.state, by=_actor(by), reason=reason,
+        audit.record(action="flag.ramp.pause", obj=ramp.state, by=by, reason=reason,
                      after={"percentage": ramp.current_percentage, "step": ramp.current_step + 1})
     return ramp
 
@@ -669,11 +787,11 @@ def ramp_resume(*, ramp, by=None, reason="", now=None):
     """Continue a paused ramp: the next step is due one step interval from now."""
     now = now or timezone.now()
     with transaction.atomic():
-        ramp = _ramp_transition(ramp, by, reason, {RampStatus.PAUSED}, "resume")
+        ramp = _ramp_transition(ramp, by, {RampStatus.PAUSED}, "resume")
         ramp.status = RampStatus.RUNNING
         ramp.next_step_at = now + dt.timedelta(minutes=ramp.steps[ramp.current_step + 1]["minutes"])
         ramp.save()
-        audit.record(action="flag.ramp.resume", obj=ramp.state, by=_actor(by), reason=reason,
+        audit.record(action="flag.ramp.resume", obj=ramp.state, by=by, reason=reason,
                      after={"next_step_at": ramp.next_step_at.isoformat()})
     return ramp
 
@@ -681,14 +799,31 @@ def ramp_resume(*, ramp, by=None, reason="", now=None):
 def ramp_revert(*, ramp, by=None, reason=""):
     """Stop a ramp and restore the configuration the flag had before it started."""
     with transaction.atomic():
-        ramp = _ramp_transition(ramp, by, reason, {RampStatus.RUNNING, RampStatus.PAUSED, RampStatus.COMPLETED},
-                                "revert")
+        ramp = _ramp_transition(ramp, by, {RampStatus.RUNNING, RampStatus.PAUSED, RampStatus.COMPLETED}, "revert")
         ramp.status, ramp.next_step_at = RampStatus.REVERTED, None
         ramp.save()
-        audit.record(action="flag.ramp.revert", obj=ramp.state, by=_actor(by), reason=reason,
+        audit.record(action="flag.ramp.revert", obj=ramp.state, by=by, reason=reason,
                      after={"restored": ramp.previous_config})
         _apply(ramp.state, ramp.previous_config, by=by, reason=reason or "gradual rollout reverted")
     return ramp
+
+
+def current_ramp(state):
+    """The state's latest gradual rollout that was not reverted (running, paused or completed), or None."""
+    return state.ramps.exclude(status=RampStatus.REVERTED).first()
+
+
+RAMP_ACTIONS = {"pause": ramp_pause, "resume": ramp_resume, "revert": ramp_revert}
+
+
+def ramp_action(*, state, action, by=None, reason=""):
+    """Pause, resume or revert the current ramp of ``state`` (TransitionNotAllowed when it has none)."""
+    ramp = current_ramp(state)
+    if ramp is None:
+        raise errors.TransitionNotAllowed("this flag has no gradual rollout here")
+    if action not in RAMP_ACTIONS:
+        raise errors.ValidationFailed(f"unknown ramp action {action!r} (pause, resume or revert)")
+    return RAMP_ACTIONS[action](ramp=ramp, by=by, reason=reason)
 
 
 # --- SDK registration and metrics ----------------------------------------------------------------------

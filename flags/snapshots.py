@@ -16,7 +16,7 @@ import json
 import os
 import threading
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
 from django.conf import settings
@@ -238,7 +238,6 @@ class EnvironmentSnapshot:
     flag_types: dict
     checked: float = 0.0
     stale: bool = False
-    etag_cache: dict = field(default_factory=dict)
 
     def etag(self, variant=""):
         return f'"{self.token[:20]}{variant}"'

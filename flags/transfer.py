@@ -1,17 +1,16 @@
 """Import and export of an environment's flags in Unleash's client-features format.
 
-``import_document`` loads ``{"version", "features": [...], "segments": [...]}`` (the body of Unleash's
-``GET /api/client/features``, or our export) as one environment's flags: flags are created or updated,
-segments matched by name (created when missing), dependencies linked. Everything is validated first and
-applied in one transaction: a file with one bad strategy changes nothing and the refusal lists every problem.
+``parse_document`` reads ``{"version", "features": [...], "segments": [...]}`` (the body of Unleash's
+``GET /api/client/features``, or our export) into an :class:`ImportPlan`, listing every problem of the file at
+once (ValidationFailed). ``services.flags_import`` applies a plan to one environment, in one transaction.
 """
-from django.db import transaction
+from dataclasses import dataclass
 
-from pmrelease import audit, errors
+from pmrelease import errors
 
-from . import services, snapshots
+from . import snapshots
 from .engine.validation import validate_constraint, validate_strategy, validate_variants
-from .models import FeatureFlag, FlagType, RolloutKind, Segment
+from .models import FeatureFlag, FlagType, RolloutKind
 
 FORMATS = ("unleash",)
 
@@ -33,6 +32,7 @@ def _variants(variants):
 
 
 def _rollout_kind(strategies):
+    """The seed's rollout kind a file's strategies amount to (custom unless plainly immediate or percentage)."""
     names = [s.get("name") for s in strategies]
     if not names or names == ["default"]:
         return RolloutKind.IMMEDIATE
@@ -41,15 +41,52 @@ def _rollout_kind(strategies):
     return RolloutKind.CUSTOM
 
 
-def import_document(*, environment, doc, by=None, reason=""):
-    """Load ``doc`` as ``environment``'s flags; returns {"created", "updated", "segments"} counts."""
+@dataclass(frozen=True)
+class ImportedSegment:
+    id: int  # the segment's id in the file (the file's strategies refer to it)
+    name: str
+    description: str
+    constraints: list
+
+
+@dataclass(frozen=True)
+class ImportedFlag:
+    key: str
+    type: str
+    description: str
+    impression_data: bool
+    enabled: bool
+    rollout: str
+    strategies: list  # segments referred to by their ids in the file
+    variants: list
+    dependency: dict | None  # {"feature", "enabled", "variants"}: the parent flag (one level)
+
+    def strategies_with(self, segment_ids):
+        """The strategies with the file's segment ids replaced by the stored segments' (``{file id: pk}``)."""
+        result = []
+        for strategy in self.strategies:
+            strategy = dict(strategy)
+            if strategy.get("segments"):
+                strategy["segments"] = [segment_ids[s] for s in strategy["segments"]]
+            result.append(strategy)
+        return result
+
+
+@dataclass(frozen=True)
+class ImportPlan:
+    segments: list
+    flags: list
+
+
+def parse_document(doc):
+    """Read an Unleash document into an ImportPlan; ValidationFailed listing every problem when it is not valid."""
     if not isinstance(doc, dict) or not isinstance(doc.get("features"), list):
         raise errors.ValidationFailed('an Unleash document is a JSON object with a "features" list')
     problems = []
     raw_segments = doc.get("segments") or []
     if not isinstance(raw_segments, list):
         raise errors.ValidationFailed('"segments" must be a list')
-    segment_names = {}
+    segments = {}
     by_name = {}
     for index, segment in enumerate(raw_segments):
         if not isinstance(segment, dict) or "id" not in segment:
@@ -59,7 +96,7 @@ def import_document(*, environment, doc, by=None, reason=""):
         if isinstance(sid, bool) or not isinstance(sid, int):
             problems.append(f"segments[{index}]: id must be a whole number")
             continue
-        if sid in segment_names:
+        if sid in segments:
             problems.append(f"segments[{index}]: id {sid} is used twice")
             continue
         constraints = segment.get("constraints") or []
@@ -73,9 +110,10 @@ def import_document(*, environment, doc, by=None, reason=""):
             # segments are matched by name: two with one name would become one, with the wrong constraints
             problems.append(f"segments {by_name[name]} and {sid} have the same name {name!r}")
         by_name.setdefault(name, sid)
-        segment_names[sid] = name
+        segments[sid] = ImportedSegment(id=sid, name=name, description=segment.get("description") or "",
+                                        constraints=constraints)
 
-    features = []
+    flags = []
     names = set()
     for index, feature in enumerate(doc["features"]):
         if not isinstance(feature, dict) or not isinstance(feature.get("name"), str):
@@ -95,9 +133,10 @@ def import_document(*, environment, doc, by=None, reason=""):
         if not isinstance(strategies, list):
             problems.append(f"{label}: strategies must be a list")
             strategies = []
+        strategies = [dict(s) if isinstance(s, dict) else s for s in strategies]  # the caller's document is kept
         for i, strategy in enumerate(strategies):
             problems.extend(f"{label}: strategy {i + 1}: {m}"
-                            for m in validate_strategy(strategy, segment_ids=segment_names.keys()))
+                            for m in validate_strategy(strategy, segment_ids=segments.keys()))
         for field in ("enabled", "impressionData"):
             if feature.get(field) is not None and not isinstance(feature[field], bool):
                 problems.append(f"{label}: {field} must be true or false")
@@ -129,58 +168,21 @@ def import_document(*, environment, doc, by=None, reason=""):
         dependencies = [d for d in dependencies if isinstance(d, dict) and isinstance(d.get("feature"), str)]
         if len(dependencies) > 1:
             problems.append(f"{label}: only one parent dependency is supported")
-        features.append((feature, flag_type, strategies, variants, dependencies[:1]))
-    for feature, _t, _s, _v, dependencies in features:
-        for dependency in dependencies:
-            parent = dependency["feature"]
-            if parent not in names and not FeatureFlag.objects.filter(key=parent).exists():
-                problems.append(f"feature {feature['name']!r}: parent {parent!r} is neither in the file nor known")
+        dependency = None
+        if dependencies:
+            first = dependencies[0]
+            dependency = {"feature": first["feature"], "enabled": first.get("enabled", True) is not False,
+                          "variants": list(first.get("variants") or [])}
+        stored = [{k: v for k, v in s.items() if k != "id"} for s in strategies if isinstance(s, dict)]
+        flags.append(ImportedFlag(
+            key=name, type=flag_type, description=feature.get("description") or "",
+            impression_data=feature.get("impressionData") is True, enabled=feature.get("enabled") is True,
+            rollout=_rollout_kind(stored), strategies=stored, variants=variants, dependency=dependency))
+    for flag in flags:
+        parent = flag.dependency and flag.dependency["feature"]
+        if parent and parent not in names and not FeatureFlag.objects.filter(key=parent).exists():
+            problems.append(f"feature {flag.key!r}: parent {parent!r} is neither in the file nor known")
     if problems:
         raise errors.ValidationFailed(f"the file was not imported: {len(problems)} problem(s): "
                                       + "; ".join(problems[:20]), reasons=problems)
-
-    counts = {"created": 0, "updated": 0, "segments": 0}
-    with transaction.atomic():
-        segment_ids = {}
-        for segment in raw_segments:
-            existing = Segment.objects.filter(name=segment_names[segment["id"]]).first()
-            constraints = segment.get("constraints") or []
-            if existing is None or existing.constraints != constraints:
-                existing = services.segment_save(name=segment_names[segment["id"]], constraints=constraints,
-                                                 description=segment.get("description") or "", segment=existing,
-                                                 by=by)
-                counts["segments"] += 1
-            segment_ids[segment["id"]] = existing.pk
-        flags = {}
-        for feature, flag_type, strategies, variants, _deps in features:
-            flag = FeatureFlag.objects.filter(key=feature["name"]).first()
-            data = {"description": feature.get("description") or "", "type": flag_type,
-                    "impression_data": feature.get("impressionData") is True}
-            if flag is None:
-                flag = services.flag_create(key=feature["name"], by=by, **data)
-                counts["created"] += 1
-            else:
-                flag = services.flag_update(flag=flag, data=data, by=by, reason=reason or "import")
-                counts["updated"] += 1
-            flags[flag.key] = flag
-            stored = []
-            for strategy in strategies:
-                strategy = dict(strategy)
-                strategy.pop("id", None)
-                if strategy.get("segments"):
-                    strategy["segments"] = [segment_ids[s] for s in strategy["segments"]]
-                stored.append(strategy)
-            state = services.state_for(flag, environment)
-            config = {"enabled": feature.get("enabled") is True, "rollout": _rollout_kind(stored),
-                      "strategies": stored, "variants": variants}
-            services._apply(state, config, by=services._actor(by), reason=reason or "import")
-        for feature, _t, _s, _v, dependencies in features:
-            if dependencies:
-                dependency = dependencies[0]
-                parent = flags.get(dependency["feature"]) or FeatureFlag.objects.get(key=dependency["feature"])
-                services.flag_update(flag=flags[feature["name"]], data={
-                    "parent": parent, "parent_enabled": dependency.get("enabled", True) is not False,
-                    "parent_variants": list(dependency.get("variants") or [])}, by=by, reason=reason or "import")
-        audit.record(action="flag.import", object_type="releases.environment", object_id=environment.pk,
-                     object_repr=environment.name, by=services._actor(by), after=counts, reason=reason)
-    return counts
+    return ImportPlan(segments=list(segments.values()), flags=flags)

@@ -25,8 +25,6 @@ from .regex import RegexTranslationError, compile_rust_regex
 Predicate = Callable[[dict], bool]
 Getter = Callable[[dict], object]
 
-STANDARD_FIELDS = ("userId", "sessionId", "remoteAddress", "environment", "appName", "currentTime")
-
 LIST_OPERATORS = frozenset({"IN", "NOT_IN", "STR_STARTS_WITH", "STR_ENDS_WITH", "STR_CONTAINS", "IN_CIDR"})
 NUMERIC_OPERATORS = frozenset({"NUM_EQ", "NUM_GT", "NUM_GTE", "NUM_LT", "NUM_LTE"})
 DATE_OPERATORS = frozenset({"DATE_AFTER", "DATE_BEFORE"})
@@ -425,11 +423,3 @@ def compile_constraint(raw: dict) -> CompiledConstraint:
         return CompiledConstraint(_never, description, str(name), str(exc))
     return CompiledConstraint(predicate, description, str(name))
 
-
-def check_constraint(raw: dict) -> str | None:
-    """Return the compile error for a constraint dict, or None when it compiles."""
-    try:
-        _build_predicate(raw)
-    except ConstraintError as exc:
-        return str(exc)
-    return None

@@ -168,7 +168,7 @@ def compile_feature(raw: dict, segments: dict[int, list], hostname: str) -> Comp
 class Snapshot:
     """An immutable compiled feature set. Build with :meth:`from_client_features`; share between threads."""
 
-    __slots__ = ("_features", "_raw_features", "_raw_segments", "_segments", "hostname", "version", "meta")
+    __slots__ = ("_features", "_raw_features", "_raw_segments", "hostname", "version", "meta")
 
     def __init__(
         self,
@@ -182,7 +182,6 @@ class Snapshot:
         self._features = features
         self._raw_features = raw_features
         self._raw_segments = raw_segments
-        self._segments = _segment_map(raw_segments.values())
         self.hostname = hostname
         self.version = version
         self.meta = meta

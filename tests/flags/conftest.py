@@ -42,6 +42,16 @@ def make_flag(envs):
 
 
 @pytest.fixture
+def used_segment(make_flag):
+    """A segment that flag "f" uses in a strategy in staging (where it is on)."""
+    segment = services.segment_save(name="beta", constraints=[
+        {"contextName": "plan", "operator": "IN", "values": ["pro"]}])
+    make_flag("f", enabled={"staging": True}, strategies={"staging": [
+        {"name": "default", "parameters": {}, "constraints": [], "segments": [segment.pk]}]})
+    return segment
+
+
+@pytest.fixture
 def make_key(envs):
     def make(env="staging", kind="client", **kwargs):
         _key, raw = services.api_key_create(environment=envs[env], kind=kind, **kwargs)

@@ -5,6 +5,7 @@ import pytest
 
 from flags import services
 from flags.models import ClientApplication, ConfigVersion, FeatureFlag, FlagEnvironment, FlagMetricsBucket
+from pmrelease.models import AuditEvent
 
 pytestmark = pytest.mark.django_db
 
@@ -87,8 +88,12 @@ def test_ofrep_flag__x_api_key_header__accepted(http, flags, make_key):
 def test_api_key__revoked__401_within_the_process(http, flags, envs):
     key, raw = services.api_key_create(environment=envs["staging"], kind="client")
     assert _post(http, "/ofrep/v1/evaluate/flags/staging-only", {}, raw).status_code == 200
-    services.api_key_revoke(key=key)
+    services.api_key_revoke(key=key, reason="leaked")
     assert _post(http, "/ofrep/v1/evaluate/flags/staging-only", {}, raw).status_code == 401
+    event = AuditEvent.objects.get(action="flag.api_key.revoke")
+    assert event.before == {"revoked_at": None} and event.after["revoked_at"] and event.reason == "leaked"
+    services.api_key_revoke(key=key)
+    assert AuditEvent.objects.filter(action="flag.api_key.revoke").count() == 1
 
 
 def test_api_key__staging_key__never_sees_production(http, flags, make_key):
@@ -169,20 +174,20 @@ def test_ofrep_bulk__every_flag_and_etag__304_when_unchanged(http, flags, make_k
 
 def test_flag_apis__warm__zero_database_queries_per_request(http, flags, make_key, django_assert_num_queries):
     client_key, frontend_key = make_key(), make_key(kind="frontend")
-    calls = [
-        lambda: _post(http, "/ofrep/v1/evaluate/flags/new-checkout", {"context": {"plan": "pro"}}, client_key),
-        lambda: _post(http, "/ofrep/v1/evaluate/flags", {"context": {"targetingKey": "u9"}}, client_key),
-        lambda: _post(http, "/ofrep/v1/evaluate/flags/missing", {}, client_key),
-        lambda: http.get("/api/client/features", HTTP_AUTHORIZATION=client_key),
-        lambda: http.get("/api/frontend?userId=5", HTTP_AUTHORIZATION=frontend_key),
-        lambda: _post(http, "/api/frontend", {"context": {"userId": "5"}}, frontend_key),
+    calls = [  # (request, the status it must answer)
+        (lambda: _post(http, "/ofrep/v1/evaluate/flags/new-checkout", {"context": {"plan": "pro"}}, client_key), 200),
+        (lambda: _post(http, "/ofrep/v1/evaluate/flags", {"context": {"targetingKey": "u9"}}, client_key), 200),
+        (lambda: _post(http, "/ofrep/v1/evaluate/flags/missing", {}, client_key), 404),
+        (lambda: http.get("/api/client/features", HTTP_AUTHORIZATION=client_key), 200),
+        (lambda: http.get("/api/frontend?userId=5", HTTP_AUTHORIZATION=frontend_key), 200),
+        (lambda: _post(http, "/api/frontend", {"context": {"userId": "5"}}, frontend_key), 200),
     ]
-    for call in calls:  # warm: key lookups and the snapshot build
-        assert call().status_code in (200, 404)
+    for call, status in calls:  # warm: key lookups and the snapshot build
+        assert call().status_code == status
     with django_assert_num_queries(0):
         for _ in range(3):
-            for call in calls:
-                assert call().status_code in (200, 404)
+            for call, status in calls:
+                assert call().status_code == status
 
 
 def test_flag_edit__same_process__seen_by_the_next_request(http, flags, make_key, envs):
@@ -277,6 +282,33 @@ def test_client_register__valid__202_and_recorded(http, flags, make_key):
     assert _post(http, "/api/client/register", {"x": 1}, HTTP_AUTHORIZATION=make_key()).status_code == 400
 
 
+@pytest.mark.parametrize("counts, stop", [
+    ({"yes": 2 ** 70, "no": 0}, "2024-01-01T00:01:00Z"),
+    ({"yes": 1, "no": 0, "variants": {"a": 2 ** 63}}, "2024-01-01T00:01:00Z"),
+    ({"yes": 1, "no": 0}, "0001-01-01T00:00:00+14:00"),
+])
+def test_client_metrics__out_of_range_count_or_time__400(http, make_key, envs, counts, stop):
+    raw = make_key("staging")
+    body = {"appName": "a", "bucket": {"start": "2024-01-01T00:00:00Z", "stop": stop, "toggles": {"f": counts}}}
+    response = _post(http, "/api/client/metrics", body, raw)
+    assert response.status_code == 400, response.content
+    assert not FlagMetricsBucket.objects.exists()
+
+
+@pytest.mark.parametrize("data", [{"appName": "a", "interval": 2 ** 70}, {"appName": "a", "interval": -1},
+                                  {"appName": "a", "started": "0001-01-01T00:00:00+14:00"}])
+def test_client_register__out_of_range_interval_or_started__400(http, make_key, envs, data):
+    response = _post(http, "/api/client/register", data, make_key("staging"))
+    assert response.status_code == 400, response.content
+
+
+def test_client_features__huge_client_spec_header__served(http, make_flag, make_key, envs):
+    make_flag("f")
+    response = http.get("/api/client/features", HTTP_AUTHORIZATION=make_key("staging"),
+                        HTTP_UNLEASH_CLIENT_SPEC="9" * 5000)
+    assert response.status_code == 200 and "segments" in response.json()
+
+
 # --- frontend API --------------------------------------------------------------------------------------------
 def test_frontend__get_and_post__enabled_toggles_for_the_context(http, flags, make_key):
     key = make_key(kind="frontend")
@@ -293,6 +325,15 @@ def test_frontend__get_and_post__enabled_toggles_for_the_context(http, flags, ma
 def test_frontend__unsupported_method__405_not_500(http, flags, make_key):
     assert http.delete("/api/frontend", HTTP_AUTHORIZATION=make_key(kind="frontend")).status_code == 405
     assert http.get("/ofrep/v1/evaluate/flags/theme").status_code == 405
+
+
+def test_frontend_api__properties_plain_and_bracketed__answers_200(http, make_flag, make_key):
+    make_flag("f", enabled={"staging": True})
+    raw = make_key("staging", "frontend")
+    response = http.get("/api/frontend?properties=foo&properties[x]=1", HTTP_AUTHORIZATION=raw)
+    assert response.status_code == 200
+    response = http.get("/api/frontend?properties[x]=1&properties=foo", HTTP_AUTHORIZATION=raw)
+    assert response.status_code == 200
 
 
 def test_flag_apis__cors_preflight__allowed(http):

@@ -9,8 +9,17 @@ from django.core.management import call_command
 from django.core.management.base import CommandError
 from django.utils import timezone
 
-from flags import services, snapshots, transfer
-from flags.models import ApiKey, ChangeStatus, FeatureFlag, FlagEnvironment, GradualRollout, RampStatus
+from flags import services, snapshots
+from flags.models import (
+    ApiKey,
+    ApprovalPolicy,
+    ChangeStatus,
+    FeatureFlag,
+    FlagEnvironment,
+    GradualRollout,
+    RampStatus,
+    Segment,
+)
 from flags.tasks import advance_ramps
 from pmrelease import errors
 from pmrelease.models import AuditEvent
@@ -70,6 +79,31 @@ def test_flag_state_update__developer_on_staging__permission_denied(make_flag, u
     services.flag_toggle(state=services.state_for(state.flag, envs["development"]), enabled=True, by=users["dev"])
 
 
+def test_flag_update__archive_flag_on_in_approval_environment__refused_pointing_to_change_request(users, envs,
+                                                                                                  make_flag):
+    make_flag("f", enabled={"production": True})
+    with pytest.raises(services.ApprovalRequired, match="change request"):
+        services.flag_update(flag=FeatureFlag.objects.get(key="f"), data={"lifecycle": "archived"}, by=users["ops"])
+    assert FeatureFlag.objects.get(key="f").lifecycle != "archived"
+
+
+def test_flag_update__archive_flag_off_where_approval_needed__allowed(users, envs, make_flag):
+    make_flag("f", enabled={"development": True})
+    flag = services.flag_update(flag=FeatureFlag.objects.get(key="f"), data={"lifecycle": "archived"},
+                                by=users["dev"])
+    assert flag.lifecycle == "archived"
+
+
+def test_flag_state_update__stale_state_object__merges_onto_the_fresh_row(envs, make_flag):
+    make_flag("f")
+    first, second = _state("f", "staging"), _state("f", "staging")
+    services.flag_state_update(state=first, enabled=True)
+    services.flag_state_update(state=second, variants=[
+        {"name": "a", "weight": 1000, "weightType": "variable", "stickiness": "default"}])
+    state = _state("f", "staging")
+    assert state.enabled is True and len(state.variants) == 1
+
+
 # --- flag_set_rollout (the deployment engine's interface) ---------------------------------------------------
 def test_flag_set_rollout__system__percentage_set_enabled_and_audited_as_system(make_flag, envs):
     make_flag("new-checkout")
@@ -104,6 +138,26 @@ def test_flag_set_rollout__unknown_flag_env_or_bad_percentage__validation_failed
     make_flag("f")
     with pytest.raises(errors.ValidationFailed):
         services.flag_set_rollout(environment=env, key=key, percentage=percentage)
+
+
+def test_flag_set_rollout__person_where_approval_required__approval_required(users, envs, make_flag):
+    make_flag("f")
+    with pytest.raises(services.ApprovalRequired):
+        services.flag_set_rollout(environment=envs["production"], key="f", percentage=10, by=users["ops"])
+    assert not _state("f", "production").enabled
+    # the system (deployment engine) is not subject to the policy
+    assert services.flag_set_rollout(environment=envs["production"], key="f", percentage=10).enabled
+
+
+def test_set_flag_rollout_hook__deployment_engine__provided_by_flags_and_applied_as_system(make_flag, envs, users):
+    from releases.deploy import hooks
+
+    make_flag("f")
+    services.ApprovalPolicy.objects.create(environment=envs["staging"], require_approval=True)
+    state = hooks.set_flag_rollout(environment=envs["staging"], key="f", percentage=40, reason="deployment 7")
+    assert state.enabled and state.strategies[0]["parameters"]["rollout"] == "40"
+    event = AuditEvent.objects.filter(action="flag.rollout.set").latest("id")
+    assert event.actor_username == "system" and event.reason == "deployment 7"
 
 
 # --- gradual ramps -------------------------------------------------------------------------------------------
@@ -148,11 +202,55 @@ def test_ramp__pause_resume_revert__audited_and_stop_the_schedule(make_flag, env
     assert {"flag.ramp.start", "flag.ramp.pause", "flag.ramp.resume", "flag.ramp.revert"} <= actions
 
 
+def test_ramp_action__current_ramp_by_name__applied_and_unknown_or_missing_refused(make_flag, envs, users):
+    make_flag("search", enabled={"staging": True})
+    with pytest.raises(errors.TransitionNotAllowed, match="no gradual rollout"):
+        services.ramp_action(state=_state("search", "staging"), action="pause", by=users["ops"])
+    ramp = services.ramp_start(state=_state("search", "staging"), steps="20, 60@10", by=users["ops"])
+    with pytest.raises(errors.ValidationFailed, match="unknown ramp action 'stop'"):
+        services.ramp_action(state=_state("search", "staging"), action="stop", by=users["ops"])
+    paused = services.ramp_action(state=_state("search", "staging"), action="pause", by=users["ops"], reason="why")
+    assert paused.pk == ramp.pk and paused.status == RampStatus.PAUSED
+    services.ramp_action(state=_state("search", "staging"), action="revert", by=users["ops"])
+    assert services.current_ramp(_state("search", "staging")) is None
+
+
 @pytest.mark.parametrize("steps", ["", "50, 10@5", "10@-1", "abc", "120"])
 def test_ramp_start__bad_steps__refused_with_message(make_flag, envs, steps):
     make_flag("s")
     with pytest.raises(errors.ValidationFailed):
         services.ramp_start(state=_state("s", "staging"), steps=steps)
+
+
+def test_ramp_start__first_step_fails__ramp_and_strategy_rolled_back(envs, make_flag, monkeypatch):
+    make_flag("f", enabled={"staging": True})
+    before = _state("f", "staging").config()
+
+    def failing(**kwargs):
+        raise errors.ValidationFailed("step refused")
+
+    monkeypatch.setattr(services, "flag_set_rollout", failing)
+    with pytest.raises(errors.ValidationFailed):
+        services.ramp_start(state=_state("f", "staging"), steps=[{"percentage": 10, "minutes": 0}])
+    assert not GradualRollout.objects.exists()
+    assert _state("f", "staging").config() == before
+
+
+def test_advance_due_ramps__one_ramp_fails__others_advance_and_failing_one_paused_with_reason(envs, make_flag):
+    now = timezone.now()
+    for key in ("a", "b"):
+        make_flag(key, enabled={"staging": True})
+        services.ramp_start(state=_state(key, "staging"), steps=[{"percentage": 10, "minutes": 1}], now=now)
+    # the configuration of "a" became invalid meanwhile (e.g. a strategy edited outside the services)
+    FlagEnvironment.objects.filter(pk=_state("a", "staging").pk).update(
+        strategies=[{"name": "flexibleRollout", "parameters": {"rollout": "0", "stickiness": ""}, "constraints": []}])
+    assert services.advance_due_ramps(now=now + dt.timedelta(minutes=5)) == 1
+    a = GradualRollout.objects.get(state__flag__key="a")
+    b = GradualRollout.objects.get(state__flag__key="b")
+    assert b.current_step == 0 and b.status == RampStatus.COMPLETED
+    assert a.status == RampStatus.PAUSED and a.current_step == -1
+    event = AuditEvent.objects.filter(action="flag.ramp.pause").latest("id")
+    assert "stickiness" in event.reason and event.actor_username == "system"
 
 
 # --- approvals, copy ---------------------------------------------------------------------------------------------
@@ -168,6 +266,53 @@ def test_production_change__needs_second_person__proposed_then_approved(make_fla
     other_ops = users["admin"]
     change = services.change_request_approve(change=change, by=other_ops)
     assert change.status == ChangeStatus.APPLIED and _state("pay", "production").enabled
+
+
+def test_flag_state_change__person_where_approval_required__proposed_and_not_applied(make_flag, envs, users):
+    make_flag("pay")
+    state, change = services.flag_state_change(state=_state("pay", "production"), enabled=True, by=users["ops"],
+                                               reason="launch")
+    assert change is not None and change.status == ChangeStatus.PENDING and change.reason == "launch"
+    assert change.proposed["enabled"] is True and change.base["enabled"] is False
+    assert change.requested_by == users["ops"] and not _state("pay", "production").enabled
+    assert AuditEvent.objects.filter(action="flag.change.propose", actor_username="ops").count() == 1
+
+
+def test_flag_state_change__no_approval_needed_or_system__applied_without_change_request(make_flag, envs, users):
+    make_flag("pay")
+    state, change = services.flag_state_change(state=_state("pay", "staging"), enabled=True, by=users["ops"])
+    assert change is None and state.enabled
+    state, change = services.flag_state_change(state=_state("pay", "production"), enabled=True)
+    assert change is None and state.enabled
+    assert not services.FlagChangeRequest.objects.exists()
+
+
+def test_flag_rollout_change__person_in_production__rollout_proposed_with_the_reason_given(make_flag, envs, users):
+    make_flag("pay")
+    state, change = services.flag_rollout_change(state=_state("pay", "production"), percentage=30, by=users["ops"])
+    assert change.proposed["enabled"] is True and change.proposed["rollout"] == "percentage"
+    assert change.proposed["strategies"][0]["parameters"]["rollout"] == "30" and change.reason == ""
+    assert not _state("pay", "production").enabled
+    state, change = services.flag_rollout_change(state=_state("pay", "staging"), percentage=30, by=users["ops"])
+    assert change is None and state.strategies[0]["parameters"]["rollout"] == "30"
+    assert AuditEvent.objects.filter(action="flag.rollout.set").latest("id").reason == "rollout set to 30%"
+
+
+def test_flag_state_edit__strategies_edited_by_hand__rollout_custom_otherwise_kept(make_flag, envs, users):
+    make_flag("f")
+    services.apply_rollout(state=_state("f", "staging"), kind="percentage", percentage=10)
+    strategies = _state("f", "staging").strategies
+    state, change = services.flag_state_edit(state=_state("f", "staging"), enabled=True, strategies=strategies,
+                                             variants=[{"name": "a", "weightType": "variable"}])
+    assert change is None and state.rollout == "percentage" and state.variants[0]["name"] == "a"
+    state, _ = services.flag_state_edit(state=state, enabled=True, strategies=[{"name": "default"}], variants=[])
+    assert state.rollout == "custom"
+    _, change = services.flag_state_edit(state=_state("f", "production"), enabled=True,
+                                         strategies=[{"name": "default"}], variants=[], by=users["ops"], propose=True)
+    assert change.proposed["rollout"] == "custom" and not _state("f", "production").enabled
+    with pytest.raises(services.ApprovalRequired):
+        services.flag_state_edit(state=_state("f", "production"), enabled=True, strategies=[], variants=[],
+                                 by=users["ops"])
 
 
 def test_flag_copy_config__staging_to_production__diff_then_copy(make_flag, envs, users):
@@ -191,6 +336,29 @@ def test_evaluate_as__explains_which_strategy_and_constraint_decided(make_flag, 
     no = services.evaluate_as(flag=flag, environment=envs["staging"], context={"properties": {"plan": "free"}})
     assert yes.enabled and yes.strategy_name == "default"
     assert not no.enabled and "plan" in no.explanation
+
+
+def test_approval_policy_set__without_administrative_access__permission_denied(users, envs):
+    with pytest.raises(errors.PermissionDenied, match="administrative access"):
+        services.approval_policy_set(environment=envs["production"], require_approval=False, by=users["dev"])
+    assert not ApprovalPolicy.objects.exists()
+
+
+# --- segments -----------------------------------------------------------------------------------------------------
+def test_segment_delete__referenced_by_a_flag__refused_naming_the_flag(used_segment):
+    segment = used_segment
+    with pytest.raises(errors.ValidationFailed, match="f @ staging"):
+        services.segment_delete(segment=segment)
+    assert Segment.objects.filter(pk=segment.pk).exists()
+
+
+def test_segment_delete__unused__deleted_bumped_and_audited(envs):
+    segment = services.segment_save(name="unused", constraints=[])
+    token = snapshots._db_token(snapshots.env_scope(envs["staging"].pk))
+    services.segment_delete(segment=segment)
+    assert not Segment.objects.exists()
+    assert snapshots._db_token(snapshots.env_scope(envs["staging"].pk)) != token
+    assert AuditEvent.objects.filter(action="flag.segment.delete").exists()
 
 
 # --- API keys ----------------------------------------------------------------------------------------------------
@@ -243,7 +411,7 @@ def test_import_flags__unleash_document__engine_results_identical_and_export_rou
     again = Snapshot.from_client_features(json.loads(exported.getvalue()))
     assert again.get_variant("child", {"userId": "3", "properties": {"region": "eu-1"}}) == theirs.get_variant(
         "child", {"userId": "3", "properties": {"region": "eu-1"}})
-    counts = transfer.import_document(environment=envs["staging"], doc=json.loads(exported.getvalue()))
+    counts = services.flags_import(environment=envs["staging"], doc=json.loads(exported.getvalue()))
     assert counts["created"] == 0 and counts["updated"] == 2
 
 
@@ -257,6 +425,44 @@ def test_import_flags__invalid_strategy__nothing_imported_and_every_problem_list
         call_command("import_flags", "--environment", "staging", str(path))
     assert "rollout 'abc' is not a number" in str(failed.value) and "type 'weird'" in str(failed.value)
     assert not FeatureFlag.objects.exists()
+
+
+def test_flags_import__person_without_full_access__permission_denied_and_nothing_imported(envs, users):
+    with pytest.raises(errors.PermissionDenied):
+        services.flags_import(environment=envs["staging"], doc=UNLEASH_DOC, by=users["dev"])
+    assert not FeatureFlag.objects.exists() and not services.Segment.objects.exists()
+
+
+def test_flags_import__person_where_approval_required__flags_created_states_proposed(envs, users):
+    counts = services.flags_import(environment=envs["production"], doc=UNLEASH_DOC, by=users["ops"])
+    assert counts == {"created": 2, "updated": 0, "segments": 1, "proposed": 2}
+    assert not FlagEnvironment.objects.filter(environment=envs["production"], enabled=True).exists()
+    changes = services.FlagChangeRequest.objects.filter(state__environment=envs["production"], status="pending")
+    assert {c.state.flag.key for c in changes} == {"parent", "child"}
+    assert all(c.proposed["enabled"] and c.requested_by == users["ops"] for c in changes)
+    assert FeatureFlag.objects.get(key="child").parent.key == "parent"
+
+
+def test_flags_import__person_with_full_access__applied_and_audited_as_that_person(envs, users):
+    counts = services.flags_import(environment=envs["staging"], doc=UNLEASH_DOC, by=users["ops"])
+    assert counts["proposed"] == 0 and _state("child", "staging").enabled
+    assert _state("child", "staging").strategies[0]["segments"] == [services.Segment.objects.get().pk]
+    assert AuditEvent.objects.get(action="flag.import").actor_username == "ops"
+
+
+def test_flags_import__a_later_step_fails__nothing_imported(envs, monkeypatch):
+    real = services.flag_state_change
+
+    def failing_on_child(*, state, **kwargs):
+        if state.flag.key == "child":
+            raise errors.ValidationFailed("refused")
+        return real(state=state, **kwargs)
+
+    monkeypatch.setattr(services, "flag_state_change", failing_on_child)
+    with pytest.raises(errors.ValidationFailed, match="refused"):
+        services.flags_import(environment=envs["staging"], doc=UNLEASH_DOC, by="import_flags")
+    assert not FeatureFlag.objects.exists() and not services.Segment.objects.exists()
+    assert not AuditEvent.objects.filter(action__startswith="flag.").exists()
 
 
 # --- stale flags ---------------------------------------------------------------------------------------------

@@ -25,6 +25,6 @@ class Command(BaseCommand):
             key, raw = services.api_key_create(environment=environment, kind=options["kind"], name=options["name"],
                                                rate_limit=options["rate_limit"], by="create_api_key")
         except errors.DomainError as exc:
-            raise CommandError(exc.message) from None
+            raise CommandError(exc.text()) from None
         self.stderr.write(f"{key.kind} key {key.prefix}… for {environment.name} (shown once, store it now):")
         self.stdout.write(raw)

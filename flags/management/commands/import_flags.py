@@ -3,7 +3,7 @@ import json
 
 from django.core.management.base import BaseCommand, CommandError
 
-from flags import transfer
+from flags import services, transfer
 from pmrelease import errors
 from releases.models import Environment
 
@@ -34,8 +34,8 @@ class Command(BaseCommand):
         except ValueError as exc:
             raise CommandError(f"{options['file']} is not valid JSON: {exc}") from None
         try:
-            counts = transfer.import_document(environment=environment, doc=doc, by="import_flags",
-                                              reason=options["reason"] or f"import of {options['file']}")
+            counts = services.flags_import(environment=environment, doc=doc, by="import_flags",
+                                           reason=options["reason"] or f"import of {options['file']}")
         except errors.DomainError as exc:
             details = "\n".join(f"  - {r}" for r in exc.reasons)
             raise CommandError(f"{exc.message.split(':')[0]}:\n{details}" if details else exc.message) from None
