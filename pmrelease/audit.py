@@ -38,10 +38,11 @@ def _digest(*, prev_hash, created_at, actor_username, action, object_type, objec
 
 
 def snapshot(instance, fields=None, exclude=()):
-    """A JSON-able dict of a model instance's editable fields (M2M as sorted id lists)."""
+    """A JSON-able dict of a model instance's editable fields (M2M as sorted id lists, JSON as stored)."""
     data = model_to_dict(instance, fields=fields, exclude=exclude)
+    many = {f.name for f in instance._meta.many_to_many}
     for key, value in list(data.items()):
-        if isinstance(value, list | tuple | set):
+        if key in many:  # related rows as a sorted id list; a JSON list keeps its order
             data[key] = sorted(getattr(v, "pk", v) for v in value)
         elif hasattr(value, "pk"):
             data[key] = value.pk
