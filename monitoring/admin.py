@@ -10,9 +10,33 @@ from django.urls import path, reverse
 from pmrelease import errors
 from pmrelease.admin import AuditHistoryMixin
 
-from . import services
-from . import status as st
-from .models import (
+from .statuspage import status as st
+from .statuspage.access import can_operate
+from .statuspage.components import (
+    COMPONENT_FIELDS,
+    GROUP_FIELDS,
+    component_create,
+    component_set_status,
+    component_update,
+    group_delete,
+    group_save,
+)
+from .statuspage.incidents import (
+    available_incident_actions,
+    incident_add_update,
+    incident_create,
+    incident_delete_draft,
+    incident_policy_set,
+    incident_publish,
+    incident_transition,
+)
+from .statuspage.maintenance import (
+    MAINTENANCE_FIELDS,
+    maintenance_create,
+    maintenance_transition,
+    maintenance_update,
+)
+from .statuspage.models import (
     Component,
     ComponentGroup,
     ComponentStatus,
@@ -25,22 +49,23 @@ from .models import (
     MaintenanceUpdate,
     Subscriber,
 )
+from .statuspage.subscribers import webhook_subscriber_create
 
 
 class OperatorMixin:
     """Visible and editable by status page operators (operations role, superusers, change_incident)."""
 
     def has_module_permission(self, request):
-        return services.can_operate(request.user)
+        return can_operate(request.user)
 
     def has_view_permission(self, request, obj=None):
-        return services.can_operate(request.user)
+        return can_operate(request.user)
 
     def has_add_permission(self, request, *args):
-        return services.can_operate(request.user)
+        return can_operate(request.user)
 
     def has_change_permission(self, request, obj=None):
-        return services.can_operate(request.user)
+        return can_operate(request.user)
 
     def has_delete_permission(self, request, obj=None):
         return False
@@ -54,21 +79,21 @@ def _domain_error(request, exc):
 @admin.register(ComponentGroup)
 class ComponentGroupAdmin(OperatorMixin, AuditHistoryMixin, admin.ModelAdmin):
     list_display = ["name", "position", "component_count"]
-    fields = services.GROUP_FIELDS
+    fields = GROUP_FIELDS
 
     @admin.display(description="components")
     def component_count(self, obj):
         return obj.components.count()
 
     def save_model(self, request, obj, form, change):
-        data = {name: form.cleaned_data[name] for name in services.GROUP_FIELDS}
+        data = {name: form.cleaned_data[name] for name in GROUP_FIELDS}
         group = ComponentGroup.objects.get(pk=obj.pk) if change else None
-        saved = services.group_save(group=group, data=data, by=request.user)
+        saved = group_save(group=group, data=data, by=request.user)
         obj.pk = saved.pk
 
     def delete_model(self, request, obj):
         try:
-            services.group_delete(group=obj, by=request.user)
+            group_delete(group=obj, by=request.user)
         except errors.DomainError as exc:
             raise PermissionDenied(exc.message) from exc
 
@@ -84,7 +109,7 @@ class ComponentForm(forms.ModelForm):
 
     class Meta:
         model = Component
-        fields = services.COMPONENT_FIELDS
+        fields = COMPONENT_FIELDS
 
     def __init__(self, *args, **kwargs):
         super().__init__(*args, **kwargs)
@@ -105,16 +130,16 @@ class ComponentAdmin(OperatorMixin, AuditHistoryMixin, admin.ModelAdmin):
     ]
 
     def save_model(self, request, obj, form, change):
-        data = {name: form.cleaned_data[name] for name in services.COMPONENT_FIELDS}
+        data = {name: form.cleaned_data[name] for name in COMPONENT_FIELDS}
         new_status = form.cleaned_data["set_status"]
         try:
             if not change:
-                saved = services.component_create(data={**data, "status": new_status}, by=request.user)
+                saved = component_create(data={**data, "status": new_status}, by=request.user)
             else:
-                saved = services.component_update(component=Component.objects.get(pk=obj.pk), data=data,
+                saved = component_update(component=Component.objects.get(pk=obj.pk), data=data,
                                                   by=request.user)
                 if new_status != saved.status:
-                    services.component_set_status(component=saved, status=new_status, by=request.user,
+                    component_set_status(component=saved, status=new_status, by=request.user,
                                                   reason=form.cleaned_data.get("status_reason", ""))
         except errors.DomainError as exc:
             raise PermissionDenied(exc.message) from exc
@@ -139,7 +164,7 @@ class IncidentUpdateInline(admin.TabularInline):
         return False
 
     def has_view_permission(self, request, obj=None):
-        return services.can_operate(request.user)
+        return can_operate(request.user)
 
 
 def _no_inline_changes(formsets):
@@ -199,17 +224,17 @@ class IncidentAdmin(OperatorMixin, AuditHistoryMixin, admin.ModelAdmin):
         return self.inlines if obj else []
 
     def has_delete_permission(self, request, obj=None):
-        return services.can_operate(request.user) and obj is not None and not obj.is_published
+        return can_operate(request.user) and obj is not None and not obj.is_published
 
     def delete_model(self, request, obj):
-        services.incident_delete_draft(incident=obj, by=request.user)
+        incident_delete_draft(incident=obj, by=request.user)
 
     def save_model(self, request, obj, form, change):
         if change:
             return
         data = form.cleaned_data
         try:
-            incident = services.incident_create(
+            incident = incident_create(
                 name=data["name"], body=data["body"], by=request.user, impact=data["impact"],
                 started_at=data.get("started_at"), publish=data.get("publish", False),
                 components={c: data["component_status"] for c in data["affected_components"]})
@@ -227,29 +252,29 @@ class IncidentAdmin(OperatorMixin, AuditHistoryMixin, admin.ModelAdmin):
 
     def change_view(self, request, object_id, form_url="", extra_context=None):
         obj = self.get_object(request, object_id)
-        extra = {"status_actions": services.available_incident_actions(obj, request.user) if obj else [],
+        extra = {"status_actions": available_incident_actions(obj, request.user) if obj else [],
                  "action_labels": INCIDENT_ACTION_LABELS}
         return super().change_view(request, object_id, form_url, {**extra, **(extra_context or {})})
 
     def act_view(self, request, pk, name):
         """One form per transition: the public update's text and the affected components' statuses."""
         incident = get_object_or_404(Incident, pk=pk)
-        if not services.can_operate(request.user):
+        if not can_operate(request.user):
             raise PermissionDenied
         change_url = reverse("admin:monitoring_incident_change", args=[pk])
         affected = list(incident.affected.select_related("component"))
         if request.method == "POST":
             try:
                 if name == "publish":
-                    services.incident_publish(incident=incident, by=request.user)
+                    incident_publish(incident=incident, by=request.user)
                 else:
                     statuses = {a.component: request.POST.get(f"component_{a.component_id}") for a in affected
                                 if request.POST.get(f"component_{a.component_id}")}
                     if name == "update":
-                        services.incident_add_update(incident=incident, by=request.user,
+                        incident_add_update(incident=incident, by=request.user,
                                                      body=request.POST.get("body", ""), component_statuses=statuses)
                     else:
-                        services.incident_transition(incident=incident, name=name, by=request.user,
+                        incident_transition(incident=incident, name=name, by=request.user,
                                                      body=request.POST.get("body", ""), component_statuses=statuses)
             except errors.DomainError as exc:
                 _domain_error(request, exc)
@@ -311,13 +336,13 @@ class MaintenanceAdmin(OperatorMixin, AuditHistoryMixin, admin.ModelAdmin):
         return self.inlines if obj else []
 
     def save_model(self, request, obj, form, change):
-        data = {name: form.cleaned_data[name] for name in services.MAINTENANCE_FIELDS if name in form.cleaned_data}
+        data = {name: form.cleaned_data[name] for name in MAINTENANCE_FIELDS if name in form.cleaned_data}
         try:
             if not change:
-                saved = services.maintenance_create(data=data, by=request.user)
+                saved = maintenance_create(data=data, by=request.user)
                 obj.pk = saved.pk
                 return
-            services.maintenance_update(maintenance=Maintenance.objects.get(pk=obj.pk),
+            maintenance_update(maintenance=Maintenance.objects.get(pk=obj.pk),
                                         data={**data, "components": form.cleaned_data.get("components", [])},
                                         by=request.user)
         except errors.DomainError as exc:
@@ -337,15 +362,15 @@ class MaintenanceAdmin(OperatorMixin, AuditHistoryMixin, admin.ModelAdmin):
 
         actions = [n for n in ("start", "verify", "complete") if obj and can_proceed(getattr(obj, n))]
         return super().change_view(request, object_id, form_url,
-                                   {"status_actions": actions if services.can_operate(request.user) else [],
+                                   {"status_actions": actions if can_operate(request.user) else [],
                                     **(extra_context or {})})
 
     def act_view(self, request, pk, name):
         maintenance = get_object_or_404(Maintenance, pk=pk)
-        if not services.can_operate(request.user) or request.method != "POST":
+        if not can_operate(request.user) or request.method != "POST":
             raise PermissionDenied
         try:
-            services.maintenance_transition(maintenance=maintenance, name=name, by=request.user,
+            maintenance_transition(maintenance=maintenance, name=name, by=request.user,
                                             body=request.POST.get("body", ""))
             messages.success(request, f"Maintenance: {name} done.")
         except errors.DomainError as exc:
@@ -360,7 +385,7 @@ class IncidentPolicyAdmin(OperatorMixin, AuditHistoryMixin, admin.ModelAdmin):
     fields = ["environment", "policy"]
 
     def save_model(self, request, obj, form, change):
-        row = services.incident_policy_set(environment=form.cleaned_data["environment"],
+        row = incident_policy_set(environment=form.cleaned_data["environment"],
                                            policy=form.cleaned_data["policy"], by=request.user)
         obj.pk = row.pk
 
@@ -394,10 +419,10 @@ class SubscriberAdmin(OperatorMixin, AuditHistoryMixin, admin.ModelAdmin):
         return ["kind", "email", "webhook_url", "components", "confirmed_at", "unsubscribed_at", "created_at"]
 
     def has_change_permission(self, request, obj=None):
-        return obj is None and services.can_operate(request.user)
+        return obj is None and can_operate(request.user)
 
     def save_model(self, request, obj, form, change):
-        subscriber = services.webhook_subscriber_create(url=form.cleaned_data["webhook_url"],
+        subscriber = webhook_subscriber_create(url=form.cleaned_data["webhook_url"],
                                                         components=form.cleaned_data["components"], by=request.user)
         obj.pk = subscriber.pk
 

@@ -12,9 +12,27 @@ from pmrelease.api import AuditEventSerializer
 from pmrelease.models import AuditEvent
 from releases.models import Environment
 
-from . import services
-from . import status as st
-from .models import (
+from .statuspage import status as st
+from .statuspage.access import can_operate
+from .statuspage.components import (
+    component_create,
+    component_delete,
+    component_set_status,
+    component_update,
+    group_delete,
+    group_save,
+)
+from .statuspage.incidents import (
+    available_incident_actions,
+    incident_add_update,
+    incident_create,
+    incident_delete_draft,
+    incident_policy_set,
+    incident_publish,
+    incident_transition,
+)
+from .statuspage.maintenance import maintenance_create, maintenance_transition
+from .statuspage.models import (
     Component,
     ComponentGroup,
     ComponentStatusChange,
@@ -25,13 +43,14 @@ from .models import (
     Policy,
     Subscriber,
 )
+from .statuspage.subscribers import webhook_subscriber_create
 
 
 class IsOperator(permissions.BasePermission):
     message = "operating the status page needs the operations role or the monitoring.change_incident permission"
 
     def has_permission(self, request, view):
-        return services.can_operate(request.user)
+        return can_operate(request.user)
 
 
 OPERATOR = [permissions.IsAuthenticated, IsOperator]
@@ -50,15 +69,15 @@ class ComponentGroupViewSet(viewsets.ModelViewSet):
     permission_classes = OPERATOR
 
     def perform_create(self, serializer):
-        serializer.instance = services.group_save(group=None, data=dict(serializer.validated_data),
+        serializer.instance = group_save(group=None, data=dict(serializer.validated_data),
                                                   by=self.request.user)
 
     def perform_update(self, serializer):
-        serializer.instance = services.group_save(group=serializer.instance, data=dict(serializer.validated_data),
+        serializer.instance = group_save(group=serializer.instance, data=dict(serializer.validated_data),
                                                   by=self.request.user)
 
     def perform_destroy(self, instance):
-        services.group_delete(group=instance, by=self.request.user)
+        group_delete(group=instance, by=self.request.user)
 
 
 class ComponentSerializer(serializers.ModelSerializer):
@@ -97,7 +116,7 @@ class ComponentViewSet(viewsets.ModelViewSet):
     search_fields = ["name", "description"]
 
     def perform_create(self, serializer):
-        serializer.instance = services.component_create(data=dict(serializer.validated_data), by=self.request.user)
+        serializer.instance = component_create(data=dict(serializer.validated_data), by=self.request.user)
 
     def perform_update(self, serializer):
         data = dict(serializer.validated_data)
@@ -107,18 +126,18 @@ class ComponentViewSet(viewsets.ModelViewSet):
             raise errors.ValidationFailed("status is changed with POST …/set-status/ (or by incidents)",
                                           field_errors={"status": ["read-only here; use set-status"]})
         data.pop("status", None)
-        serializer.instance = services.component_update(component=serializer.instance, data=data,
+        serializer.instance = component_update(component=serializer.instance, data=data,
                                                         by=self.request.user)
 
     def perform_destroy(self, instance):
-        services.component_delete(component=instance, by=self.request.user)
+        component_delete(component=instance, by=self.request.user)
 
     @extend_schema(request=SetStatusSerializer, responses=ComponentSerializer, summary="Set a component's status")
     @action(detail=True, methods=["post"], url_path="set-status")
     def set_status(self, request, pk=None):
         body = SetStatusSerializer(data=request.data)
         body.is_valid(raise_exception=True)
-        component = services.component_set_status(component=self.get_object(), by=request.user,
+        component = component_set_status(component=self.get_object(), by=request.user,
                                                   status=body.validated_data["status"],
                                                   reason=body.validated_data.get("reason", ""))
         return Response(ComponentSerializer(component, context=self.get_serializer_context()).data)
@@ -172,7 +191,7 @@ class IncidentSerializer(serializers.ModelSerializer):
         return {str(a.component_id): a.status for a in obj.affected.all()}
 
     def get_available_transitions(self, obj) -> list[str]:
-        return services.available_incident_actions(obj, self.context["request"].user)
+        return available_incident_actions(obj, self.context["request"].user)
 
 
 class IncidentUpdateInput(serializers.Serializer):
@@ -187,7 +206,7 @@ def _incident_transition(name, url_path):
     def view(self, request, pk=None):
         body = IncidentUpdateInput(data=request.data)
         body.is_valid(raise_exception=True)
-        incident = services.incident_transition(
+        incident = incident_transition(
             incident=self.get_object(), name=name, by=request.user, body=body.validated_data["body"],
             component_statuses=body.validated_data.get("components"))
         return Response(IncidentSerializer(incident, context=self.get_serializer_context()).data)
@@ -210,14 +229,14 @@ class IncidentViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, mixins.C
         serializer = self.get_serializer(data=request.data)
         serializer.is_valid(raise_exception=True)
         data = serializer.validated_data
-        incident = services.incident_create(
+        incident = incident_create(
             name=data["name"], body=data["body"], by=request.user, impact=data.get("impact", Impact.MINOR),
             components=data.get("components"), publish=data.get("publish", True),
             started_at=data.get("started_at"))
         return Response(self.get_serializer(incident).data, status=status.HTTP_201_CREATED)
 
     def perform_destroy(self, instance):
-        services.incident_delete_draft(incident=instance, by=self.request.user)
+        incident_delete_draft(incident=instance, by=self.request.user)
 
     identify = _incident_transition("identify", "identify")
     monitor = _incident_transition("monitor", "monitor")
@@ -227,7 +246,7 @@ class IncidentViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, mixins.C
     @extend_schema(request=None, responses=IncidentSerializer, summary="Publish a draft incident")
     @action(detail=True, methods=["post"], url_path="publish")
     def publish(self, request, pk=None):
-        incident = services.incident_publish(incident=self.get_object(), by=request.user)
+        incident = incident_publish(incident=self.get_object(), by=request.user)
         return Response(self.get_serializer(incident).data)
 
     @extend_schema(request=IncidentUpdateInput, responses=UpdateSerializer,
@@ -236,7 +255,7 @@ class IncidentViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, mixins.C
     def add_update(self, request, pk=None):
         body = IncidentUpdateInput(data=request.data)
         body.is_valid(raise_exception=True)
-        update = services.incident_add_update(incident=self.get_object(), by=request.user,
+        update = incident_add_update(incident=self.get_object(), by=request.user,
                                               body=body.validated_data["body"],
                                               component_statuses=body.validated_data.get("components"))
         return Response(UpdateSerializer(update).data, status=status.HTTP_201_CREATED)
@@ -270,7 +289,7 @@ def _maintenance_transition(name):
     def view(self, request, pk=None):
         body = MessageInput(data=request.data)
         body.is_valid(raise_exception=True)
-        maintenance = services.maintenance_transition(maintenance=self.get_object(), name=name, by=request.user,
+        maintenance = maintenance_transition(maintenance=self.get_object(), name=name, by=request.user,
                                                       body=body.validated_data.get("body", ""))
         return Response(MaintenanceSerializer(maintenance, context=self.get_serializer_context()).data)
 
@@ -290,7 +309,7 @@ class MaintenanceViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, mixin
     def create(self, request, *args, **kwargs):
         serializer = self.get_serializer(data=request.data)
         serializer.is_valid(raise_exception=True)
-        maintenance = services.maintenance_create(data=dict(serializer.validated_data), by=request.user)
+        maintenance = maintenance_create(data=dict(serializer.validated_data), by=request.user)
         return Response(self.get_serializer(maintenance).data, status=status.HTTP_201_CREATED)
 
     start = _maintenance_transition("start")
@@ -317,7 +336,7 @@ class IncidentPolicyViewSet(mixins.ListModelMixin, mixins.CreateModelMixin, view
     def create(self, request, *args, **kwargs):
         serializer = self.get_serializer(data=request.data)
         serializer.is_valid(raise_exception=True)
-        row = services.incident_policy_set(environment=serializer.validated_data["environment"],
+        row = incident_policy_set(environment=serializer.validated_data["environment"],
                                            policy=serializer.validated_data["policy"], by=request.user)
         return Response(self.get_serializer(row).data, status=status.HTTP_200_OK)
 
@@ -346,7 +365,7 @@ class SubscriberViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, mixins
         serializer.is_valid(raise_exception=True)
         if not serializer.validated_data.get("webhook_url"):
             return Response({"webhook_url": ["This field is required."]}, status=status.HTTP_400_BAD_REQUEST)
-        subscriber = services.webhook_subscriber_create(url=serializer.validated_data["webhook_url"],
+        subscriber = webhook_subscriber_create(url=serializer.validated_data["webhook_url"],
                                                         components=serializer.validated_data.get("components", []),
                                                         by=request.user)
         return Response(self.get_serializer(subscriber).data, status=status.HTTP_201_CREATED)

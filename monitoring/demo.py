@@ -10,9 +10,9 @@ import random
 from django.db import transaction
 from django.utils import timezone
 
-from . import publishing
-from . import status as st
-from .models import (
+from .statuspage import publishing
+from .statuspage import status as st
+from .statuspage.models import (
     AffectedComponent,
     Component,
     ComponentGroup,

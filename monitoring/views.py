@@ -10,7 +10,7 @@ from django.views.decorators.http import require_http_methods
 
 from pmrelease import errors
 
-from . import publishing, services
+from .statuspage import publishing, subscribers
 
 CONTENT_TYPES = {
     ".html": "text/html; charset=utf-8",
@@ -146,7 +146,7 @@ def subscribe(request):
     if request.method == "GET":
         return HttpResponseRedirect("/status/#subscribe")
     try:
-        services.subscribe_email(email=request.POST.get("email", ""),
+        subscribers.subscribe_email(email=request.POST.get("email", ""),
                                  component_ids=request.POST.getlist("components"))
     except errors.DomainError as exc:
         detail = "; ".join(m for msgs in exc.field_errors.values() for m in msgs) or exc.message
@@ -160,12 +160,12 @@ def subscribe(request):
 @require_http_methods(["GET", "POST"])
 def confirm(request, token):
     try:
-        subscriber = services.read_token(token, "confirm", max_age=services.CONFIRM_MAX_AGE)
+        subscriber = subscribers.read_token(token, "confirm", max_age=subscribers.CONFIRM_MAX_AGE)
         if request.method == "GET":
             return _message(request, "Confirm your subscription",
                             f"Confirm that {subscriber.email} should receive status notifications.",
                             form={"action": request.path, "button": "Confirm subscription"})
-        services.subscription_confirm(token=token)
+        subscribers.subscription_confirm(token=token)
     except errors.DomainError as exc:
         return _message(request, "Link not valid", exc.message, status=400)
     return _message(request, "Subscribed", "You will receive incident and maintenance notifications. Every "
@@ -176,11 +176,11 @@ def confirm(request, token):
 @require_http_methods(["GET", "POST"])
 def unsubscribe(request, token):
     try:
-        subscriber = services.read_token(token, "unsubscribe", max_age=services.unsubscribe_max_age())
+        subscriber = subscribers.read_token(token, "unsubscribe", max_age=subscribers.unsubscribe_max_age())
         if request.method == "GET":
             return _message(request, "Unsubscribe", f"Stop status notifications to {subscriber}?",
                             form={"action": request.path, "button": "Unsubscribe"})
-        services.unsubscribe(token=token)
+        subscribers.unsubscribe(token=token)
     except errors.DomainError as exc:
         return _message(request, "Link not valid", exc.message, status=400)
     return _message(request, "Unsubscribed", "You will not receive status notifications any more.")

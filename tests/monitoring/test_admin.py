@@ -5,9 +5,10 @@ import pytest
 from django.urls import reverse
 from django.utils import timezone
 
-from monitoring import services
-from monitoring import status as st
 from monitoring.models import Component, Incident, Maintenance
+from monitoring.statuspage import incidents
+from monitoring.statuspage import status as st
+from monitoring.statuspage.maintenance import maintenance_create
 
 pytestmark = pytest.mark.django_db
 
@@ -58,7 +59,7 @@ def test_admin_incident_add__draft__then_publish_and_resolve_through_action_form
 
 def test_admin_maintenance__start_button__in_progress(ops_client, components, ops):
     now = timezone.now()
-    m = services.maintenance_create(data={"name": "M", "body": "b", "scheduled_for": now + dt.timedelta(hours=1),
+    m = maintenance_create(data={"name": "M", "body": "b", "scheduled_for": now + dt.timedelta(hours=1),
                                           "scheduled_until": now + dt.timedelta(hours=2),
                                           "components": [components["Database"]]}, by=ops)
     ops_client.post(reverse("admin:monitoring_maintenance_act", args=[m.pk, "start"]), {"body": ""})
@@ -97,7 +98,7 @@ def test_maintenance_admin__edit_scheduled__saved_audited_reminder_reset(client,
     from pmrelease.models import AuditEvent
 
     start = timezone.now() + dt.timedelta(days=2)
-    maintenance = services.maintenance_create(data={
+    maintenance = maintenance_create(data={
         "name": "DB upgrade", "body": "Upgrading.", "scheduled_for": start,
         "scheduled_until": start + dt.timedelta(hours=1), "components": [components["Database"]]}, by=ops)
     Maintenance.objects.filter(pk=maintenance.pk).update(reminded_at=timezone.now())
@@ -118,7 +119,7 @@ def test_maintenance_admin__end_before_start__form_error_not_403(client, ops, co
     from django.utils import timezone
 
     start = timezone.now() + dt.timedelta(days=2)
-    maintenance = services.maintenance_create(data={
+    maintenance = maintenance_create(data={
         "name": "DB upgrade", "body": "Upgrading.", "scheduled_for": start,
         "scheduled_until": start + dt.timedelta(hours=1), "components": [components["Database"]]}, by=ops)
     client.force_login(ops)
@@ -130,7 +131,7 @@ def test_maintenance_admin__end_before_start__form_error_not_403(client, ops, co
 
 
 def test_incident_admin__save_without_changes__no_500(client, ops, components):
-    incident = services.incident_create(name="Slow", body="Looking.", by=ops,
+    incident = incidents.incident_create(name="Slow", body="Looking.", by=ops,
                                         components={components["Dashboard"]: "degraded_performance"})
     client.force_login(ops)
     response = client.post(f"/admin/monitoring/incident/{incident.pk}/change/",

@@ -4,8 +4,8 @@ import datetime as dt
 import pytest
 from django.utils import timezone
 
-from monitoring import status as st
 from monitoring.models import Component, Incident
+from monitoring.statuspage import status as st
 from pmrelease.models import AuditEvent
 
 pytestmark = pytest.mark.django_db

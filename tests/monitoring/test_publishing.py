@@ -13,8 +13,9 @@ import httpx
 import pytest
 from django.test import Client
 
-from monitoring import publishing, services, tasks
-from monitoring import status as st
+from monitoring import tasks
+from monitoring.statuspage import incidents, publishing
+from monitoring.statuspage import status as st
 
 PAGE_FIELDS = {"id", "name", "url", "time_zone", "updated_at"}
 COMPONENT_FIELDS = {"id", "name", "status", "created_at", "updated_at", "position", "description", "showcase",
@@ -81,7 +82,7 @@ def test_statuspage_documents__full_page__exact_fields_and_enumerations(full_pag
 
 @pytest.mark.django_db
 def test_publish__draft_incident__never_public(components, ops, client):
-    services.incident_create(name="Secret draft", body="not yet", by=ops, publish=False,
+    incidents.incident_create(name="Secret draft", body="not yet", by=ops, publish=False,
                              components={components["REST API"]: st.MAJOR})
     publishing.publish_site()
     body = b"".join(p.read_bytes() for p in publishing.site_root().rglob("*") if p.is_file())
@@ -111,7 +112,7 @@ def test_incident_transition__on_commit__site_republished_by_task(components, op
     published = []
     monkeypatch.setattr(tasks.publish_status_site, "delay", lambda *a, **k: published.append(tasks.publish_status_site()))
     with django_capture_on_commit_callbacks(execute=True):
-        services.incident_create(name="Live one", body="Now.", by=ops, components={components["REST API"]: st.MAJOR})
+        incidents.incident_create(name="Live one", body="Now.", by=ops, components={components["REST API"]: st.MAJOR})
     assert published
     assert b"Live one" in client.get("/status/").content
 

@@ -4,9 +4,11 @@ import datetime as dt
 import pytest
 from django.utils import timezone
 
-from monitoring import services
-from monitoring import status as st
 from monitoring.models import Component, ComponentStatusChange, Incident, IncidentPolicy, Maintenance
+from monitoring.statuspage import incidents
+from monitoring.statuspage import status as st
+from monitoring.statuspage.components import component_set_status
+from monitoring.statuspage.maintenance import maintenance_create, maintenance_tick, maintenance_transition
 from pmrelease import errors
 from pmrelease.models import AuditEvent
 
@@ -18,7 +20,7 @@ def _status(component):
 
 
 def _open(ops, components, **kw):
-    return services.incident_create(name="API errors", body="Investigating errors.", by=ops, impact="major",
+    return incidents.incident_create(name="API errors", body="Investigating errors.", by=ops, impact="major",
                                     components={components["REST API"]: st.PARTIAL}, **kw)
 
 
@@ -37,17 +39,17 @@ def test_incident_create__published__components_move_first_update_records_change
 
 def test_incident_lifecycle__each_transition__adds_update_with_time_and_component_changes(ops, components):
     incident = _open(ops, components)
-    services.incident_transition(incident=incident, name="identify", by=ops, body="Bad deploy found.",
+    incidents.incident_transition(incident=incident, name="identify", by=ops, body="Bad deploy found.",
                                  component_statuses={components["REST API"].pk: st.MAJOR})
     assert incident.status == "identified" and incident.identified_at is not None
     assert _status(components["REST API"]) == st.MAJOR
-    services.incident_transition(incident=incident, name="monitor", by=ops, body="Rolled back; watching.",
+    incidents.incident_transition(incident=incident, name="monitor", by=ops, body="Rolled back; watching.",
                                  component_statuses={components["REST API"].pk: st.DEGRADED})
     assert incident.status == "monitoring" and incident.monitoring_at is not None
-    services.incident_transition(incident=incident, name="resolve", by=ops, body="All good.")
+    incidents.incident_transition(incident=incident, name="resolve", by=ops, body="All good.")
     assert incident.status == "resolved" and incident.resolved_at is not None
     assert _status(components["REST API"]) == st.OPERATIONAL
-    services.incident_transition(incident=incident, name="publish_postmortem", by=ops, body="Root cause: …")
+    incidents.incident_transition(incident=incident, name="publish_postmortem", by=ops, body="Root cause: …")
     assert incident.status == "postmortem" and incident.postmortem == "Root cause: …"
     updates = list(incident.updates.order_by("created_at", "id"))
     assert [u.status for u in updates] == ["investigating", "identified", "monitoring", "resolved", "postmortem"]
@@ -66,35 +68,35 @@ PATH = {"investigating": [], "identified": ["identify"], "monitoring": ["monitor
 
 
 @pytest.mark.parametrize("state", list(ALLOWED))
-@pytest.mark.parametrize("name", list(services.INCIDENT_TRANSITIONS))
+@pytest.mark.parametrize("name", list(incidents.INCIDENT_TRANSITIONS))
 def test_incident_transition__every_state_and_transition__allowed_or_409(state, name, ops, components):
     incident = _open(ops, components)
     for step in PATH[state]:
-        services.incident_transition(incident=incident, name=step, by=ops, body=step)
+        incidents.incident_transition(incident=incident, name=step, by=ops, body=step)
     if name in ALLOWED[state]:
-        services.incident_transition(incident=incident, name=name, by=ops, body="go")
-        assert incident.status == services.INCIDENT_TRANSITIONS[name]
+        incidents.incident_transition(incident=incident, name=name, by=ops, body="go")
+        assert incident.status == incidents.INCIDENT_TRANSITIONS[name]
     else:
         with pytest.raises(errors.TransitionNotAllowed):
-            services.incident_transition(incident=incident, name=name, by=ops, body="go")
+            incidents.incident_transition(incident=incident, name=name, by=ops, body="go")
         assert Incident.objects.get(pk=incident.pk).status == state
 
 
 def test_incident_resolve__overlapping_incident_on_same_component__component_stays_held(ops, components):
     api = components["REST API"]
     first = _open(ops, components)
-    second = services.incident_create(name="API slow", body="Slow.", by=ops, impact="minor",
+    second = incidents.incident_create(name="API slow", body="Slow.", by=ops, impact="minor",
                                       components={api: st.DEGRADED})
     assert _status(api) == st.PARTIAL  # the worst hold wins
-    services.incident_transition(incident=first, name="resolve", by=ops, body="First fixed.")
+    incidents.incident_transition(incident=first, name="resolve", by=ops, body="First fixed.")
     assert _status(api) == st.DEGRADED  # the second incident still holds it
-    services.incident_transition(incident=second, name="resolve", by=ops, body="Second fixed.")
+    incidents.incident_transition(incident=second, name="resolve", by=ops, body="Second fixed.")
     assert _status(api) == st.OPERATIONAL
 
 
 def test_incident_add_update__no_status_change__public_update_and_audit(ops, components):
     incident = _open(ops, components)
-    update = services.incident_add_update(incident=incident, body="Still digging.", by=ops)
+    update = incidents.incident_add_update(incident=incident, body="Still digging.", by=ops)
     assert update.status == "investigating" and incident.updates.count() == 2
     assert AuditEvent.objects.filter(action="incident.update", object_id=str(incident.pk)).exists()
 
@@ -102,23 +104,23 @@ def test_incident_add_update__no_status_change__public_update_and_audit(ops, com
 def test_incident_transition__empty_body__400_and_nothing_changes(ops, components):
     incident = _open(ops, components)
     with pytest.raises(errors.ValidationFailed):
-        services.incident_transition(incident=incident, name="resolve", by=ops, body="  ")
+        incidents.incident_transition(incident=incident, name="resolve", by=ops, body="  ")
     assert Incident.objects.get(pk=incident.pk).status == "investigating"
 
 
 def test_incident_create__developer__permission_denied(users, components):
     with pytest.raises(errors.PermissionDenied):
-        services.incident_create(name="x", body="y", by=users["dev"])
+        incidents.incident_create(name="x", body="y", by=users["dev"])
 
 
 def test_incident_draft__not_published__components_untouched_until_publish(ops, components):
     draft = _open(ops, components, publish=False)
     assert not draft.is_published and _status(components["REST API"]) == st.OPERATIONAL
-    services.incident_publish(incident=draft, by=ops)
+    incidents.incident_publish(incident=draft, by=ops)
     assert _status(components["REST API"]) == st.PARTIAL
     assert draft.updates.get().affected_components[0]["new_status"] == st.PARTIAL
     with pytest.raises(errors.TransitionNotAllowed):
-        services.incident_publish(incident=draft, by=ops)
+        incidents.incident_publish(incident=draft, by=ops)
 
 
 # --- the deployment engine's entry point -------------------------------------------------------------------
@@ -130,7 +132,7 @@ def _link(components, env):
 def test_incident_for_deployment__production_default_policy__unpublished_draft_on_linked_components(
         components, envs, users):
     _link(components, envs["production"])
-    incident = services.incident_for_deployment(environment=envs["production"], title="Deploy 2.1.0 failed",
+    incident = incidents.incident_for_deployment(environment=envs["production"], title="Deploy 2.1.0 failed",
                                                 body="The deployment failed.", automatic_rollback=False,
                                                 by=users["ops"])
     assert incident is not None and not incident.is_published
@@ -141,7 +143,7 @@ def test_incident_for_deployment__production_default_policy__unpublished_draft_o
 
 
 def test_incident_for_deployment__non_production_default__nothing(components, envs):
-    assert services.incident_for_deployment(environment=envs["staging"], title="x", body="y",
+    assert incidents.incident_for_deployment(environment=envs["staging"], title="x", body="y",
                                             automatic_rollback=True) is None
     assert not Incident.objects.exists()
 
@@ -149,8 +151,8 @@ def test_incident_for_deployment__non_production_default__nothing(components, en
 @pytest.mark.parametrize("rollback,expected", [(True, st.PARTIAL), (False, st.MAJOR)])
 def test_incident_for_deployment__publish_policy__published_major_impact(rollback, expected, components, envs, ops):
     _link(components, envs["production"])
-    services.incident_policy_set(environment=envs["production"], policy="publish", by=ops)
-    incident = services.incident_for_deployment(environment=envs["production"], title="Automatic rollback",
+    incidents.incident_policy_set(environment=envs["production"], policy="publish", by=ops)
+    incident = incidents.incident_for_deployment(environment=envs["production"], title="Automatic rollback",
                                                 body="Rolled back.", automatic_rollback=rollback)
     assert incident.is_published and incident.impact == "major"
     assert _status(components["REST API"]) == expected and _status(components["Dashboard"]) == expected
@@ -158,14 +160,14 @@ def test_incident_for_deployment__publish_policy__published_major_impact(rollbac
 
 def test_incident_for_deployment__none_policy_on_production__nothing(components, envs, ops):
     IncidentPolicy.objects.create(environment=envs["production"], policy="none")
-    assert services.incident_for_deployment(environment=envs["production"], title="x", body="y",
+    assert incidents.incident_for_deployment(environment=envs["production"], title="x", body="y",
                                             automatic_rollback=False) is None
 
 
 # --- maintenance ------------------------------------------------------------------------------------------------
 def _maintenance(ops, components, start_in=dt.timedelta(hours=2), length=dt.timedelta(hours=1), **extra):
     now = timezone.now()
-    return services.maintenance_create(data={
+    return maintenance_create(data={
         "name": "DB upgrade", "body": "Upgrading the database.", "scheduled_for": now + start_in,
         "scheduled_until": now + start_in + length, "components": [components["Database"]], **extra}, by=ops)
 
@@ -173,24 +175,24 @@ def _maintenance(ops, components, start_in=dt.timedelta(hours=2), length=dt.time
 def test_maintenance_lifecycle__start_verify_complete__components_under_maintenance_then_back(ops, components):
     m = _maintenance(ops, components)
     db = components["Database"]
-    services.maintenance_transition(maintenance=m, name="start", by=ops)
+    maintenance_transition(maintenance=m, name="start", by=ops)
     assert m.status == "in_progress" and _status(db) == st.MAINTENANCE
-    services.maintenance_transition(maintenance=m, name="verify", by=ops, body="Checking.")
+    maintenance_transition(maintenance=m, name="verify", by=ops, body="Checking.")
     assert m.status == "verifying" and _status(db) == st.MAINTENANCE
-    services.maintenance_transition(maintenance=m, name="complete", by=ops)
+    maintenance_transition(maintenance=m, name="complete", by=ops)
     assert m.status == "completed" and _status(db) == st.OPERATIONAL
     assert [u.status for u in m.updates.order_by("created_at", "id")] == [
         "scheduled", "in_progress", "verifying", "completed"]
     assert m.updates.get(status="in_progress").affected_components[0]["new_status"] == st.MAINTENANCE
     with pytest.raises(errors.TransitionNotAllowed):
-        services.maintenance_transition(maintenance=m, name="start", by=ops)
+        maintenance_transition(maintenance=m, name="start", by=ops)
 
 
 def test_maintenance_complete__incident_still_open__component_returns_to_incident_status(ops, components):
     m = _maintenance(ops, components)
-    services.maintenance_transition(maintenance=m, name="start", by=ops)
-    services.incident_create(name="DB errors", body="Errors.", by=ops, components={components["Database"]: st.MAJOR})
-    services.maintenance_transition(maintenance=m, name="complete", by=ops)
+    maintenance_transition(maintenance=m, name="start", by=ops)
+    incidents.incident_create(name="DB errors", body="Errors.", by=ops, components={components["Database"]: st.MAJOR})
+    maintenance_transition(maintenance=m, name="complete", by=ops)
     assert _status(components["Database"]) == st.MAJOR
 
 
@@ -201,36 +203,36 @@ def test_maintenance_create__end_before_start__400(ops, components):
 
 def test_component_set_status__manual_change__history_and_audit(ops, components):
     api = components["REST API"]
-    services.component_set_status(component=api, status=st.DEGRADED, by=ops, reason="slow")
+    component_set_status(component=api, status=st.DEGRADED, by=ops, reason="slow")
     assert list(api.status_changes.order_by("at", "id").values_list("new_status", flat=True)) == [
         st.OPERATIONAL, st.DEGRADED]
     assert AuditEvent.objects.filter(action="component.status", object_id=str(api.pk), reason="slow").exists()
     with pytest.raises(errors.ValidationFailed):
-        services.component_set_status(component=api, status="broken", by=ops)
+        component_set_status(component=api, status="broken", by=ops)
 
 
 # --- beat -----------------------------------------------------------------------------------------------------------
 def test_maintenance_tick__due_and_over__started_then_completed_idempotently(ops, components):
     m = _maintenance(ops, components, start_in=dt.timedelta(minutes=10))
     later = timezone.now() + dt.timedelta(minutes=11)
-    assert services.maintenance_tick(now=later)["started"] == [m.pk]
+    assert maintenance_tick(now=later)["started"] == [m.pk]
     assert Maintenance.objects.get(pk=m.pk).status == "in_progress" and _status(components["Database"]) == st.MAINTENANCE
-    assert services.maintenance_tick(now=later)["started"] == []  # a second tick does nothing
+    assert maintenance_tick(now=later)["started"] == []  # a second tick does nothing
     end = m.scheduled_until + dt.timedelta(seconds=1)
-    assert services.maintenance_tick(now=end)["completed"] == [m.pk]
+    assert maintenance_tick(now=end)["completed"] == [m.pk]
     assert Maintenance.objects.get(pk=m.pk).status == "completed" and _status(components["Database"]) == st.OPERATIONAL
 
 
 def test_maintenance_tick__auto_start_off__left_for_the_operator(ops, components):
     m = _maintenance(ops, components, start_in=dt.timedelta(minutes=1), auto_start=False)
-    services.maintenance_tick(now=timezone.now() + dt.timedelta(minutes=5))
+    maintenance_tick(now=timezone.now() + dt.timedelta(minutes=5))
     assert Maintenance.objects.get(pk=m.pk).status == "scheduled"
 
 
 def test_maintenance_tick__within_reminder_lead__reminds_once(ops, components, settings):
     m = _maintenance(ops, components, start_in=dt.timedelta(hours=2), remind_before=dt.timedelta(hours=3))
-    assert services.maintenance_tick()["reminded"] == [m.pk]
-    assert services.maintenance_tick()["reminded"] == []
+    assert maintenance_tick()["reminded"] == [m.pk]
+    assert maintenance_tick()["reminded"] == []
     assert AuditEvent.objects.filter(action="maintenance.remind", object_id=str(m.pk)).count() == 1
     far = _maintenance(ops, components, start_in=dt.timedelta(days=2))
-    assert far.pk not in services.maintenance_tick()["reminded"]
+    assert far.pk not in maintenance_tick()["reminded"]
