@@ -10,7 +10,7 @@ from django.views.decorators.http import require_http_methods
 
 from pmrelease import errors
 
-from .statuspage import publishing, subscribers
+from . import publishing, subscribers
 
 CONTENT_TYPES = {
     ".html": "text/html; charset=utf-8",

@@ -1,7 +1,7 @@
 """Operator REST API of the status page (/api/v1/components/, /incidents/, /maintenances/, …).
 
 Transitions are `POST /api/v1/<resource>/<id>/<transition>/`: 409 when not allowed from the current state,
-403 without permission, 400 with field errors. Every write goes through monitoring.services (audited).
+403 without permission, 400 with field errors. Every write goes through the status page's services (audited).
 """
 from drf_spectacular.utils import extend_schema
 from rest_framework import mixins, permissions, serializers, status, viewsets
@@ -12,9 +12,9 @@ from pmrelease.api import AuditEventSerializer
 from pmrelease.models import AuditEvent
 from releases.models import Environment
 
-from .statuspage import status as st
-from .statuspage.access import can_operate
-from .statuspage.components import (
+from . import status as st
+from .access import can_operate
+from .components import (
     component_create,
     component_delete,
     component_set_status,
@@ -22,7 +22,7 @@ from .statuspage.components import (
     group_delete,
     group_save,
 )
-from .statuspage.incidents import (
+from .incidents import (
     available_incident_actions,
     incident_add_update,
     incident_create,
@@ -31,8 +31,8 @@ from .statuspage.incidents import (
     incident_publish,
     incident_transition,
 )
-from .statuspage.maintenance import maintenance_create, maintenance_transition
-from .statuspage.models import (
+from .maintenance import maintenance_create, maintenance_transition
+from .models import (
     Component,
     ComponentGroup,
     ComponentStatusChange,
@@ -43,7 +43,7 @@ from .statuspage.models import (
     Policy,
     Subscriber,
 )
-from .statuspage.subscribers import webhook_subscriber_create
+from .subscribers import webhook_subscriber_create
 
 
 class IsOperator(permissions.BasePermission):
