@@ -19,8 +19,9 @@ from .components import (
     component_create,
     component_set_status,
     component_update,
+    group_create,
     group_delete,
-    group_save,
+    group_update,
 )
 from .incidents import (
     available_incident_actions,
@@ -88,9 +89,10 @@ class ComponentGroupAdmin(OperatorMixin, AuditHistoryMixin, admin.ModelAdmin):
 
     def save_model(self, request, obj, form, change):
         data = {name: form.cleaned_data[name] for name in GROUP_FIELDS}
-        group = ComponentGroup.objects.get(pk=obj.pk) if change else None
-        saved = group_save(group=group, data=data, by=request.user)
-        obj.pk = saved.pk
+        if change:
+            group_update(group=obj, data=data, by=request.user)
+        else:
+            obj.pk = group_create(data=data, by=request.user).pk
 
     def delete_model(self, request, obj):
         try:

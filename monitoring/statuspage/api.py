@@ -19,8 +19,9 @@ from .components import (
     component_delete,
     component_set_status,
     component_update,
+    group_create,
     group_delete,
-    group_save,
+    group_update,
 )
 from .incidents import (
     available_incident_actions,
@@ -69,12 +70,11 @@ class ComponentGroupViewSet(viewsets.ModelViewSet):
     permission_classes = OPERATOR
 
     def perform_create(self, serializer):
-        serializer.instance = group_save(group=None, data=dict(serializer.validated_data),
-                                                  by=self.request.user)
+        serializer.instance = group_create(data=dict(serializer.validated_data), by=self.request.user)
 
     def perform_update(self, serializer):
-        serializer.instance = group_save(group=serializer.instance, data=dict(serializer.validated_data),
-                                                  by=self.request.user)
+        serializer.instance = group_update(group=serializer.instance, data=dict(serializer.validated_data),
+                                           by=self.request.user)
 
     def perform_destroy(self, instance):
         group_delete(group=instance, by=self.request.user)

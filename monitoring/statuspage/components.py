@@ -5,6 +5,7 @@ from django.db import transaction
 from django.utils import timezone
 
 from pmrelease import audit, errors
+from pmrelease.services import model_create, model_delete, model_update
 
 from . import status as st
 from .access import require_operator
@@ -64,47 +65,33 @@ def resting_status(component, *, excluding_incident=None, excluding_maintenance=
 
 
 def component_create(*, data, by):
+    """A new component (operational unless ``data["status"]`` says otherwise), with the first row of its history."""
     require_operator(by)
     data = dict(data)
-    environments = data.pop("environments", None)
     initial = data.pop("status", st.OPERATIONAL)
     with transaction.atomic():
-        component = Component(**data)
-        errors.full_clean(component, exclude=["status"])
-        component.save()
-        if environments is not None:
-            component.environments.set(environments)
+        component = model_create(model=Component, data=data, fields=COMPONENT_FIELDS, by=by,
+                                 action="component.create", clean_exclude=["status"])
         ComponentStatusChange.objects.create(component=component, old_status="", new_status=st.OPERATIONAL,
                                              at=component.created_at)
         if initial != st.OPERATIONAL:
             apply_status(component, initial)
-        audit.record(action="component.create", obj=component, by=by,
-                     after={**audit.snapshot(component, fields=COMPONENT_FIELDS), "status": initial})
+            audit.record(action="component.status", obj=component, by=by, reason="initial status",
+                         before={"status": st.OPERATIONAL}, after={"status": initial})
         publish_later()
     return component
 
 
 def component_update(*, component, data, by):
+    """Edit a component's fields (its status changes through ``component_set_status`` and incidents)."""
     require_operator(by)
-    data = dict(data)
-    unknown = set(data) - set(COMPONENT_FIELDS)
-    if unknown:
-        raise errors.ValidationFailed(f"unknown or read-only fields: {', '.join(sorted(unknown))}")
     with transaction.atomic():
         locked = Component.objects.select_for_update().get(pk=component.pk)
-        before = audit.snapshot(locked, fields=COMPONENT_FIELDS)
-        environments = data.pop("environments", None)
-        for key, value in data.items():
-            setattr(locked, key, value)
-        errors.full_clean(locked, exclude=["status"])
         locked.updated_at = timezone.now()
-        locked.save()
-        if environments is not None:
-            locked.environments.set(environments)
-        b, a = audit.diff(before, audit.snapshot(locked, fields=COMPONENT_FIELDS))
-        if a:
-            audit.record(action="component.update", obj=locked, by=by, before=b, after=a)
-        publish_later()
+        locked, changed = model_update(instance=locked, data=data, fields=COMPONENT_FIELDS, by=by,
+                                       action="component.update", clean_exclude=["status"])
+        if changed:
+            publish_later()
     return locked
 
 
@@ -124,31 +111,28 @@ def component_set_status(*, component, status, by, reason=""):
 def component_delete(*, component, by):
     require_operator(by)
     with transaction.atomic():
-        audit.record(action="component.delete", obj=component, by=by,
-                     before=audit.snapshot(component, fields=COMPONENT_FIELDS))
-        component.delete()
+        model_delete(instance=component, by=by, fields=COMPONENT_FIELDS, action="component.delete")
         publish_later()
 
 
-def group_save(*, group, data, by):
-    """Create (``group`` None) or edit a component group."""
+def group_create(*, data, by):
     require_operator(by)
     with transaction.atomic():
-        before = audit.snapshot(group, fields=GROUP_FIELDS) if group else None
-        group = group or ComponentGroup()
-        for key, value in data.items():
-            setattr(group, key, value)
-        errors.full_clean(group)
-        group.save()
-        after = audit.snapshot(group, fields=GROUP_FIELDS)
-        if before is None:
-            audit.record(action="componentgroup.create", obj=group, by=by, after=after)
-        else:
-            b, a = audit.diff(before, after)
-            if a:
-                audit.record(action="componentgroup.update", obj=group, by=by, before=b, after=a)
+        group = model_create(model=ComponentGroup, data=data, fields=GROUP_FIELDS, by=by,
+                             action="componentgroup.create")
         publish_later()
     return group
+
+
+def group_update(*, group, data, by):
+    require_operator(by)
+    with transaction.atomic():
+        locked = ComponentGroup.objects.select_for_update().get(pk=group.pk)
+        locked, changed = model_update(instance=locked, data=data, fields=GROUP_FIELDS, by=by,
+                                       action="componentgroup.update")
+        if changed:
+            publish_later()
+    return locked
 
 
 def group_delete(*, group, by):
@@ -158,6 +142,5 @@ def group_delete(*, group, by):
         locked = ComponentGroup.objects.select_for_update().get(pk=group.pk)
         if locked.components.exists():
             raise errors.TransitionNotAllowed("move or delete the group's components first")
-        audit.record(action="componentgroup.delete", obj=locked, by=by, before=audit.snapshot(locked))
-        locked.delete()
+        model_delete(instance=locked, by=by, action="componentgroup.delete")
         publish_later()

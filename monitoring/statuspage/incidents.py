@@ -7,6 +7,7 @@ from django.utils import timezone
 from django_fsm import can_proceed
 
 from pmrelease import audit, errors
+from pmrelease.services import model_create, model_update
 
 from . import status as st
 from .access import can_operate, require_operator
@@ -235,12 +236,12 @@ def incident_policy_set(*, environment, policy, by):
     if policy not in Policy.values:
         raise errors.ValidationFailed("invalid policy", field_errors={"policy": [f"must be one of {', '.join(Policy.values)}"]})
     with transaction.atomic():
-        row, created = IncidentPolicy.objects.select_for_update().get_or_create(
-            environment=environment, defaults={"policy": policy})
-        before = None if created else {"policy": row.policy}
-        row.policy = policy
-        row.save()
-        audit.record(action="incidentpolicy.set", obj=row, by=by, before=before, after={"policy": policy})
+        row = IncidentPolicy.objects.select_for_update().filter(environment=environment).first()
+        if row is None:
+            return model_create(model=IncidentPolicy, data={"policy": policy}, fields=["policy"], by=by,
+                                action="incidentpolicy.set", extra={"environment": environment})
+        row, _ = model_update(instance=row, data={"policy": policy}, fields=["policy"], by=by,
+                              action="incidentpolicy.set")
     return row
 
 

@@ -8,6 +8,7 @@ from django.utils import timezone
 from django_fsm import can_proceed
 
 from pmrelease import audit, errors
+from pmrelease.services import model_create, model_update
 
 from . import status as st
 from .access import require_operator
@@ -20,25 +21,21 @@ MAINTENANCE_FIELDS = ["name", "body", "scheduled_for", "scheduled_until", "auto_
                       "remind_before", "components"]
 
 
-def maintenance_create(*, data, by):
-    require_operator(by)
-    data = dict(data)
-    components = data.pop("components", [])
-    unknown = set(data) - set(MAINTENANCE_FIELDS)
-    if unknown:
-        raise errors.ValidationFailed(f"unknown or read-only fields: {', '.join(sorted(unknown))}")
-    if data.get("scheduled_for") and data.get("scheduled_until") and data["scheduled_until"] <= data["scheduled_for"]:
+def _check_window(scheduled_for, scheduled_until):
+    if scheduled_for and scheduled_until and scheduled_until <= scheduled_for:
         raise errors.ValidationFailed("the maintenance must end after it starts",
                                       field_errors={"scheduled_until": ["must be after scheduled_for"]})
+
+
+def maintenance_create(*, data, by):
+    require_operator(by)
+    _check_window(data.get("scheduled_for"), data.get("scheduled_until"))
     with transaction.atomic():
-        maintenance = Maintenance(created_by=by if getattr(by, "is_authenticated", False) else None, **data)
-        errors.full_clean(maintenance, exclude=["status", "created_by"])
-        maintenance.save()
-        maintenance.components.set(components)
+        maintenance = model_create(model=Maintenance, data=data, fields=MAINTENANCE_FIELDS, by=by,
+                                   action="maintenance.create", clean_exclude=["status", "created_by"],
+                                   extra={"created_by": by if getattr(by, "is_authenticated", False) else None})
         MaintenanceUpdate.objects.create(maintenance=maintenance, status=MaintenanceStatus.SCHEDULED,
                                          body=maintenance.body, created_by=maintenance.created_by)
-        audit.record(action="maintenance.create", obj=maintenance, by=by,
-                     after=audit.snapshot(maintenance, fields=MAINTENANCE_FIELDS))
         notify_later("maintenance", maintenance.pk, f"maintenance-{maintenance.pk}-scheduled")
         publish_later()
     return maintenance
@@ -48,35 +45,19 @@ def maintenance_update(*, maintenance, data, by):
     """Edit a scheduled maintenance (name, text, components, window, automation); audited and re-published.
     Moving the start clears the reminder so a new one goes out before the new start."""
     require_operator(by)
-    data = dict(data)
-    components = data.pop("components", None)
-    unknown = set(data) - set(MAINTENANCE_FIELDS)
-    if unknown:
-        raise errors.ValidationFailed(f"unknown or read-only fields: {', '.join(sorted(unknown))}")
     with transaction.atomic():
         locked = Maintenance.objects.select_for_update().get(pk=maintenance.pk)
         if locked.status != MaintenanceStatus.SCHEDULED:
             raise errors.TransitionNotAllowed(f"maintenance '{locked.name}' is {locked.status}: only scheduled "
                                               "maintenance can be edited")
-        before = audit.snapshot(locked, fields=MAINTENANCE_FIELDS)
-        before["components"] = sorted(locked.components.values_list("pk", flat=True))
-        for key, value in data.items():
-            setattr(locked, key, value)
-        if locked.scheduled_until <= locked.scheduled_for:
-            raise errors.ValidationFailed("the maintenance must end after it starts",
-                                          field_errors={"scheduled_until": ["must be after scheduled_for"]})
-        errors.full_clean(locked, exclude=["status", "created_by"])
-        if before["scheduled_for"] != audit.snapshot(locked, fields=["scheduled_for"])["scheduled_for"]:
+        _check_window(data.get("scheduled_for", locked.scheduled_for),
+                      data.get("scheduled_until", locked.scheduled_until))
+        if "scheduled_for" in data and data["scheduled_for"] != locked.scheduled_for:
             locked.reminded_at = None
         locked.updated_at = timezone.now()
-        locked.save()
-        if components is not None:
-            locked.components.set(components)
-        after = audit.snapshot(locked, fields=MAINTENANCE_FIELDS)
-        after["components"] = sorted(locked.components.values_list("pk", flat=True))
-        b, a = audit.diff(before, after)
-        if a:
-            audit.record(action="maintenance.update", obj=locked, by=by, before=b, after=a)
+        locked, changed = model_update(instance=locked, data=data, fields=MAINTENANCE_FIELDS, by=by,
+                                       action="maintenance.update", clean_exclude=["status", "created_by"])
+        if changed:
             publish_later()
     return locked
 

@@ -11,6 +11,7 @@ from django.template.loader import render_to_string
 from django.utils import timezone
 
 from pmrelease import audit, errors
+from pmrelease.services import model_create, model_update
 
 from . import documents
 from .access import require_operator
@@ -114,26 +115,26 @@ def send_confirmation_email(*, subscriber):
     return True
 
 
+def _stamp_once(subscriber, field, action):
+    """Set the subscriber's ``field`` to now, audited, unless it is set already (a reused link changes nothing)."""
+    with transaction.atomic():
+        locked = Subscriber.objects.select_for_update().get(pk=subscriber.pk)
+        if getattr(locked, field) is None:
+            locked, _ = model_update(instance=locked, data={field: timezone.now()}, fields=[field], by=None,
+                                     action=action)
+    return locked
+
+
 def subscription_confirm(*, token):
     subscriber = read_token(token, "confirm", max_age=CONFIRM_MAX_AGE)
     if subscriber.unsubscribed_at:
         raise errors.ValidationFailed("this subscription was cancelled; subscribe again")
-    with transaction.atomic():
-        if subscriber.confirmed_at is None:
-            subscriber.confirmed_at = timezone.now()
-            subscriber.save(update_fields=["confirmed_at"])
-            audit.record(action="subscriber.confirm", obj=subscriber, by=None)
-    return subscriber
+    return _stamp_once(subscriber, "confirmed_at", "subscriber.confirm")
 
 
 def unsubscribe(*, token):
     subscriber = read_token(token, "unsubscribe", max_age=unsubscribe_max_age())
-    with transaction.atomic():
-        if subscriber.unsubscribed_at is None:
-            subscriber.unsubscribed_at = timezone.now()
-            subscriber.save(update_fields=["unsubscribed_at"])
-            audit.record(action="subscriber.unsubscribe", obj=subscriber, by=None)
-    return subscriber
+    return _stamp_once(subscriber, "unsubscribed_at", "subscriber.unsubscribe")
 
 
 def webhook_target_problem(url):
@@ -170,13 +171,10 @@ def webhook_subscriber_create(*, url, components=(), by):
     if problem:
         raise errors.ValidationFailed(f"webhook URL refused: {problem}", field_errors={"webhook_url": [problem]})
     with transaction.atomic():
-        subscriber = Subscriber(kind=SubscriberKind.WEBHOOK, webhook_url=url, confirmed_at=timezone.now())
-        errors.full_clean(subscriber, exclude=["email"])
-        subscriber.save()
-        subscriber.components.set(components)
-        audit.record(action="subscriber.create", obj=subscriber, by=by,
-                     after={"webhook_url": url, "components": [c.pk for c in components]})
-    return subscriber
+        return model_create(model=Subscriber, data={"webhook_url": url, "components": list(components)},
+                            fields=["webhook_url", "components"], by=by, action="subscriber.create",
+                            extra={"kind": SubscriberKind.WEBHOOK, "confirmed_at": timezone.now()},
+                            clean_exclude=["email"])
 
 
 # --- notifications ----------------------------------------------------------------------------------------------

@@ -6,7 +6,7 @@ from django.utils import timezone
 
 from monitoring.statuspage import incidents
 from monitoring.statuspage import status as st
-from monitoring.statuspage.components import component_create, group_save
+from monitoring.statuspage.components import component_create, group_create
 from monitoring.statuspage.maintenance import maintenance_create, maintenance_transition
 
 
@@ -31,8 +31,8 @@ def ops(users):
 @pytest.fixture
 def components(ops):
     """Two groups, five components."""
-    api = group_save(group=None, data={"name": "Web app", "position": 1}, by=ops)
-    mail = group_save(group=None, data={"name": "Mail", "position": 2}, by=ops)
+    api = group_create(data={"name": "Web app", "position": 1}, by=ops)
+    mail = group_create(data={"name": "Mail", "position": 2}, by=ops)
     made = {}
     for name, group, pos in (("Dashboard", api, 1), ("REST API", api, 2), ("SMTP relay", mail, 1),
                              ("Inbound MX", mail, 2), ("Database", None, 3)):
