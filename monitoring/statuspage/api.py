@@ -8,8 +8,7 @@ from rest_framework import mixins, permissions, serializers, status, viewsets
 from rest_framework.decorators import action
 from rest_framework.response import Response
 
-from pmrelease.api import AuditEventSerializer
-from pmrelease.models import AuditEvent
+from pmrelease.api import history_action, transition_action
 from releases.models import Environment
 
 from . import status as st
@@ -200,19 +199,13 @@ class IncidentUpdateInput(serializers.Serializer):
 
 
 def _incident_transition(name, url_path):
-    @extend_schema(request=IncidentUpdateInput, responses=IncidentSerializer,
-                   summary=f"Incident transition: {url_path}",
-                   description="Adds a public update. 409 when not allowed from the current state.")
-    def view(self, request, pk=None):
-        body = IncidentUpdateInput(data=request.data)
-        body.is_valid(raise_exception=True)
-        incident = incident_transition(
-            incident=self.get_object(), name=name, by=request.user, body=body.validated_data["body"],
-            component_statuses=body.validated_data.get("components"))
-        return Response(IncidentSerializer(incident, context=self.get_serializer_context()).data)
+    def run(incident, data, user):
+        return incident_transition(incident=incident, name=name, by=user, body=data["body"],
+                                   component_statuses=data.get("components"))
 
-    view.__name__ = url_path
-    return action(detail=True, methods=["post"], url_path=url_path)(view)
+    return transition_action(url_path, run, request=IncidentUpdateInput, response=IncidentSerializer,
+                             summary=f"Incident transition: {url_path}",
+                             description="Adds a public update. 409 when not allowed from the current state.")
 
 
 class IncidentViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, mixins.CreateModelMixin,
@@ -260,10 +253,7 @@ class IncidentViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, mixins.C
                                               component_statuses=body.validated_data.get("components"))
         return Response(UpdateSerializer(update).data, status=status.HTTP_201_CREATED)
 
-    @extend_schema(responses=AuditEventSerializer(many=True), summary="Audit history of an incident")
-    @action(detail=True, methods=["get"], url_path="history")
-    def history(self, request, pk=None):
-        return Response(AuditEventSerializer(AuditEvent.objects.for_object(self.get_object()), many=True).data)
+    history = history_action("Audit history of an incident")
 
 
 class MaintenanceSerializer(serializers.ModelSerializer):
@@ -285,16 +275,11 @@ class MessageInput(serializers.Serializer):
 
 
 def _maintenance_transition(name):
-    @extend_schema(request=MessageInput, responses=MaintenanceSerializer, summary=f"Maintenance transition: {name}")
-    def view(self, request, pk=None):
-        body = MessageInput(data=request.data)
-        body.is_valid(raise_exception=True)
-        maintenance = maintenance_transition(maintenance=self.get_object(), name=name, by=request.user,
-                                                      body=body.validated_data.get("body", ""))
-        return Response(MaintenanceSerializer(maintenance, context=self.get_serializer_context()).data)
+    def run(maintenance, data, user):
+        return maintenance_transition(maintenance=maintenance, name=name, by=user, body=data.get("body", ""))
 
-    view.__name__ = name
-    return action(detail=True, methods=["post"], url_path=name)(view)
+    return transition_action(name, run, request=MessageInput, response=MaintenanceSerializer,
+                             summary=f"Maintenance transition: {name}")
 
 
 class MaintenanceViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, mixins.CreateModelMixin,
