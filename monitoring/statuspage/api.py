@@ -126,7 +126,7 @@ class ComponentViewSet(viewsets.ModelViewSet):
                                           field_errors={"status": ["read-only here; use set-status"]})
         data.pop("status", None)
         serializer.instance = component_update(component=serializer.instance, data=data,
-                                                        by=self.request.user)
+                                               by=self.request.user)
 
     def perform_destroy(self, instance):
         component_delete(component=instance, by=self.request.user)
@@ -137,8 +137,8 @@ class ComponentViewSet(viewsets.ModelViewSet):
         body = SetStatusSerializer(data=request.data)
         body.is_valid(raise_exception=True)
         component = component_set_status(component=self.get_object(), by=request.user,
-                                                  status=body.validated_data["status"],
-                                                  reason=body.validated_data.get("reason", ""))
+                                         status=body.validated_data["status"],
+                                         reason=body.validated_data.get("reason", ""))
         return Response(ComponentSerializer(component, context=self.get_serializer_context()).data)
 
     @extend_schema(responses=StatusChangeSerializer(many=True), summary="Status history of a component")
@@ -249,8 +249,8 @@ class IncidentViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, mixins.C
         body = IncidentUpdateInput(data=request.data)
         body.is_valid(raise_exception=True)
         update = incident_add_update(incident=self.get_object(), by=request.user,
-                                              body=body.validated_data["body"],
-                                              component_statuses=body.validated_data.get("components"))
+                                     body=body.validated_data["body"],
+                                     component_statuses=body.validated_data.get("components"))
         return Response(UpdateSerializer(update).data, status=status.HTTP_201_CREATED)
 
     history = history_action("Audit history of an incident")
@@ -322,7 +322,7 @@ class IncidentPolicyViewSet(mixins.ListModelMixin, mixins.CreateModelMixin, view
         serializer = self.get_serializer(data=request.data)
         serializer.is_valid(raise_exception=True)
         row = incident_policy_set(environment=serializer.validated_data["environment"],
-                                           policy=serializer.validated_data["policy"], by=request.user)
+                                  policy=serializer.validated_data["policy"], by=request.user)
         return Response(self.get_serializer(row).data, status=status.HTTP_200_OK)
 
 
@@ -351,8 +351,8 @@ class SubscriberViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, mixins
         if not serializer.validated_data.get("webhook_url"):
             return Response({"webhook_url": ["This field is required."]}, status=status.HTTP_400_BAD_REQUEST)
         subscriber = webhook_subscriber_create(url=serializer.validated_data["webhook_url"],
-                                                        components=serializer.validated_data.get("components", []),
-                                                        by=request.user)
+                                               components=serializer.validated_data.get("components", []),
+                                               by=request.user)
         return Response(self.get_serializer(subscriber).data, status=status.HTTP_201_CREATED)
 
 

@@ -147,7 +147,7 @@ def subscribe(request):
         return HttpResponseRedirect("/status/#subscribe")
     try:
         subscribers.subscribe_email(email=request.POST.get("email", ""),
-                                 component_ids=request.POST.getlist("components"))
+                                    component_ids=request.POST.getlist("components"))
     except errors.DomainError as exc:
         detail = "; ".join(m for msgs in exc.field_errors.values() for m in msgs) or exc.message
         return _message(request, "Subscription not started", detail, status=400)

@@ -45,12 +45,12 @@ def full_page(components, ops, envs):
     """Components in every status, an unresolved incident, a resolved one, maintenance active and upcoming."""
     c = components
     resolved = incidents.incident_create(name="Slow dashboard", body="Looking into it.", by=ops, impact="minor",
-                                        components={c["Dashboard"]: st.DEGRADED})
+                                         components={c["Dashboard"]: st.DEGRADED})
     incidents.incident_transition(incident=resolved, name="resolve", by=ops, body="Fixed.")
     open_ = incidents.incident_create(name="Mail delays", body="Mail is delayed.", by=ops, impact="major",
-                                     components={c["SMTP relay"]: st.PARTIAL, c["REST API"]: st.DEGRADED})
+                                      components={c["SMTP relay"]: st.PARTIAL, c["REST API"]: st.DEGRADED})
     incidents.incident_create(name="Inbound down", body="Inbound MX down.", by=ops, impact="critical",
-                             components={c["Inbound MX"]: st.MAJOR})
+                              components={c["Inbound MX"]: st.MAJOR})
     now = timezone.now()
     active = maintenance_create(data={
         "name": "DB upgrade", "body": "Upgrading.", "scheduled_for": now - dt.timedelta(minutes=5),

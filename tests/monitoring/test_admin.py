@@ -132,7 +132,7 @@ def test_maintenance_admin__end_before_start__form_error_not_403(client, ops, co
 
 def test_incident_admin__save_without_changes__no_500(client, ops, components):
     incident = incidents.incident_create(name="Slow", body="Looking.", by=ops,
-                                        components={components["Dashboard"]: "degraded_performance"})
+                                         components={components["Dashboard"]: "degraded_performance"})
     client.force_login(ops)
     response = client.post(f"/admin/monitoring/incident/{incident.pk}/change/",
                            {"updates-TOTAL_FORMS": 0, "updates-INITIAL_FORMS": 0})

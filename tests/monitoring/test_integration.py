@@ -25,7 +25,7 @@ def test_incident_create__real_worker__site_republished_and_subscriber_notified(
 
     with running_worker():
         incidents.incident_create(name="Worker incident", body="Seen by the worker.", by=ops,
-                                 components={components["REST API"]: st.MAJOR})
+                                  components={components["REST API"]: st.MAJOR})
         assert wait_for(published_incident), "the worker did not publish the incident"
         assert wait_for(lambda: any("Worker incident" in m.subject for m in mail.outbox)), "no notification"
     message = next(m for m in mail.outbox if "Worker incident" in m.subject)

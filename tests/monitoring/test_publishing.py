@@ -83,7 +83,7 @@ def test_statuspage_documents__full_page__exact_fields_and_enumerations(full_pag
 @pytest.mark.django_db
 def test_publish__draft_incident__never_public(components, ops, client):
     incidents.incident_create(name="Secret draft", body="not yet", by=ops, publish=False,
-                             components={components["REST API"]: st.MAJOR})
+                              components={components["REST API"]: st.MAJOR})
     publishing.publish_site()
     body = b"".join(p.read_bytes() for p in publishing.site_root().rglob("*") if p.is_file())
     assert b"Secret draft" not in body

@@ -21,7 +21,7 @@ def _status(component):
 
 def _open(ops, components, **kw):
     return incidents.incident_create(name="API errors", body="Investigating errors.", by=ops, impact="major",
-                                    components={components["REST API"]: st.PARTIAL}, **kw)
+                                     components={components["REST API"]: st.PARTIAL}, **kw)
 
 
 def test_incident_create__published__components_move_first_update_records_changes(ops, components):
@@ -40,11 +40,11 @@ def test_incident_create__published__components_move_first_update_records_change
 def test_incident_lifecycle__each_transition__adds_update_with_time_and_component_changes(ops, components):
     incident = _open(ops, components)
     incidents.incident_transition(incident=incident, name="identify", by=ops, body="Bad deploy found.",
-                                 component_statuses={components["REST API"].pk: st.MAJOR})
+                                  component_statuses={components["REST API"].pk: st.MAJOR})
     assert incident.status == "identified" and incident.identified_at is not None
     assert _status(components["REST API"]) == st.MAJOR
     incidents.incident_transition(incident=incident, name="monitor", by=ops, body="Rolled back; watching.",
-                                 component_statuses={components["REST API"].pk: st.DEGRADED})
+                                  component_statuses={components["REST API"].pk: st.DEGRADED})
     assert incident.status == "monitoring" and incident.monitoring_at is not None
     incidents.incident_transition(incident=incident, name="resolve", by=ops, body="All good.")
     assert incident.status == "resolved" and incident.resolved_at is not None
@@ -86,7 +86,7 @@ def test_incident_resolve__overlapping_incident_on_same_component__component_sta
     api = components["REST API"]
     first = _open(ops, components)
     second = incidents.incident_create(name="API slow", body="Slow.", by=ops, impact="minor",
-                                      components={api: st.DEGRADED})
+                                       components={api: st.DEGRADED})
     assert _status(api) == st.PARTIAL  # the worst hold wins
     incidents.incident_transition(incident=first, name="resolve", by=ops, body="First fixed.")
     assert _status(api) == st.DEGRADED  # the second incident still holds it
@@ -133,8 +133,8 @@ def test_incident_for_deployment__production_default_policy__unpublished_draft_o
         components, envs, users):
     _link(components, envs["production"])
     incident = incidents.incident_for_deployment(environment=envs["production"], title="Deploy 2.1.0 failed",
-                                                body="The deployment failed.", automatic_rollback=False,
-                                                by=users["ops"])
+                                                 body="The deployment failed.", automatic_rollback=False,
+                                                 by=users["ops"])
     assert incident is not None and not incident.is_published
     assert set(incident.components.values_list("name", flat=True)) == {"REST API", "Dashboard"}
     assert _status(components["REST API"]) == st.OPERATIONAL
@@ -144,7 +144,7 @@ def test_incident_for_deployment__production_default_policy__unpublished_draft_o
 
 def test_incident_for_deployment__non_production_default__nothing(components, envs):
     assert incidents.incident_for_deployment(environment=envs["staging"], title="x", body="y",
-                                            automatic_rollback=True) is None
+                                             automatic_rollback=True) is None
     assert not Incident.objects.exists()
 
 
@@ -153,7 +153,7 @@ def test_incident_for_deployment__publish_policy__published_major_impact(rollbac
     _link(components, envs["production"])
     incidents.incident_policy_set(environment=envs["production"], policy="publish", by=ops)
     incident = incidents.incident_for_deployment(environment=envs["production"], title="Automatic rollback",
-                                                body="Rolled back.", automatic_rollback=rollback)
+                                                 body="Rolled back.", automatic_rollback=rollback)
     assert incident.is_published and incident.impact == "major"
     assert _status(components["REST API"]) == expected and _status(components["Dashboard"]) == expected
 
@@ -161,7 +161,7 @@ def test_incident_for_deployment__publish_policy__published_major_impact(rollbac
 def test_incident_for_deployment__none_policy_on_production__nothing(components, envs, ops):
     IncidentPolicy.objects.create(environment=envs["production"], policy="none")
     assert incidents.incident_for_deployment(environment=envs["production"], title="x", body="y",
-                                            automatic_rollback=False) is None
+                                             automatic_rollback=False) is None
 
 
 # --- maintenance ------------------------------------------------------------------------------------------------

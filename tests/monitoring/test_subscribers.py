@@ -107,7 +107,7 @@ def test_notification_fan_out__component_filter__only_interested_subscribers(com
     _active("mx@example.com", [components["Inbound MX"]])
     Subscriber.objects.create(kind="email", email="pending@example.com")
     incident = incidents.incident_create(name="API down", body="Down.", by=ops,
-                                        components={components["REST API"]: st.MAJOR})
+                                         components={components["REST API"]: st.MAJOR})
     from django.db import transaction
 
     with transaction.atomic():
@@ -120,7 +120,7 @@ def test_notification_fan_out__component_filter__only_interested_subscribers(com
 def test_deliver__email__sent_with_one_click_unsubscribe_headers(components, ops):
     _active("all@example.com")
     incident = incidents.incident_create(name="API down", body="Down hard.", by=ops,
-                                        components={components["REST API"]: st.MAJOR})
+                                         components={components["REST API"]: st.MAJOR})
     subscribers.notification_fan_out(kind="incident", obj_id=incident.pk, event="e1")
     delivery = Delivery.objects.get()
     mail.outbox.clear()
@@ -137,7 +137,7 @@ def test_deliver__webhook_failing_then_ok__retried_then_sent(components, ops, ht
     httpserver.expect_ordered_request("/hook", method="POST").respond_with_data("ok", status=200)
     subscribers.webhook_subscriber_create(url=httpserver.url_for("/hook"), by=ops)
     incident = incidents.incident_create(name="API down", body="Down.", by=ops,
-                                        components={components["REST API"]: st.MAJOR})
+                                         components={components["REST API"]: st.MAJOR})
     subscribers.notification_fan_out(kind="incident", obj_id=incident.pk, event="e1")
     delivery = Delivery.objects.get()
     with pytest.raises(subscribers.DeliveryFailed):
