@@ -9,7 +9,7 @@ from django.template.response import TemplateResponse
 from django.urls import path, reverse
 
 from pmrelease import errors
-from pmrelease.admin import AuditHistoryMixin
+from pmrelease.admin import AuditHistoryMixin, ServiceAdminMixin, error_message
 
 from . import status as st
 from .access import can_operate
@@ -73,13 +73,9 @@ class OperatorMixin:
         return False
 
 
-def _domain_error(request, exc):
-    messages.error(request, exc.message + (": " + "; ".join(exc.reasons) if exc.reasons else ""))
-
-
 # --- components ---------------------------------------------------------------------------------------------
 @admin.register(ComponentGroup)
-class ComponentGroupAdmin(OperatorMixin, AuditHistoryMixin, admin.ModelAdmin):
+class ComponentGroupAdmin(ServiceAdminMixin, OperatorMixin, AuditHistoryMixin, admin.ModelAdmin):
     list_display = ["name", "position", "component_count"]
     fields = GROUP_FIELDS
 
@@ -95,10 +91,7 @@ class ComponentGroupAdmin(OperatorMixin, AuditHistoryMixin, admin.ModelAdmin):
             obj.pk = group_create(data=data, by=request.user).pk
 
     def delete_model(self, request, obj):
-        try:
-            group_delete(group=obj, by=request.user)
-        except errors.DomainError as exc:
-            raise PermissionDenied(exc.message) from exc
+        group_delete(group=obj, by=request.user)
 
     def delete_queryset(self, request, queryset):
         for group in queryset:
@@ -120,7 +113,7 @@ class ComponentForm(forms.ModelForm):
 
 
 @admin.register(Component)
-class ComponentAdmin(OperatorMixin, AuditHistoryMixin, admin.ModelAdmin):
+class ComponentAdmin(ServiceAdminMixin, OperatorMixin, AuditHistoryMixin, admin.ModelAdmin):
     form = ComponentForm
     list_display = ["name", "group", "status", "position", "showcase", "updated_at"]
     list_filter = ["status", "group"]
@@ -135,18 +128,13 @@ class ComponentAdmin(OperatorMixin, AuditHistoryMixin, admin.ModelAdmin):
     def save_model(self, request, obj, form, change):
         data = {name: form.cleaned_data[name] for name in COMPONENT_FIELDS}
         new_status = form.cleaned_data["set_status"]
-        try:
-            if not change:
-                saved = component_create(data={**data, "status": new_status}, by=request.user)
-            else:
-                saved = component_update(component=Component.objects.get(pk=obj.pk), data=data,
-                                                  by=request.user)
-                if new_status != saved.status:
-                    component_set_status(component=saved, status=new_status, by=request.user,
-                                                  reason=form.cleaned_data.get("status_reason", ""))
-        except errors.DomainError as exc:
-            raise PermissionDenied(exc.message) from exc
-        obj.pk = saved.pk
+        if not change:
+            obj.pk = component_create(data={**data, "status": new_status}, by=request.user).pk
+            return
+        saved = component_update(component=obj, data=data, by=request.user)
+        if new_status != saved.status:
+            component_set_status(component=saved, status=new_status, by=request.user,
+                                 reason=form.cleaned_data.get("status_reason", ""))
 
     def save_related(self, request, form, formsets, change):
         """The services already saved the environments."""
@@ -192,7 +180,7 @@ class IncidentCreateForm(forms.ModelForm):
 
 
 @admin.register(Incident)
-class IncidentAdmin(OperatorMixin, AuditHistoryMixin, admin.ModelAdmin):
+class IncidentAdmin(ServiceAdminMixin, OperatorMixin, AuditHistoryMixin, admin.ModelAdmin):
     list_display = ["name", "status", "impact", "is_published", "started_at", "resolved_at", "environment"]
     list_filter = ["status", "impact", ("published_at", admin.EmptyFieldListFilter)]
     search_fields = ["name"]
@@ -236,13 +224,10 @@ class IncidentAdmin(OperatorMixin, AuditHistoryMixin, admin.ModelAdmin):
         if change:
             return
         data = form.cleaned_data
-        try:
-            incident = incident_create(
-                name=data["name"], body=data["body"], by=request.user, impact=data["impact"],
-                started_at=data.get("started_at"), publish=data.get("publish", False),
-                components={c: data["component_status"] for c in data["affected_components"]})
-        except errors.DomainError as exc:
-            raise PermissionDenied(exc.message) from exc
+        incident = incident_create(
+            name=data["name"], body=data["body"], by=request.user, impact=data["impact"],
+            started_at=data.get("started_at"), publish=data.get("publish", False),
+            components={c: data["component_status"] for c in data["affected_components"]})
         obj.pk = incident.pk
 
     def save_related(self, request, form, formsets, change):
@@ -275,12 +260,12 @@ class IncidentAdmin(OperatorMixin, AuditHistoryMixin, admin.ModelAdmin):
                                 if request.POST.get(f"component_{a.component_id}")}
                     if name == "update":
                         incident_add_update(incident=incident, by=request.user,
-                                                     body=request.POST.get("body", ""), component_statuses=statuses)
+                                            body=request.POST.get("body", ""), component_statuses=statuses)
                     else:
                         incident_transition(incident=incident, name=name, by=request.user,
-                                                     body=request.POST.get("body", ""), component_statuses=statuses)
+                                            body=request.POST.get("body", ""), component_statuses=statuses)
             except errors.DomainError as exc:
-                _domain_error(request, exc)
+                error_message(request, exc)
                 return HttpResponseRedirect(request.path)
             messages.success(request, f"{INCIDENT_ACTION_LABELS.get(name, name)}: done.")
             return HttpResponseRedirect(change_url)
@@ -319,7 +304,7 @@ class MaintenanceForm(forms.ModelForm):
 
 
 @admin.register(Maintenance)
-class MaintenanceAdmin(OperatorMixin, AuditHistoryMixin, admin.ModelAdmin):
+class MaintenanceAdmin(ServiceAdminMixin, OperatorMixin, AuditHistoryMixin, admin.ModelAdmin):
     form = MaintenanceForm
     list_display = ["name", "status", "scheduled_for", "scheduled_until", "auto_start", "auto_complete"]
     list_filter = ["status"]
@@ -340,16 +325,10 @@ class MaintenanceAdmin(OperatorMixin, AuditHistoryMixin, admin.ModelAdmin):
 
     def save_model(self, request, obj, form, change):
         data = {name: form.cleaned_data[name] for name in MAINTENANCE_FIELDS if name in form.cleaned_data}
-        try:
-            if not change:
-                saved = maintenance_create(data=data, by=request.user)
-                obj.pk = saved.pk
-                return
-            maintenance_update(maintenance=Maintenance.objects.get(pk=obj.pk),
-                                        data={**data, "components": form.cleaned_data.get("components", [])},
-                                        by=request.user)
-        except errors.DomainError as exc:
-            raise PermissionDenied(exc.message) from exc
+        if not change:
+            obj.pk = maintenance_create(data=data, by=request.user).pk
+        elif data:  # once the maintenance has started every field is read-only: nothing to save
+            maintenance_update(maintenance=obj, data=data, by=request.user)
 
     def save_related(self, request, form, formsets, change):
         """Saved by save_model through the services; the update inline is read-only."""
@@ -374,23 +353,25 @@ class MaintenanceAdmin(OperatorMixin, AuditHistoryMixin, admin.ModelAdmin):
             raise PermissionDenied
         try:
             maintenance_transition(maintenance=maintenance, name=name, by=request.user,
-                                            body=request.POST.get("body", ""))
+                                   body=request.POST.get("body", ""))
             messages.success(request, f"Maintenance: {name} done.")
         except errors.DomainError as exc:
-            _domain_error(request, exc)
+            error_message(request, exc)
         return HttpResponseRedirect(reverse("admin:monitoring_maintenance_change", args=[pk]))
 
 
 # --- policy, subscribers, deliveries -----------------------------------------------------------------------------
 @admin.register(IncidentPolicy)
-class IncidentPolicyAdmin(OperatorMixin, AuditHistoryMixin, admin.ModelAdmin):
+class IncidentPolicyAdmin(ServiceAdminMixin, OperatorMixin, AuditHistoryMixin, admin.ModelAdmin):
     list_display = ["environment", "policy"]
     fields = ["environment", "policy"]
 
+    def get_readonly_fields(self, request, obj=None):
+        return ["environment"] if obj else []  # one policy per environment: another environment is another row
+
     def save_model(self, request, obj, form, change):
-        row = incident_policy_set(environment=form.cleaned_data["environment"],
-                                           policy=form.cleaned_data["policy"], by=request.user)
-        obj.pk = row.pk
+        environment = obj.environment if change else form.cleaned_data["environment"]
+        obj.pk = incident_policy_set(environment=environment, policy=form.cleaned_data["policy"], by=request.user).pk
 
 
 class SubscriberForm(forms.ModelForm):
@@ -407,7 +388,7 @@ class SubscriberForm(forms.ModelForm):
 
 
 @admin.register(Subscriber)
-class SubscriberAdmin(OperatorMixin, AuditHistoryMixin, admin.ModelAdmin):
+class SubscriberAdmin(ServiceAdminMixin, OperatorMixin, AuditHistoryMixin, admin.ModelAdmin):
     list_display = ["__str__", "kind", "confirmed_at", "unsubscribed_at", "created_at"]
     list_filter = ["kind", ("confirmed_at", admin.EmptyFieldListFilter), ("unsubscribed_at", admin.EmptyFieldListFilter)]
     search_fields = ["email", "webhook_url"]
@@ -426,7 +407,7 @@ class SubscriberAdmin(OperatorMixin, AuditHistoryMixin, admin.ModelAdmin):
 
     def save_model(self, request, obj, form, change):
         subscriber = webhook_subscriber_create(url=form.cleaned_data["webhook_url"],
-                                                        components=form.cleaned_data["components"], by=request.user)
+                                               components=form.cleaned_data["components"], by=request.user)
         obj.pk = subscriber.pk
 
     def save_related(self, request, form, formsets, change):
