@@ -1,8 +1,10 @@
 """Public views: the published static files (no database needed) and the subscription flows."""
+import logging
 import mimetypes
 import os
 from email.utils import formatdate, parsedate_to_datetime
 
+from django import db
 from django.http import Http404, HttpResponse, HttpResponseNotModified, HttpResponseRedirect
 from django.shortcuts import render
 from django.views.decorators.csrf import csrf_exempt
@@ -11,6 +13,8 @@ from django.views.decorators.http import require_http_methods
 from pmrelease import errors
 
 from . import publishing, subscribers
+
+log = logging.getLogger(__name__)
 
 CONTENT_TYPES = {
     ".html": "text/html; charset=utf-8",
@@ -78,7 +82,9 @@ def published(request, path=""):
     """Serve a file of the published site. Reads only the publish directory: no database, no broker.
 
     Serves the precompressed ``.gz`` sibling to clients that accept gzip. When nothing has been published
-    yet (a fresh checkout), it publishes once synchronously.
+    yet (a fresh checkout), it publishes once synchronously; if that fails because the database is down or
+    the publish directory cannot be written, it answers 503 with Retry-After (any other error is a bug and
+    propagates).
     """
     candidate, redirect = _resolve(path)
     if candidate is None:
@@ -99,8 +105,8 @@ def published(request, path=""):
             raise Http404("not published")
         try:
             publishing.publish_site()
-        except Exception:  # database down and nothing published: say so, never a 500
-            pass
+        except (db.Error, OSError) as exc:  # database down, or publish directory unwritable: 503 below
+            log.warning("status page: nothing published yet, and publishing now failed: %r", exc)
         stat = _stat(candidate)
         if stat is None:
             response = HttpResponse("The status page has not been published yet.", status=503,
