@@ -9,6 +9,7 @@ from monitoring.models import Component, Incident, IncidentPolicy, Maintenance
 from monitoring.statuspage import incidents
 from monitoring.statuspage import status as st
 from monitoring.statuspage.maintenance import maintenance_create, maintenance_transition
+from pmrelease.models import AuditEvent
 
 pytestmark = pytest.mark.django_db
 
@@ -90,13 +91,6 @@ def _maintenance_post(maintenance, **overrides):
 
 
 def test_maintenance_admin__edit_scheduled__saved_audited_reminder_reset(client, ops, components):
-    import datetime as dt
-
-    from django.utils import timezone
-
-    from monitoring.models import Maintenance
-    from pmrelease.models import AuditEvent
-
     start = timezone.now() + dt.timedelta(days=2)
     maintenance = maintenance_create(data={
         "name": "DB upgrade", "body": "Upgrading.", "scheduled_for": start,
@@ -114,10 +108,6 @@ def test_maintenance_admin__edit_scheduled__saved_audited_reminder_reset(client,
 
 
 def test_maintenance_admin__end_before_start__form_error_not_403(client, ops, components):
-    import datetime as dt
-
-    from django.utils import timezone
-
     start = timezone.now() + dt.timedelta(days=2)
     maintenance = maintenance_create(data={
         "name": "DB upgrade", "body": "Upgrading.", "scheduled_for": start,

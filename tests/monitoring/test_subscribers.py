@@ -4,11 +4,13 @@ import datetime as dt
 import httpx
 import pytest
 from django.core import mail, signing
+from django.db import transaction
 
 from monitoring import tasks
 from monitoring.models import Delivery, Subscriber
 from monitoring.statuspage import incidents, subscribers
 from monitoring.statuspage import status as st
+from pmrelease import errors
 
 pytestmark = pytest.mark.django_db
 
@@ -108,8 +110,6 @@ def test_notification_fan_out__component_filter__only_interested_subscribers(com
     Subscriber.objects.create(kind="email", email="pending@example.com")
     incident = incidents.incident_create(name="API down", body="Down.", by=ops,
                                          components={components["REST API"]: st.MAJOR})
-    from django.db import transaction
-
     with transaction.atomic():
         created = subscribers.notification_fan_out(kind="incident", obj_id=incident.pk, event="e1")
     assert {d.subscriber.email for d in Delivery.objects.filter(pk__in=created)} == {"all@example.com",
@@ -164,16 +164,12 @@ def test_deliver__final_attempt_fails__marked_failed_not_raised(components, ops,
 @pytest.mark.parametrize("url", ["http://127.0.0.1:6379/", "http://169.254.169.254/latest/meta-data/",
                                  "http://localhost/hook", "http://[::1]/", "http://10.0.0.7/hook", "ftp://x/"])
 def test_webhook_url__internal_address__refused(settings, ops, url):
-    from pmrelease import errors
-
     settings.STATUS_WEBHOOK_ALLOW_PRIVATE = False
     with pytest.raises(errors.ValidationFailed, match="webhook URL refused"):
         subscribers.webhook_subscriber_create(url=url, by=ops)
 
 
 def test_webhook_delivery__address_turned_private__not_sent(settings, components, ops, httpserver):
-    from monitoring.models import Delivery
-
     sub = subscribers.webhook_subscriber_create(url=httpserver.url_for("/hook"), by=ops)
     settings.STATUS_WEBHOOK_ALLOW_PRIVATE = False  # e.g. DNS now points the name at an internal address
     delivery = Delivery.objects.create(subscriber=sub, event="incident-1-private", subject="s", body="b",

@@ -1,14 +1,10 @@
-"""Incidents, maintenance, components and the deployment engine's entry point, through the services."""
-import datetime as dt
-
+"""Incidents through their services: drafts, the FSM and its updates, overlapping holds, the incident policy and
+the deployment engine's entry point."""
 import pytest
-from django.utils import timezone
 
-from monitoring.models import Component, ComponentStatusChange, Incident, IncidentPolicy, Maintenance
+from monitoring.models import Component, ComponentStatusChange, Incident, IncidentPolicy
 from monitoring.statuspage import incidents
 from monitoring.statuspage import status as st
-from monitoring.statuspage.components import component_set_status
-from monitoring.statuspage.maintenance import maintenance_create, maintenance_tick, maintenance_transition
 from pmrelease import errors
 from pmrelease.models import AuditEvent
 
@@ -164,75 +160,11 @@ def test_incident_for_deployment__none_policy_on_production__nothing(components,
                                              automatic_rollback=False) is None
 
 
-# --- maintenance ------------------------------------------------------------------------------------------------
-def _maintenance(ops, components, start_in=dt.timedelta(hours=2), length=dt.timedelta(hours=1), **extra):
-    now = timezone.now()
-    return maintenance_create(data={
-        "name": "DB upgrade", "body": "Upgrading the database.", "scheduled_for": now + start_in,
-        "scheduled_until": now + start_in + length, "components": [components["Database"]], **extra}, by=ops)
-
-
-def test_maintenance_lifecycle__start_verify_complete__components_under_maintenance_then_back(ops, components):
-    m = _maintenance(ops, components)
-    db = components["Database"]
-    maintenance_transition(maintenance=m, name="start", by=ops)
-    assert m.status == "in_progress" and _status(db) == st.MAINTENANCE
-    maintenance_transition(maintenance=m, name="verify", by=ops, body="Checking.")
-    assert m.status == "verifying" and _status(db) == st.MAINTENANCE
-    maintenance_transition(maintenance=m, name="complete", by=ops)
-    assert m.status == "completed" and _status(db) == st.OPERATIONAL
-    assert [u.status for u in m.updates.order_by("created_at", "id")] == [
-        "scheduled", "in_progress", "verifying", "completed"]
-    assert m.updates.get(status="in_progress").affected_components[0]["new_status"] == st.MAINTENANCE
-    with pytest.raises(errors.TransitionNotAllowed):
-        maintenance_transition(maintenance=m, name="start", by=ops)
-
-
-def test_maintenance_complete__incident_still_open__component_returns_to_incident_status(ops, components):
-    m = _maintenance(ops, components)
-    maintenance_transition(maintenance=m, name="start", by=ops)
-    incidents.incident_create(name="DB errors", body="Errors.", by=ops, components={components["Database"]: st.MAJOR})
-    maintenance_transition(maintenance=m, name="complete", by=ops)
-    assert _status(components["Database"]) == st.MAJOR
-
-
-def test_maintenance_create__end_before_start__400(ops, components):
-    with pytest.raises(errors.ValidationFailed):
-        _maintenance(ops, components, length=-dt.timedelta(hours=1))
-
-
-def test_component_set_status__manual_change__history_and_audit(ops, components):
-    api = components["REST API"]
-    component_set_status(component=api, status=st.DEGRADED, by=ops, reason="slow")
-    assert list(api.status_changes.order_by("at", "id").values_list("new_status", flat=True)) == [
-        st.OPERATIONAL, st.DEGRADED]
-    assert AuditEvent.objects.filter(action="component.status", object_id=str(api.pk), reason="slow").exists()
-    with pytest.raises(errors.ValidationFailed):
-        component_set_status(component=api, status="broken", by=ops)
-
-
-# --- beat -----------------------------------------------------------------------------------------------------------
-def test_maintenance_tick__due_and_over__started_then_completed_idempotently(ops, components):
-    m = _maintenance(ops, components, start_in=dt.timedelta(minutes=10))
-    later = timezone.now() + dt.timedelta(minutes=11)
-    assert maintenance_tick(now=later)["started"] == [m.pk]
-    assert Maintenance.objects.get(pk=m.pk).status == "in_progress" and _status(components["Database"]) == st.MAINTENANCE
-    assert maintenance_tick(now=later)["started"] == []  # a second tick does nothing
-    end = m.scheduled_until + dt.timedelta(seconds=1)
-    assert maintenance_tick(now=end)["completed"] == [m.pk]
-    assert Maintenance.objects.get(pk=m.pk).status == "completed" and _status(components["Database"]) == st.OPERATIONAL
-
-
-def test_maintenance_tick__auto_start_off__left_for_the_operator(ops, components):
-    m = _maintenance(ops, components, start_in=dt.timedelta(minutes=1), auto_start=False)
-    maintenance_tick(now=timezone.now() + dt.timedelta(minutes=5))
-    assert Maintenance.objects.get(pk=m.pk).status == "scheduled"
-
-
-def test_maintenance_tick__within_reminder_lead__reminds_once(ops, components, settings):
-    m = _maintenance(ops, components, start_in=dt.timedelta(hours=2), remind_before=dt.timedelta(hours=3))
-    assert maintenance_tick()["reminded"] == [m.pk]
-    assert maintenance_tick()["reminded"] == []
-    assert AuditEvent.objects.filter(action="maintenance.remind", object_id=str(m.pk)).count() == 1
-    far = _maintenance(ops, components, start_in=dt.timedelta(days=2))
-    assert far.pk not in maintenance_tick()["reminded"]
+def test_incident_policy_set__create_then_change__one_row_audited_as_set(envs, ops):
+    incidents.incident_policy_set(environment=envs["staging"], policy="publish", by=ops)
+    row = incidents.incident_policy_set(environment=envs["staging"], policy="none", by=ops)
+    assert list(IncidentPolicy.objects.values_list("pk", "policy")) == [(row.pk, "none")]
+    assert incidents.incident_policy_for(envs["staging"]) == "none"
+    events = AuditEvent.objects.filter(action="incidentpolicy.set", object_id=str(row.pk)).order_by("id")
+    assert [(e.before, e.after) for e in events] == [(None, {"policy": "publish"}),
+                                                     ({"policy": "publish"}, {"policy": "none"})]
