@@ -82,17 +82,23 @@ def component_create(*, data, by):
     return component
 
 
-def component_update(*, component, data, by):
-    """Edit a component's fields (its status changes through ``component_set_status`` and incidents)."""
+def _edit(row, *, data, fields, by, action, clean_exclude=None):
+    """Set the allowed ``fields`` of ``row`` (locked, validated, the diff audited); re-publish if anything changed."""
     require_operator(by)
     with transaction.atomic():
-        locked = Component.objects.select_for_update().get(pk=component.pk)
+        locked = type(row).objects.select_for_update().get(pk=row.pk)
         locked.updated_at = timezone.now()
-        locked, changed = model_update(instance=locked, data=data, fields=COMPONENT_FIELDS, by=by,
-                                       action="component.update", clean_exclude=["status"])
+        locked, changed = model_update(instance=locked, data=data, fields=fields, by=by, action=action,
+                                       clean_exclude=clean_exclude)
         if changed:
             publish_later()
     return locked
+
+
+def component_update(*, component, data, by):
+    """Edit a component's fields (its status changes through ``component_set_status`` and incidents)."""
+    return _edit(component, data=data, fields=COMPONENT_FIELDS, by=by, action="component.update",
+                 clean_exclude=["status"])
 
 
 def component_set_status(*, component, status, by, reason=""):
@@ -125,14 +131,7 @@ def group_create(*, data, by):
 
 
 def group_update(*, group, data, by):
-    require_operator(by)
-    with transaction.atomic():
-        locked = ComponentGroup.objects.select_for_update().get(pk=group.pk)
-        locked, changed = model_update(instance=locked, data=data, fields=GROUP_FIELDS, by=by,
-                                       action="componentgroup.update")
-        if changed:
-            publish_later()
-    return locked
+    return _edit(group, data=data, fields=GROUP_FIELDS, by=by, action="componentgroup.update")
 
 
 def group_delete(*, group, by):
