@@ -11,33 +11,9 @@ from django.urls import path, reverse
 from pmrelease import errors
 from pmrelease.admin import AuditHistoryMixin, ServiceAdminMixin, error_message
 
+from . import components, incidents, maintenance, subscribers
 from . import status as st
 from .access import can_operate
-from .components import (
-    COMPONENT_FIELDS,
-    GROUP_FIELDS,
-    component_create,
-    component_set_status,
-    component_update,
-    group_create,
-    group_delete,
-    group_update,
-)
-from .incidents import (
-    available_incident_actions,
-    incident_add_update,
-    incident_create,
-    incident_delete_draft,
-    incident_policy_set,
-    incident_publish,
-    incident_transition,
-)
-from .maintenance import (
-    MAINTENANCE_FIELDS,
-    maintenance_create,
-    maintenance_transition,
-    maintenance_update,
-)
 from .models import (
     Component,
     ComponentGroup,
@@ -51,7 +27,6 @@ from .models import (
     MaintenanceUpdate,
     Subscriber,
 )
-from .subscribers import webhook_subscriber_create
 
 
 class OperatorMixin:
@@ -77,21 +52,21 @@ class OperatorMixin:
 @admin.register(ComponentGroup)
 class ComponentGroupAdmin(ServiceAdminMixin, OperatorMixin, AuditHistoryMixin, admin.ModelAdmin):
     list_display = ["name", "position", "component_count"]
-    fields = GROUP_FIELDS
+    fields = components.GROUP_FIELDS
 
     @admin.display(description="components")
     def component_count(self, obj):
         return obj.components.count()
 
     def save_model(self, request, obj, form, change):
-        data = {name: form.cleaned_data[name] for name in GROUP_FIELDS}
+        data = {name: form.cleaned_data[name] for name in components.GROUP_FIELDS}
         if change:
-            group_update(group=obj, data=data, by=request.user)
+            components.group_update(group=obj, data=data, by=request.user)
         else:
-            obj.pk = group_create(data=data, by=request.user).pk
+            obj.pk = components.group_create(data=data, by=request.user).pk
 
     def delete_model(self, request, obj):
-        group_delete(group=obj, by=request.user)
+        components.group_delete(group=obj, by=request.user)
 
     def delete_queryset(self, request, queryset):
         for group in queryset:
@@ -105,7 +80,7 @@ class ComponentForm(forms.ModelForm):
 
     class Meta:
         model = Component
-        fields = COMPONENT_FIELDS
+        fields = components.COMPONENT_FIELDS
 
     def __init__(self, *args, **kwargs):
         super().__init__(*args, **kwargs)
@@ -126,15 +101,15 @@ class ComponentAdmin(ServiceAdminMixin, OperatorMixin, AuditHistoryMixin, admin.
     ]
 
     def save_model(self, request, obj, form, change):
-        data = {name: form.cleaned_data[name] for name in COMPONENT_FIELDS}
+        data = {name: form.cleaned_data[name] for name in components.COMPONENT_FIELDS}
         new_status = form.cleaned_data["set_status"]
         if not change:
-            obj.pk = component_create(data={**data, "status": new_status}, by=request.user).pk
+            obj.pk = components.component_create(data={**data, "status": new_status}, by=request.user).pk
             return
-        saved = component_update(component=obj, data=data, by=request.user)
+        saved = components.component_update(component=obj, data=data, by=request.user)
         if new_status != saved.status:
-            component_set_status(component=saved, status=new_status, by=request.user,
-                                 reason=form.cleaned_data.get("status_reason", ""))
+            components.component_set_status(component=saved, status=new_status, by=request.user,
+                                            reason=form.cleaned_data.get("status_reason", ""))
 
     def save_related(self, request, form, formsets, change):
         """The services already saved the environments."""
@@ -218,13 +193,13 @@ class IncidentAdmin(ServiceAdminMixin, OperatorMixin, AuditHistoryMixin, admin.M
         return can_operate(request.user) and obj is not None and not obj.is_published
 
     def delete_model(self, request, obj):
-        incident_delete_draft(incident=obj, by=request.user)
+        incidents.incident_delete_draft(incident=obj, by=request.user)
 
     def save_model(self, request, obj, form, change):
         if change:
             return
         data = form.cleaned_data
-        incident = incident_create(
+        incident = incidents.incident_create(
             name=data["name"], body=data["body"], by=request.user, impact=data["impact"],
             started_at=data.get("started_at"), publish=data.get("publish", False),
             components={c: data["component_status"] for c in data["affected_components"]})
@@ -240,7 +215,7 @@ class IncidentAdmin(ServiceAdminMixin, OperatorMixin, AuditHistoryMixin, admin.M
 
     def change_view(self, request, object_id, form_url="", extra_context=None):
         obj = self.get_object(request, object_id)
-        extra = {"status_actions": available_incident_actions(obj, request.user) if obj else [],
+        extra = {"status_actions": incidents.available_incident_actions(obj, request.user) if obj else [],
                  "action_labels": INCIDENT_ACTION_LABELS}
         return super().change_view(request, object_id, form_url, {**extra, **(extra_context or {})})
 
@@ -254,16 +229,16 @@ class IncidentAdmin(ServiceAdminMixin, OperatorMixin, AuditHistoryMixin, admin.M
         if request.method == "POST":
             try:
                 if name == "publish":
-                    incident_publish(incident=incident, by=request.user)
+                    incidents.incident_publish(incident=incident, by=request.user)
                 else:
                     statuses = {a.component: request.POST.get(f"component_{a.component_id}") for a in affected
                                 if request.POST.get(f"component_{a.component_id}")}
                     if name == "update":
-                        incident_add_update(incident=incident, by=request.user,
-                                            body=request.POST.get("body", ""), component_statuses=statuses)
+                        incidents.incident_add_update(incident=incident, by=request.user,
+                                                      body=request.POST.get("body", ""), component_statuses=statuses)
                     else:
-                        incident_transition(incident=incident, name=name, by=request.user,
-                                            body=request.POST.get("body", ""), component_statuses=statuses)
+                        incidents.incident_transition(incident=incident, name=name, by=request.user,
+                                                      body=request.POST.get("body", ""), component_statuses=statuses)
             except errors.DomainError as exc:
                 error_message(request, exc)
                 return HttpResponseRedirect(request.path)
@@ -324,11 +299,11 @@ class MaintenanceAdmin(ServiceAdminMixin, OperatorMixin, AuditHistoryMixin, admi
         return self.inlines if obj else []
 
     def save_model(self, request, obj, form, change):
-        data = {name: form.cleaned_data[name] for name in MAINTENANCE_FIELDS if name in form.cleaned_data}
+        data = {name: form.cleaned_data[name] for name in maintenance.MAINTENANCE_FIELDS if name in form.cleaned_data}
         if not change:
-            obj.pk = maintenance_create(data=data, by=request.user).pk
+            obj.pk = maintenance.maintenance_create(data=data, by=request.user).pk
         elif data:  # once the maintenance has started every field is read-only: nothing to save
-            maintenance_update(maintenance=obj, data=data, by=request.user)
+            maintenance.maintenance_update(maintenance=obj, data=data, by=request.user)
 
     def save_related(self, request, form, formsets, change):
         """Saved by save_model through the services; the update inline is read-only."""
@@ -348,12 +323,12 @@ class MaintenanceAdmin(ServiceAdminMixin, OperatorMixin, AuditHistoryMixin, admi
                                     **(extra_context or {})})
 
     def act_view(self, request, pk, name):
-        maintenance = get_object_or_404(Maintenance, pk=pk)
+        row = get_object_or_404(Maintenance, pk=pk)
         if not can_operate(request.user) or request.method != "POST":
             raise PermissionDenied
         try:
-            maintenance_transition(maintenance=maintenance, name=name, by=request.user,
-                                   body=request.POST.get("body", ""))
+            maintenance.maintenance_transition(maintenance=row, name=name, by=request.user,
+                                               body=request.POST.get("body", ""))
             messages.success(request, f"Maintenance: {name} done.")
         except errors.DomainError as exc:
             error_message(request, exc)
@@ -371,7 +346,7 @@ class IncidentPolicyAdmin(ServiceAdminMixin, OperatorMixin, AuditHistoryMixin, a
 
     def save_model(self, request, obj, form, change):
         environment = obj.environment if change else form.cleaned_data["environment"]
-        obj.pk = incident_policy_set(environment=environment, policy=form.cleaned_data["policy"], by=request.user).pk
+        obj.pk = incidents.incident_policy_set(environment=environment, policy=form.cleaned_data["policy"], by=request.user).pk
 
 
 class SubscriberForm(forms.ModelForm):
@@ -406,8 +381,8 @@ class SubscriberAdmin(ServiceAdminMixin, OperatorMixin, AuditHistoryMixin, admin
         return obj is None and can_operate(request.user)
 
     def save_model(self, request, obj, form, change):
-        subscriber = webhook_subscriber_create(url=form.cleaned_data["webhook_url"],
-                                               components=form.cleaned_data["components"], by=request.user)
+        subscriber = subscribers.webhook_subscriber_create(url=form.cleaned_data["webhook_url"],
+                                                           components=form.cleaned_data["components"], by=request.user)
         obj.pk = subscriber.pk
 
     def save_related(self, request, form, formsets, change):

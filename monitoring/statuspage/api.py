@@ -11,27 +11,9 @@ from rest_framework.response import Response
 from pmrelease.api import history_action, transition_action
 from releases.models import Environment
 
+from . import components, incidents, maintenance, subscribers
 from . import status as st
 from .access import can_operate
-from .components import (
-    component_create,
-    component_delete,
-    component_set_status,
-    component_update,
-    group_create,
-    group_delete,
-    group_update,
-)
-from .incidents import (
-    available_incident_actions,
-    incident_add_update,
-    incident_create,
-    incident_delete_draft,
-    incident_policy_set,
-    incident_publish,
-    incident_transition,
-)
-from .maintenance import maintenance_create, maintenance_transition
 from .models import (
     Component,
     ComponentGroup,
@@ -43,7 +25,6 @@ from .models import (
     Policy,
     Subscriber,
 )
-from .subscribers import webhook_subscriber_create
 
 
 class IsOperator(permissions.BasePermission):
@@ -69,14 +50,14 @@ class ComponentGroupViewSet(viewsets.ModelViewSet):
     permission_classes = OPERATOR
 
     def perform_create(self, serializer):
-        serializer.instance = group_create(data=dict(serializer.validated_data), by=self.request.user)
+        serializer.instance = components.group_create(data=dict(serializer.validated_data), by=self.request.user)
 
     def perform_update(self, serializer):
-        serializer.instance = group_update(group=serializer.instance, data=dict(serializer.validated_data),
-                                           by=self.request.user)
+        serializer.instance = components.group_update(group=serializer.instance, data=dict(serializer.validated_data),
+                                                      by=self.request.user)
 
     def perform_destroy(self, instance):
-        group_delete(group=instance, by=self.request.user)
+        components.group_delete(group=instance, by=self.request.user)
 
 
 class ComponentSerializer(serializers.ModelSerializer):
@@ -115,7 +96,7 @@ class ComponentViewSet(viewsets.ModelViewSet):
     search_fields = ["name", "description"]
 
     def perform_create(self, serializer):
-        serializer.instance = component_create(data=dict(serializer.validated_data), by=self.request.user)
+        serializer.instance = components.component_create(data=dict(serializer.validated_data), by=self.request.user)
 
     def perform_update(self, serializer):
         data = dict(serializer.validated_data)
@@ -125,20 +106,20 @@ class ComponentViewSet(viewsets.ModelViewSet):
             raise errors.ValidationFailed("status is changed with POST …/set-status/ (or by incidents)",
                                           field_errors={"status": ["read-only here; use set-status"]})
         data.pop("status", None)
-        serializer.instance = component_update(component=serializer.instance, data=data,
-                                               by=self.request.user)
+        serializer.instance = components.component_update(component=serializer.instance, data=data,
+                                                          by=self.request.user)
 
     def perform_destroy(self, instance):
-        component_delete(component=instance, by=self.request.user)
+        components.component_delete(component=instance, by=self.request.user)
 
     @extend_schema(request=SetStatusSerializer, responses=ComponentSerializer, summary="Set a component's status")
     @action(detail=True, methods=["post"], url_path="set-status")
     def set_status(self, request, pk=None):
         body = SetStatusSerializer(data=request.data)
         body.is_valid(raise_exception=True)
-        component = component_set_status(component=self.get_object(), by=request.user,
-                                         status=body.validated_data["status"],
-                                         reason=body.validated_data.get("reason", ""))
+        component = components.component_set_status(component=self.get_object(), by=request.user,
+                                                    status=body.validated_data["status"],
+                                                    reason=body.validated_data.get("reason", ""))
         return Response(ComponentSerializer(component, context=self.get_serializer_context()).data)
 
     @extend_schema(responses=StatusChangeSerializer(many=True), summary="Status history of a component")
@@ -190,7 +171,7 @@ class IncidentSerializer(serializers.ModelSerializer):
         return {str(a.component_id): a.status for a in obj.affected.all()}
 
     def get_available_transitions(self, obj) -> list[str]:
-        return available_incident_actions(obj, self.context["request"].user)
+        return incidents.available_incident_actions(obj, self.context["request"].user)
 
 
 class IncidentUpdateInput(serializers.Serializer):
@@ -200,8 +181,8 @@ class IncidentUpdateInput(serializers.Serializer):
 
 def _incident_transition(name, url_path):
     def run(incident, data, user):
-        return incident_transition(incident=incident, name=name, by=user, body=data["body"],
-                                   component_statuses=data.get("components"))
+        return incidents.incident_transition(incident=incident, name=name, by=user, body=data["body"],
+                                             component_statuses=data.get("components"))
 
     return transition_action(url_path, run, request=IncidentUpdateInput, response=IncidentSerializer,
                              summary=f"Incident transition: {url_path}",
@@ -222,14 +203,14 @@ class IncidentViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, mixins.C
         serializer = self.get_serializer(data=request.data)
         serializer.is_valid(raise_exception=True)
         data = serializer.validated_data
-        incident = incident_create(
+        incident = incidents.incident_create(
             name=data["name"], body=data["body"], by=request.user, impact=data.get("impact", Impact.MINOR),
             components=data.get("components"), publish=data.get("publish", True),
             started_at=data.get("started_at"))
         return Response(self.get_serializer(incident).data, status=status.HTTP_201_CREATED)
 
     def perform_destroy(self, instance):
-        incident_delete_draft(incident=instance, by=self.request.user)
+        incidents.incident_delete_draft(incident=instance, by=self.request.user)
 
     identify = _incident_transition("identify", "identify")
     monitor = _incident_transition("monitor", "monitor")
@@ -239,7 +220,7 @@ class IncidentViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, mixins.C
     @extend_schema(request=None, responses=IncidentSerializer, summary="Publish a draft incident")
     @action(detail=True, methods=["post"], url_path="publish")
     def publish(self, request, pk=None):
-        incident = incident_publish(incident=self.get_object(), by=request.user)
+        incident = incidents.incident_publish(incident=self.get_object(), by=request.user)
         return Response(self.get_serializer(incident).data)
 
     @extend_schema(request=IncidentUpdateInput, responses=UpdateSerializer,
@@ -248,9 +229,9 @@ class IncidentViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, mixins.C
     def add_update(self, request, pk=None):
         body = IncidentUpdateInput(data=request.data)
         body.is_valid(raise_exception=True)
-        update = incident_add_update(incident=self.get_object(), by=request.user,
-                                     body=body.validated_data["body"],
-                                     component_statuses=body.validated_data.get("components"))
+        update = incidents.incident_add_update(incident=self.get_object(), by=request.user,
+                                               body=body.validated_data["body"],
+                                               component_statuses=body.validated_data.get("components"))
         return Response(UpdateSerializer(update).data, status=status.HTTP_201_CREATED)
 
     history = history_action("Audit history of an incident")
@@ -275,8 +256,8 @@ class MessageInput(serializers.Serializer):
 
 
 def _maintenance_transition(name):
-    def run(maintenance, data, user):
-        return maintenance_transition(maintenance=maintenance, name=name, by=user, body=data.get("body", ""))
+    def run(row, data, user):
+        return maintenance.maintenance_transition(maintenance=row, name=name, by=user, body=data.get("body", ""))
 
     return transition_action(name, run, request=MessageInput, response=MaintenanceSerializer,
                              summary=f"Maintenance transition: {name}")
@@ -294,8 +275,8 @@ class MaintenanceViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, mixin
     def create(self, request, *args, **kwargs):
         serializer = self.get_serializer(data=request.data)
         serializer.is_valid(raise_exception=True)
-        maintenance = maintenance_create(data=dict(serializer.validated_data), by=request.user)
-        return Response(self.get_serializer(maintenance).data, status=status.HTTP_201_CREATED)
+        row = maintenance.maintenance_create(data=dict(serializer.validated_data), by=request.user)
+        return Response(self.get_serializer(row).data, status=status.HTTP_201_CREATED)
 
     start = _maintenance_transition("start")
     verify = _maintenance_transition("verify")
@@ -321,8 +302,8 @@ class IncidentPolicyViewSet(mixins.ListModelMixin, mixins.CreateModelMixin, view
     def create(self, request, *args, **kwargs):
         serializer = self.get_serializer(data=request.data)
         serializer.is_valid(raise_exception=True)
-        row = incident_policy_set(environment=serializer.validated_data["environment"],
-                                  policy=serializer.validated_data["policy"], by=request.user)
+        row = incidents.incident_policy_set(environment=serializer.validated_data["environment"],
+                                            policy=serializer.validated_data["policy"], by=request.user)
         return Response(self.get_serializer(row).data, status=status.HTTP_200_OK)
 
 
@@ -350,9 +331,9 @@ class SubscriberViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, mixins
         serializer.is_valid(raise_exception=True)
         if not serializer.validated_data.get("webhook_url"):
             return Response({"webhook_url": ["This field is required."]}, status=status.HTTP_400_BAD_REQUEST)
-        subscriber = webhook_subscriber_create(url=serializer.validated_data["webhook_url"],
-                                               components=serializer.validated_data.get("components", []),
-                                               by=request.user)
+        subscriber = subscribers.webhook_subscriber_create(url=serializer.validated_data["webhook_url"],
+                                                           components=serializer.validated_data.get("components", []),
+                                                           by=request.user)
         return Response(self.get_serializer(subscriber).data, status=status.HTTP_201_CREATED)
 
 
