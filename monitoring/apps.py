@@ -8,6 +8,6 @@ class MonitoringConfig(AppConfig):
     def ready(self):
         from releases.signals import deployment_finished
 
-        from . import services
+        from .statuspage import incidents
 
-        deployment_finished.connect(services.on_deployment_finished, dispatch_uid="monitoring.incident_drafts")
+        deployment_finished.connect(incidents.on_deployment_finished, dispatch_uid="monitoring.incident_drafts")

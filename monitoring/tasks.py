@@ -3,8 +3,8 @@ import logging
 
 from celery import shared_task
 
-from . import publishing, services
-from .models import Delivery, Subscriber
+from .statuspage import maintenance, publishing, subscribers
+from .statuspage.models import Delivery, Subscriber
 
 log = logging.getLogger(__name__)
 
@@ -18,7 +18,7 @@ def publish_status_site():
 
 @shared_task
 def maintenance_tick():
-    done = services.maintenance_tick()
+    done = maintenance.maintenance_tick()
     if any(done.values()):
         log.info("maintenance tick: %s", done)
     return done
@@ -29,12 +29,12 @@ def send_confirmation(subscriber_id):
     subscriber = Subscriber.objects.filter(pk=subscriber_id).first()
     if subscriber is None:
         return False
-    return services.send_confirmation_email(subscriber=subscriber)
+    return subscribers.send_confirmation_email(subscriber=subscriber)
 
 
 @shared_task
 def notify_subscribers(kind, obj_id, event):
-    return services.notification_fan_out(kind=kind, obj_id=obj_id, event=event)
+    return subscribers.notification_fan_out(kind=kind, obj_id=obj_id, event=event)
 
 
 @shared_task(bind=True, max_retries=6)
@@ -43,6 +43,6 @@ def deliver(self, delivery_id):
     if delivery is None:
         return None
     try:
-        return services.delivery_send(delivery=delivery, final_attempt=self.request.retries >= self.max_retries)
-    except services.DeliveryFailed as exc:
+        return subscribers.delivery_send(delivery=delivery, final_attempt=self.request.retries >= self.max_retries)
+    except subscribers.DeliveryFailed as exc:
         raise self.retry(exc=exc, countdown=min(30 * 2 ** self.request.retries, 3600)) from exc

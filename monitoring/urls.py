@@ -1,11 +1,11 @@
 """URL routes of the monitoring app (public status page, Statuspage v2 JSON, feed, subscriptions, operator API).
 
-Everything under /status/ except the subscription flows is a published static file (see publishing.py).
+Everything under /status/ except the subscription flows is a published static file (see statuspage/publishing.py).
 """
 from django.urls import include, path, re_path
 from rest_framework.routers import SimpleRouter
 
-from . import api, views
+from .statuspage import api, views
 
 router = SimpleRouter()
 router.register("components", api.ComponentViewSet, basename="status-component")

@@ -1,6 +1,6 @@
 from django import template
 
-from monitoring import status as st
+from monitoring.statuspage import status as st
 
 register = template.Library()
 

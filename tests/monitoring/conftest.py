@@ -4,8 +4,10 @@ import datetime as dt
 import pytest
 from django.utils import timezone
 
-from monitoring import services
-from monitoring import status as st
+from monitoring.statuspage import incidents
+from monitoring.statuspage import status as st
+from monitoring.statuspage.components import component_create, group_create
+from monitoring.statuspage.maintenance import maintenance_create, maintenance_transition
 
 
 @pytest.fixture(autouse=True)
@@ -29,12 +31,12 @@ def ops(users):
 @pytest.fixture
 def components(ops):
     """Two groups, five components."""
-    api = services.group_save(group=None, data={"name": "Web app", "position": 1}, by=ops)
-    mail = services.group_save(group=None, data={"name": "Mail", "position": 2}, by=ops)
+    api = group_create(data={"name": "Web app", "position": 1}, by=ops)
+    mail = group_create(data={"name": "Mail", "position": 2}, by=ops)
     made = {}
     for name, group, pos in (("Dashboard", api, 1), ("REST API", api, 2), ("SMTP relay", mail, 1),
                              ("Inbound MX", mail, 2), ("Database", None, 3)):
-        made[name] = services.component_create(data={"name": name, "group": group, "position": pos}, by=ops)
+        made[name] = component_create(data={"name": name, "group": group, "position": pos}, by=ops)
     return made
 
 
@@ -42,19 +44,19 @@ def components(ops):
 def full_page(components, ops, envs):
     """Components in every status, an unresolved incident, a resolved one, maintenance active and upcoming."""
     c = components
-    resolved = services.incident_create(name="Slow dashboard", body="Looking into it.", by=ops, impact="minor",
-                                        components={c["Dashboard"]: st.DEGRADED})
-    services.incident_transition(incident=resolved, name="resolve", by=ops, body="Fixed.")
-    open_ = services.incident_create(name="Mail delays", body="Mail is delayed.", by=ops, impact="major",
-                                     components={c["SMTP relay"]: st.PARTIAL, c["REST API"]: st.DEGRADED})
-    services.incident_create(name="Inbound down", body="Inbound MX down.", by=ops, impact="critical",
-                             components={c["Inbound MX"]: st.MAJOR})
+    resolved = incidents.incident_create(name="Slow dashboard", body="Looking into it.", by=ops, impact="minor",
+                                         components={c["Dashboard"]: st.DEGRADED})
+    incidents.incident_transition(incident=resolved, name="resolve", by=ops, body="Fixed.")
+    open_ = incidents.incident_create(name="Mail delays", body="Mail is delayed.", by=ops, impact="major",
+                                      components={c["SMTP relay"]: st.PARTIAL, c["REST API"]: st.DEGRADED})
+    incidents.incident_create(name="Inbound down", body="Inbound MX down.", by=ops, impact="critical",
+                              components={c["Inbound MX"]: st.MAJOR})
     now = timezone.now()
-    active = services.maintenance_create(data={
+    active = maintenance_create(data={
         "name": "DB upgrade", "body": "Upgrading.", "scheduled_for": now - dt.timedelta(minutes=5),
         "scheduled_until": now + dt.timedelta(hours=1), "components": [c["Database"]]}, by=ops)
-    services.maintenance_transition(maintenance=active, name="start", by=ops)
-    upcoming = services.maintenance_create(data={
+    maintenance_transition(maintenance=active, name="start", by=ops)
+    upcoming = maintenance_create(data={
         "name": "Failover test", "body": "Failover.", "scheduled_for": now + dt.timedelta(days=2),
         "scheduled_until": now + dt.timedelta(days=2, hours=1), "components": [c["Dashboard"]]}, by=ops)
     return {"resolved": resolved, "open": open_, "active": active, "upcoming": upcoming}

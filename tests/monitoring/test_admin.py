@@ -5,9 +5,11 @@ import pytest
 from django.urls import reverse
 from django.utils import timezone
 
-from monitoring import services
-from monitoring import status as st
-from monitoring.models import Component, Incident, Maintenance
+from monitoring.models import Component, Incident, IncidentPolicy, Maintenance
+from monitoring.statuspage import incidents
+from monitoring.statuspage import status as st
+from monitoring.statuspage.maintenance import maintenance_create, maintenance_transition
+from pmrelease.models import AuditEvent
 
 pytestmark = pytest.mark.django_db
 
@@ -58,7 +60,7 @@ def test_admin_incident_add__draft__then_publish_and_resolve_through_action_form
 
 def test_admin_maintenance__start_button__in_progress(ops_client, components, ops):
     now = timezone.now()
-    m = services.maintenance_create(data={"name": "M", "body": "b", "scheduled_for": now + dt.timedelta(hours=1),
+    m = maintenance_create(data={"name": "M", "body": "b", "scheduled_for": now + dt.timedelta(hours=1),
                                           "scheduled_until": now + dt.timedelta(hours=2),
                                           "components": [components["Database"]]}, by=ops)
     ops_client.post(reverse("admin:monitoring_maintenance_act", args=[m.pk, "start"]), {"body": ""})
@@ -89,15 +91,8 @@ def _maintenance_post(maintenance, **overrides):
 
 
 def test_maintenance_admin__edit_scheduled__saved_audited_reminder_reset(client, ops, components):
-    import datetime as dt
-
-    from django.utils import timezone
-
-    from monitoring.models import Maintenance
-    from pmrelease.models import AuditEvent
-
     start = timezone.now() + dt.timedelta(days=2)
-    maintenance = services.maintenance_create(data={
+    maintenance = maintenance_create(data={
         "name": "DB upgrade", "body": "Upgrading.", "scheduled_for": start,
         "scheduled_until": start + dt.timedelta(hours=1), "components": [components["Database"]]}, by=ops)
     Maintenance.objects.filter(pk=maintenance.pk).update(reminded_at=timezone.now())
@@ -113,12 +108,8 @@ def test_maintenance_admin__edit_scheduled__saved_audited_reminder_reset(client,
 
 
 def test_maintenance_admin__end_before_start__form_error_not_403(client, ops, components):
-    import datetime as dt
-
-    from django.utils import timezone
-
     start = timezone.now() + dt.timedelta(days=2)
-    maintenance = services.maintenance_create(data={
+    maintenance = maintenance_create(data={
         "name": "DB upgrade", "body": "Upgrading.", "scheduled_for": start,
         "scheduled_until": start + dt.timedelta(hours=1), "components": [components["Database"]]}, by=ops)
     client.force_login(ops)
@@ -130,9 +121,40 @@ def test_maintenance_admin__end_before_start__form_error_not_403(client, ops, co
 
 
 def test_incident_admin__save_without_changes__no_500(client, ops, components):
-    incident = services.incident_create(name="Slow", body="Looking.", by=ops,
-                                        components={components["Dashboard"]: "degraded_performance"})
+    incident = incidents.incident_create(name="Slow", body="Looking.", by=ops,
+                                         components={components["Dashboard"]: "degraded_performance"})
     client.force_login(ops)
     response = client.post(f"/admin/monitoring/incident/{incident.pk}/change/",
                            {"updates-TOTAL_FORMS": 0, "updates-INITIAL_FORMS": 0})
     assert response.status_code == 302
+
+
+def test_incident_admin_add__start_beyond_backdate_limit__error_message_nothing_saved(ops_client, components):
+    """A refusal only the service can make (the form accepts any date) is an error message, not a 403 page."""
+    response = ops_client.post(reverse("admin:monitoring_incident_add"), {
+        "name": "Old news", "impact": "minor", "started_at_0": "2001-01-01", "started_at_1": "10:00:00",
+        "body": "Long ago.", "component_status": st.MAJOR}, follow=True)
+    assert response.status_code == 200
+    assert "started_at: must be between 366 days ago and now" in response.content.decode()
+    assert not Incident.objects.exists()
+
+
+def test_maintenance_admin__save_after_start__nothing_to_save_no_error(ops_client, components, ops):
+    now = timezone.now()
+    m = maintenance_create(data={"name": "M", "body": "b", "scheduled_for": now + dt.timedelta(hours=1),
+                                 "scheduled_until": now + dt.timedelta(hours=2),
+                                 "components": [components["Database"]]}, by=ops)
+    maintenance_transition(maintenance=m, name="start", by=ops)
+    response = ops_client.post(reverse("admin:monitoring_maintenance_change", args=[m.pk]),
+                               {"updates-TOTAL_FORMS": 0, "updates-INITIAL_FORMS": 0}, follow=True)
+    assert response.status_code == 200 and b"only scheduled maintenance" not in response.content
+    m.refresh_from_db()
+    assert m.status == "in_progress" and list(m.components.all()) == [components["Database"]]
+
+
+def test_incident_policy_admin__edit__policy_changed_environment_kept(ops_client, envs, ops):
+    row = incidents.incident_policy_set(environment=envs["production"], policy="draft", by=ops)
+    response = ops_client.post(reverse("admin:monitoring_incidentpolicy_change", args=[row.pk]),
+                               {"environment": envs["staging"].pk, "policy": "publish"})
+    assert response.status_code == 302
+    assert list(IncidentPolicy.objects.values_list("environment__name", "policy")) == [("production", "publish")]

@@ -5,7 +5,7 @@ import pytest
 from django.contrib.auth import get_user_model
 from django.utils import timezone
 
-from monitoring import services
+from monitoring.statuspage.maintenance import maintenance_create
 from tests.browser_support import chromium, needs_chromium
 
 pytestmark = [
@@ -21,7 +21,7 @@ def maintenance_id(users, components):
         user.set_password("pw-123456789")
         user.save()
     start = timezone.now() + dt.timedelta(hours=2)
-    return services.maintenance_create(data={
+    return maintenance_create(data={
         "name": "Queue upgrade", "body": "Upgrading the queue.", "scheduled_for": start,
         "scheduled_until": start + dt.timedelta(hours=1), "components": [components["Database"]]},
         by=users["ops"]).pk

@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 from django.conf import settings
 
-from monitoring import publishing
+from monitoring.statuspage import publishing
 from tests.browser_support import chromium, needs_chromium
 
 pytestmark = [

@@ -8,8 +8,8 @@ import os
 
 import pytest
 
-from monitoring import publishing
-from monitoring import status as st
+from monitoring.statuspage import publishing
+from monitoring.statuspage import status as st
 
 pytestmark = [pytest.mark.integration, pytest.mark.django_db(transaction=True)]
 

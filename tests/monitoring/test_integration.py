@@ -4,9 +4,9 @@ import json
 import pytest
 from django.core import mail
 
-from monitoring import publishing, services
-from monitoring import status as st
 from monitoring.models import Subscriber
+from monitoring.statuspage import incidents, publishing, subscribers
+from monitoring.statuspage import status as st
 from tests.integration_support import running_worker, wait_for
 
 
@@ -14,7 +14,7 @@ from tests.integration_support import running_worker, wait_for
 @pytest.mark.django_db(transaction=True)
 def test_incident_create__real_worker__site_republished_and_subscriber_notified(components, ops):
     subscriber = Subscriber.objects.create(kind="email", email="reader@example.com")
-    services.subscription_confirm(token=services.make_token(subscriber, "confirm"))
+    subscribers.subscription_confirm(token=subscribers.make_token(subscriber, "confirm"))
     summary = publishing.site_root() / "api" / "v2" / "summary.json"
 
     def published_incident():
@@ -24,8 +24,8 @@ def test_incident_create__real_worker__site_republished_and_subscriber_notified(
             return False
 
     with running_worker():
-        services.incident_create(name="Worker incident", body="Seen by the worker.", by=ops,
-                                 components={components["REST API"]: st.MAJOR})
+        incidents.incident_create(name="Worker incident", body="Seen by the worker.", by=ops,
+                                  components={components["REST API"]: st.MAJOR})
         assert wait_for(published_incident), "the worker did not publish the incident"
         assert wait_for(lambda: any("Worker incident" in m.subject for m in mail.outbox)), "no notification"
     message = next(m for m in mail.outbox if "Worker incident" in m.subject)

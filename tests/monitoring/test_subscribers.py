@@ -4,10 +4,13 @@ import datetime as dt
 import httpx
 import pytest
 from django.core import mail, signing
+from django.db import transaction
 
-from monitoring import services, tasks
-from monitoring import status as st
+from monitoring import tasks
 from monitoring.models import Delivery, Subscriber
+from monitoring.statuspage import incidents, subscribers
+from monitoring.statuspage import status as st
+from pmrelease import errors
 
 pytestmark = pytest.mark.django_db
 
@@ -17,7 +20,7 @@ def _subscribe(client, email="reader@example.com", components=()):
 
 
 def _confirm_link(subscriber):
-    services.send_confirmation_email(subscriber=subscriber)
+    subscribers.send_confirmation_email(subscriber=subscriber)
     body = mail.outbox[-1].body
     return next(line for line in body.splitlines() if "/subscriptions/confirm/" in line).split("testserver")[1]
 
@@ -45,17 +48,17 @@ def test_confirm__forged_token__refused(client, components):
     forged = signing.dumps({"s": subscriber.pk, "p": "confirm", "c": subscriber.created_at.timestamp()},
                            salt="something-else", compress=True)
     assert client.post(f"/status/subscriptions/confirm/{forged}/").status_code == 400
-    tampered = services.make_token(subscriber, "confirm")[:-2] + "xx"
+    tampered = subscribers.make_token(subscriber, "confirm")[:-2] + "xx"
     assert client.post(f"/status/subscriptions/confirm/{tampered}/").status_code == 400
-    unsub_token = services.make_token(subscriber, "unsubscribe")  # right signature, wrong purpose
+    unsub_token = subscribers.make_token(subscriber, "unsubscribe")  # right signature, wrong purpose
     assert client.post(f"/status/subscriptions/confirm/{unsub_token}/").status_code == 400
     assert not Subscriber.objects.get().is_active
 
 
 def test_confirm__expired_token__refused(client, components, monkeypatch):
     _subscribe(client)
-    token = services.make_token(Subscriber.objects.get(), "confirm")
-    monkeypatch.setattr(services, "CONFIRM_MAX_AGE", dt.timedelta(seconds=-1))
+    token = subscribers.make_token(Subscriber.objects.get(), "confirm")
+    monkeypatch.setattr(subscribers, "CONFIRM_MAX_AGE", dt.timedelta(seconds=-1))
     response = client.post(f"/status/subscriptions/confirm/{token}/")
     assert response.status_code == 400 and b"expired" in response.content
     assert not Subscriber.objects.get().is_active
@@ -63,8 +66,8 @@ def test_confirm__expired_token__refused(client, components, monkeypatch):
 
 def test_unsubscribe__one_click_post__unsubscribed_and_token_reuse_harmless(client, components):
     subscriber = Subscriber.objects.create(kind="email", email="a@example.com")
-    services.subscription_confirm(token=services.make_token(subscriber, "confirm"))
-    token = services.make_token(subscriber, "unsubscribe")
+    subscribers.subscription_confirm(token=subscribers.make_token(subscriber, "confirm"))
+    token = subscribers.make_token(subscriber, "unsubscribe")
     response = client.post(f"/status/subscriptions/unsubscribe/{token}/", {"List-Unsubscribe": "One-Click"})
     assert response.status_code == 200
     assert Subscriber.objects.get(pk=subscriber.pk).unsubscribed_at is not None
@@ -74,9 +77,9 @@ def test_unsubscribe__one_click_post__unsubscribed_and_token_reuse_harmless(clie
 def test_unsubscribe__forged_or_expired_token__refused(client, components, settings):
     subscriber = Subscriber.objects.create(kind="email", email="a@example.com")
     forged = signing.dumps({"s": subscriber.pk, "p": "unsubscribe", "c": subscriber.created_at.timestamp()},
-                           key="not-our-secret-key-" * 3, salt=services.TOKEN_SALT, compress=True)
+                           key="not-our-secret-key-" * 3, salt=subscribers.TOKEN_SALT, compress=True)
     assert client.post(f"/status/subscriptions/unsubscribe/{forged}/").status_code == 400
-    token = services.make_token(subscriber, "unsubscribe")
+    token = subscribers.make_token(subscriber, "unsubscribe")
     settings.STATUS_UNSUBSCRIBE_TOKEN_DAYS = -1
     assert client.post(f"/status/subscriptions/unsubscribe/{token}/").status_code == 400
     assert Subscriber.objects.get(pk=subscriber.pk).unsubscribed_at is None
@@ -85,8 +88,8 @@ def test_unsubscribe__forged_or_expired_token__refused(client, components, setti
 def test_resubscribe__after_unsubscribing__old_tokens_stop_working(client, components):
     _subscribe(client)
     old = Subscriber.objects.get()
-    old_token = services.make_token(old, "unsubscribe")
-    services.unsubscribe(token=old_token)
+    old_token = subscribers.make_token(old, "unsubscribe")
+    subscribers.unsubscribe(token=old_token)
     _subscribe(client)
     assert client.post(f"/status/subscriptions/unsubscribe/{old_token}/").status_code == 400
 
@@ -94,7 +97,7 @@ def test_resubscribe__after_unsubscribing__old_tokens_stop_working(client, compo
 def _active(email, components=()):
     subscriber = Subscriber.objects.create(kind="email", email=email)
     subscriber.components.set(components)
-    services.subscription_confirm(token=services.make_token(subscriber, "confirm"))
+    subscribers.subscription_confirm(token=subscribers.make_token(subscriber, "confirm"))
     return subscriber
 
 
@@ -105,22 +108,20 @@ def test_notification_fan_out__component_filter__only_interested_subscribers(com
     _active("api@example.com", [components["REST API"]])
     _active("mx@example.com", [components["Inbound MX"]])
     Subscriber.objects.create(kind="email", email="pending@example.com")
-    incident = services.incident_create(name="API down", body="Down.", by=ops,
-                                        components={components["REST API"]: st.MAJOR})
-    from django.db import transaction
-
+    incident = incidents.incident_create(name="API down", body="Down.", by=ops,
+                                         components={components["REST API"]: st.MAJOR})
     with transaction.atomic():
-        created = services.notification_fan_out(kind="incident", obj_id=incident.pk, event="e1")
+        created = subscribers.notification_fan_out(kind="incident", obj_id=incident.pk, event="e1")
     assert {d.subscriber.email for d in Delivery.objects.filter(pk__in=created)} == {"all@example.com",
                                                                                      "api@example.com"}
-    assert services.notification_fan_out(kind="incident", obj_id=incident.pk, event="e1") == []  # redelivered
+    assert subscribers.notification_fan_out(kind="incident", obj_id=incident.pk, event="e1") == []  # redelivered
 
 
 def test_deliver__email__sent_with_one_click_unsubscribe_headers(components, ops):
     _active("all@example.com")
-    incident = services.incident_create(name="API down", body="Down hard.", by=ops,
-                                        components={components["REST API"]: st.MAJOR})
-    services.notification_fan_out(kind="incident", obj_id=incident.pk, event="e1")
+    incident = incidents.incident_create(name="API down", body="Down hard.", by=ops,
+                                         components={components["REST API"]: st.MAJOR})
+    subscribers.notification_fan_out(kind="incident", obj_id=incident.pk, event="e1")
     delivery = Delivery.objects.get()
     mail.outbox.clear()
     assert tasks.deliver(delivery.pk) == "sent"
@@ -134,50 +135,46 @@ def test_deliver__email__sent_with_one_click_unsubscribe_headers(components, ops
 def test_deliver__webhook_failing_then_ok__retried_then_sent(components, ops, httpserver):
     httpserver.expect_ordered_request("/hook", method="POST").respond_with_data("no", status=503)
     httpserver.expect_ordered_request("/hook", method="POST").respond_with_data("ok", status=200)
-    services.webhook_subscriber_create(url=httpserver.url_for("/hook"), by=ops)
-    incident = services.incident_create(name="API down", body="Down.", by=ops,
-                                        components={components["REST API"]: st.MAJOR})
-    services.notification_fan_out(kind="incident", obj_id=incident.pk, event="e1")
+    subscribers.webhook_subscriber_create(url=httpserver.url_for("/hook"), by=ops)
+    incident = incidents.incident_create(name="API down", body="Down.", by=ops,
+                                         components={components["REST API"]: st.MAJOR})
+    subscribers.notification_fan_out(kind="incident", obj_id=incident.pk, event="e1")
     delivery = Delivery.objects.get()
-    with pytest.raises(services.DeliveryFailed):
-        services.delivery_send(delivery=delivery)
+    with pytest.raises(subscribers.DeliveryFailed):
+        subscribers.delivery_send(delivery=delivery)
     delivery.refresh_from_db()
     assert delivery.status == "pending" and delivery.attempts == 1 and "503" in delivery.last_error
-    assert services.delivery_send(delivery=delivery) == "sent"
+    assert subscribers.delivery_send(delivery=delivery) == "sent"
     payload = httpserver.log[-1][0].get_json()
     assert payload["incident"]["name"] == "API down" and payload["incident"]["status"] == "investigating"
 
 
 def test_deliver__final_attempt_fails__marked_failed_not_raised(components, ops, monkeypatch):
-    sub = services.webhook_subscriber_create(url="http://127.0.0.1:1/hook", by=ops)
+    sub = subscribers.webhook_subscriber_create(url="http://127.0.0.1:1/hook", by=ops)
     delivery = Delivery.objects.create(subscriber=sub, event="x", subject="s", body="b", payload={})
 
     def refuse(*a, **k):
         raise httpx.ConnectError("refused")
 
     monkeypatch.setattr(httpx, "post", refuse)
-    assert services.delivery_send(delivery=delivery, final_attempt=True) == "failed"
+    assert subscribers.delivery_send(delivery=delivery, final_attempt=True) == "failed"
     assert Delivery.objects.get(pk=delivery.pk).status == "failed"
 
 
 @pytest.mark.parametrize("url", ["http://127.0.0.1:6379/", "http://169.254.169.254/latest/meta-data/",
                                  "http://localhost/hook", "http://[::1]/", "http://10.0.0.7/hook", "ftp://x/"])
 def test_webhook_url__internal_address__refused(settings, ops, url):
-    from pmrelease import errors
-
     settings.STATUS_WEBHOOK_ALLOW_PRIVATE = False
     with pytest.raises(errors.ValidationFailed, match="webhook URL refused"):
-        services.webhook_subscriber_create(url=url, by=ops)
+        subscribers.webhook_subscriber_create(url=url, by=ops)
 
 
 def test_webhook_delivery__address_turned_private__not_sent(settings, components, ops, httpserver):
-    from monitoring.models import Delivery
-
-    sub = services.webhook_subscriber_create(url=httpserver.url_for("/hook"), by=ops)
+    sub = subscribers.webhook_subscriber_create(url=httpserver.url_for("/hook"), by=ops)
     settings.STATUS_WEBHOOK_ALLOW_PRIVATE = False  # e.g. DNS now points the name at an internal address
     delivery = Delivery.objects.create(subscriber=sub, event="incident-1-private", subject="s", body="b",
                                        payload={"x": 1})
-    assert services.delivery_send(delivery=delivery, final_attempt=True) == "failed"
+    assert subscribers.delivery_send(delivery=delivery, final_attempt=True) == "failed"
     assert "not a public address" in Delivery.objects.get(pk=delivery.pk).last_error
     assert len(httpserver.log) == 0
 
@@ -193,5 +190,5 @@ def test_subscribe__bad_component_ids_and_long_address__400_not_500(client, comp
 def test_subscribe__repeated_for_a_pending_address__one_confirmation(components, django_capture_on_commit_callbacks):
     with django_capture_on_commit_callbacks(execute=False) as callbacks:
         for _ in range(5):
-            services.subscribe_email(email="victim@example.com")
+            subscribers.subscribe_email(email="victim@example.com")
     assert len(callbacks) == 1

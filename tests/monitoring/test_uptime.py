@@ -4,9 +4,9 @@ import zoneinfo
 
 import pytest
 
-from monitoring import status as st
-from monitoring import uptime
-from monitoring.uptime import Interval
+from monitoring.statuspage import status as st
+from monitoring.statuspage import uptime
+from monitoring.statuspage.uptime import Interval
 
 UTC = dt.UTC
 

@@ -1,8 +1,10 @@
 """Public views: the published static files (no database needed) and the subscription flows."""
+import logging
 import mimetypes
 import os
 from email.utils import formatdate, parsedate_to_datetime
 
+from django import db
 from django.http import Http404, HttpResponse, HttpResponseNotModified, HttpResponseRedirect
 from django.shortcuts import render
 from django.views.decorators.csrf import csrf_exempt
@@ -10,7 +12,9 @@ from django.views.decorators.http import require_http_methods
 
 from pmrelease import errors
 
-from . import publishing, services
+from . import publishing, subscribers
+
+log = logging.getLogger(__name__)
 
 CONTENT_TYPES = {
     ".html": "text/html; charset=utf-8",
@@ -78,7 +82,9 @@ def published(request, path=""):
     """Serve a file of the published site. Reads only the publish directory: no database, no broker.
 
     Serves the precompressed ``.gz`` sibling to clients that accept gzip. When nothing has been published
-    yet (a fresh checkout), it publishes once synchronously.
+    yet (a fresh checkout), it publishes once synchronously; if that fails because the database is down or
+    the publish directory cannot be written, it answers 503 with Retry-After (any other error is a bug and
+    propagates).
     """
     candidate, redirect = _resolve(path)
     if candidate is None:
@@ -99,8 +105,8 @@ def published(request, path=""):
             raise Http404("not published")
         try:
             publishing.publish_site()
-        except Exception:  # database down and nothing published: say so, never a 500
-            pass
+        except (db.Error, OSError) as exc:  # database down, or publish directory unwritable: 503 below
+            log.warning("status page: nothing published yet, and publishing now failed: %r", exc)
         stat = _stat(candidate)
         if stat is None:
             response = HttpResponse("The status page has not been published yet.", status=503,
@@ -146,8 +152,8 @@ def subscribe(request):
     if request.method == "GET":
         return HttpResponseRedirect("/status/#subscribe")
     try:
-        services.subscribe_email(email=request.POST.get("email", ""),
-                                 component_ids=request.POST.getlist("components"))
+        subscribers.subscribe_email(email=request.POST.get("email", ""),
+                                    component_ids=request.POST.getlist("components"))
     except errors.DomainError as exc:
         detail = "; ".join(m for msgs in exc.field_errors.values() for m in msgs) or exc.message
         return _message(request, "Subscription not started", detail, status=400)
@@ -160,12 +166,12 @@ def subscribe(request):
 @require_http_methods(["GET", "POST"])
 def confirm(request, token):
     try:
-        subscriber = services.read_token(token, "confirm", max_age=services.CONFIRM_MAX_AGE)
+        subscriber = subscribers.read_token(token, "confirm", max_age=subscribers.CONFIRM_MAX_AGE)
         if request.method == "GET":
             return _message(request, "Confirm your subscription",
                             f"Confirm that {subscriber.email} should receive status notifications.",
                             form={"action": request.path, "button": "Confirm subscription"})
-        services.subscription_confirm(token=token)
+        subscribers.subscription_confirm(token=token)
     except errors.DomainError as exc:
         return _message(request, "Link not valid", exc.message, status=400)
     return _message(request, "Subscribed", "You will receive incident and maintenance notifications. Every "
@@ -176,11 +182,11 @@ def confirm(request, token):
 @require_http_methods(["GET", "POST"])
 def unsubscribe(request, token):
     try:
-        subscriber = services.read_token(token, "unsubscribe", max_age=services.unsubscribe_max_age())
+        subscriber = subscribers.read_token(token, "unsubscribe", max_age=subscribers.unsubscribe_max_age())
         if request.method == "GET":
             return _message(request, "Unsubscribe", f"Stop status notifications to {subscriber}?",
                             form={"action": request.path, "button": "Unsubscribe"})
-        services.unsubscribe(token=token)
+        subscribers.unsubscribe(token=token)
     except errors.DomainError as exc:
         return _message(request, "Link not valid", exc.message, status=400)
     return _message(request, "Unsubscribed", "You will not receive status notifications any more.")

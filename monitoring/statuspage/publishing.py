@@ -25,13 +25,20 @@ from django.contrib.staticfiles import finders
 from django.template.loader import render_to_string
 from feedgen.feed import FeedGenerator
 
-from . import selectors, statuspage, uptime
+from . import documents, selectors, uptime
 from . import status as st
 
 HISTORY_DAYS_PER_PAGE = 14
 COMPRESSIBLE = (".html", ".json", ".atom", ".css", ".js")
 INDEX_HISTORY_DAYS = 7
 ASSETS = ("status/status.css", "status/status.js")
+
+
+def publish_later():
+    """Re-render the static site once the current transaction commits (services call it after a change)."""
+    from monitoring.tasks import publish_status_site
+
+    publish_status_site.delay_on_commit()
 
 
 def publish_dir():
@@ -177,7 +184,7 @@ def base_context(snapshot):
         "indicator": indicator,
         "description": description,
         "now": snapshot.now,
-        "generated_at": statuspage.ts(snapshot.now),
+        "generated_at": documents.ts(snapshot.now),
         "assets": asset_versions(),
         "portal_url": settings.PORTAL_URL,
     }
@@ -186,7 +193,7 @@ def base_context(snapshot):
 # --- rendering ------------------------------------------------------------------------------------------------
 def render_feed(snapshot):
     feed = FeedGenerator()
-    base = statuspage.public_url()
+    base = documents.public_url()
     feed.id(base + "/")
     feed.title(f"{settings.STATUS_PAGE_NAME} status — incident history")
     feed.author({"name": settings.PRODUCT_NAME})
@@ -194,11 +201,11 @@ def render_feed(snapshot):
     feed.link(href=base + "/feed.atom", rel="self")
     feed.language("en")
     feed.updated(snapshot.updated_at())
-    entries = [(i, "incidents") for i in snapshot.incidents[:statuspage.RECENT]]
-    entries += [(m, "maintenances") for m in snapshot.maintenances[:statuspage.RECENT]]
+    entries = [(i, "incidents") for i in snapshot.incidents[:documents.RECENT]]
+    entries += [(m, "maintenances") for m in snapshot.maintenances[:documents.RECENT]]
     entries.sort(key=lambda item: item[0].updated_at)
     for obj, kind in entries:
-        link = statuspage.public_url(f"{kind}/{obj.pk}/")
+        link = documents.public_url(f"{kind}/{obj.pk}/")
         entry = feed.add_entry()
         entry.id(link)
         label = obj.get_status_display()
@@ -239,7 +246,7 @@ def render_site(snapshot):
         files[f"maintenances/{maintenance.pk}/index.html"] = render_to_string(
             "status/incident.html", {**ctx, "obj": maintenance, "kind": "maintenance"}).encode()
     files["feed.atom"] = render_feed(snapshot)
-    for name, document in statuspage.documents(snapshot).items():
+    for name, document in documents.documents(snapshot).items():
         files[f"api/v2/{name}"] = json.dumps(document, separators=(",", ":"), ensure_ascii=False).encode()
     for name in ASSETS:
         found = finders.find(name)

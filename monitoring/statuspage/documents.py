@@ -8,6 +8,8 @@ import datetime as dt
 
 from django.conf import settings
 
+from . import status as st
+
 RECENT = 50
 
 
@@ -25,9 +27,9 @@ def page_id():
 
 
 def public_url(path=""):
-    from .services import public_url as url
-
-    return url(path)
+    """The public address of the status page, or of ``path`` under it (links in documents, feed and mails)."""
+    base = settings.STATUS_PUBLIC_URL
+    return f"{base.rstrip('/')}/{path.lstrip('/')}" if path else base.rstrip("/")
 
 
 def page(snapshot):
@@ -61,8 +63,6 @@ def component_json(component, position=None):
 
 
 def group_json(group, children, position):
-    from . import status as st
-
     return {
         "id": group_id(group.pk),
         "name": group.name,

@@ -1,19 +1,19 @@
 """Operator REST API of the status page (/api/v1/components/, /incidents/, /maintenances/, …).
 
 Transitions are `POST /api/v1/<resource>/<id>/<transition>/`: 409 when not allowed from the current state,
-403 without permission, 400 with field errors. Every write goes through monitoring.services (audited).
+403 without permission, 400 with field errors. Every write goes through the status page's services (audited).
 """
 from drf_spectacular.utils import extend_schema
 from rest_framework import mixins, permissions, serializers, status, viewsets
 from rest_framework.decorators import action
 from rest_framework.response import Response
 
-from pmrelease.api import AuditEventSerializer
-from pmrelease.models import AuditEvent
+from pmrelease.api import history_action, transition_action
 from releases.models import Environment
 
-from . import services
+from . import components, incidents, maintenance, subscribers
 from . import status as st
+from .access import can_operate
 from .models import (
     Component,
     ComponentGroup,
@@ -31,7 +31,7 @@ class IsOperator(permissions.BasePermission):
     message = "operating the status page needs the operations role or the monitoring.change_incident permission"
 
     def has_permission(self, request, view):
-        return services.can_operate(request.user)
+        return can_operate(request.user)
 
 
 OPERATOR = [permissions.IsAuthenticated, IsOperator]
@@ -50,15 +50,14 @@ class ComponentGroupViewSet(viewsets.ModelViewSet):
     permission_classes = OPERATOR
 
     def perform_create(self, serializer):
-        serializer.instance = services.group_save(group=None, data=dict(serializer.validated_data),
-                                                  by=self.request.user)
+        serializer.instance = components.group_create(data=dict(serializer.validated_data), by=self.request.user)
 
     def perform_update(self, serializer):
-        serializer.instance = services.group_save(group=serializer.instance, data=dict(serializer.validated_data),
-                                                  by=self.request.user)
+        serializer.instance = components.group_update(group=serializer.instance, data=dict(serializer.validated_data),
+                                                      by=self.request.user)
 
     def perform_destroy(self, instance):
-        services.group_delete(group=instance, by=self.request.user)
+        components.group_delete(group=instance, by=self.request.user)
 
 
 class ComponentSerializer(serializers.ModelSerializer):
@@ -97,7 +96,7 @@ class ComponentViewSet(viewsets.ModelViewSet):
     search_fields = ["name", "description"]
 
     def perform_create(self, serializer):
-        serializer.instance = services.component_create(data=dict(serializer.validated_data), by=self.request.user)
+        serializer.instance = components.component_create(data=dict(serializer.validated_data), by=self.request.user)
 
     def perform_update(self, serializer):
         data = dict(serializer.validated_data)
@@ -107,20 +106,20 @@ class ComponentViewSet(viewsets.ModelViewSet):
             raise errors.ValidationFailed("status is changed with POST …/set-status/ (or by incidents)",
                                           field_errors={"status": ["read-only here; use set-status"]})
         data.pop("status", None)
-        serializer.instance = services.component_update(component=serializer.instance, data=data,
-                                                        by=self.request.user)
+        serializer.instance = components.component_update(component=serializer.instance, data=data,
+                                                          by=self.request.user)
 
     def perform_destroy(self, instance):
-        services.component_delete(component=instance, by=self.request.user)
+        components.component_delete(component=instance, by=self.request.user)
 
     @extend_schema(request=SetStatusSerializer, responses=ComponentSerializer, summary="Set a component's status")
     @action(detail=True, methods=["post"], url_path="set-status")
     def set_status(self, request, pk=None):
         body = SetStatusSerializer(data=request.data)
         body.is_valid(raise_exception=True)
-        component = services.component_set_status(component=self.get_object(), by=request.user,
-                                                  status=body.validated_data["status"],
-                                                  reason=body.validated_data.get("reason", ""))
+        component = components.component_set_status(component=self.get_object(), by=request.user,
+                                                    status=body.validated_data["status"],
+                                                    reason=body.validated_data.get("reason", ""))
         return Response(ComponentSerializer(component, context=self.get_serializer_context()).data)
 
     @extend_schema(responses=StatusChangeSerializer(many=True), summary="Status history of a component")
@@ -172,7 +171,7 @@ class IncidentSerializer(serializers.ModelSerializer):
         return {str(a.component_id): a.status for a in obj.affected.all()}
 
     def get_available_transitions(self, obj) -> list[str]:
-        return services.available_incident_actions(obj, self.context["request"].user)
+        return incidents.available_incident_actions(obj, self.context["request"].user)
 
 
 class IncidentUpdateInput(serializers.Serializer):
@@ -181,19 +180,13 @@ class IncidentUpdateInput(serializers.Serializer):
 
 
 def _incident_transition(name, url_path):
-    @extend_schema(request=IncidentUpdateInput, responses=IncidentSerializer,
-                   summary=f"Incident transition: {url_path}",
-                   description="Adds a public update. 409 when not allowed from the current state.")
-    def view(self, request, pk=None):
-        body = IncidentUpdateInput(data=request.data)
-        body.is_valid(raise_exception=True)
-        incident = services.incident_transition(
-            incident=self.get_object(), name=name, by=request.user, body=body.validated_data["body"],
-            component_statuses=body.validated_data.get("components"))
-        return Response(IncidentSerializer(incident, context=self.get_serializer_context()).data)
+    def run(incident, data, user):
+        return incidents.incident_transition(incident=incident, name=name, by=user, body=data["body"],
+                                             component_statuses=data.get("components"))
 
-    view.__name__ = url_path
-    return action(detail=True, methods=["post"], url_path=url_path)(view)
+    return transition_action(url_path, run, request=IncidentUpdateInput, response=IncidentSerializer,
+                             summary=f"Incident transition: {url_path}",
+                             description="Adds a public update. 409 when not allowed from the current state.")
 
 
 class IncidentViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, mixins.CreateModelMixin,
@@ -210,14 +203,14 @@ class IncidentViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, mixins.C
         serializer = self.get_serializer(data=request.data)
         serializer.is_valid(raise_exception=True)
         data = serializer.validated_data
-        incident = services.incident_create(
+        incident = incidents.incident_create(
             name=data["name"], body=data["body"], by=request.user, impact=data.get("impact", Impact.MINOR),
             components=data.get("components"), publish=data.get("publish", True),
             started_at=data.get("started_at"))
         return Response(self.get_serializer(incident).data, status=status.HTTP_201_CREATED)
 
     def perform_destroy(self, instance):
-        services.incident_delete_draft(incident=instance, by=self.request.user)
+        incidents.incident_delete_draft(incident=instance, by=self.request.user)
 
     identify = _incident_transition("identify", "identify")
     monitor = _incident_transition("monitor", "monitor")
@@ -227,7 +220,7 @@ class IncidentViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, mixins.C
     @extend_schema(request=None, responses=IncidentSerializer, summary="Publish a draft incident")
     @action(detail=True, methods=["post"], url_path="publish")
     def publish(self, request, pk=None):
-        incident = services.incident_publish(incident=self.get_object(), by=request.user)
+        incident = incidents.incident_publish(incident=self.get_object(), by=request.user)
         return Response(self.get_serializer(incident).data)
 
     @extend_schema(request=IncidentUpdateInput, responses=UpdateSerializer,
@@ -236,15 +229,12 @@ class IncidentViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, mixins.C
     def add_update(self, request, pk=None):
         body = IncidentUpdateInput(data=request.data)
         body.is_valid(raise_exception=True)
-        update = services.incident_add_update(incident=self.get_object(), by=request.user,
-                                              body=body.validated_data["body"],
-                                              component_statuses=body.validated_data.get("components"))
+        update = incidents.incident_add_update(incident=self.get_object(), by=request.user,
+                                               body=body.validated_data["body"],
+                                               component_statuses=body.validated_data.get("components"))
         return Response(UpdateSerializer(update).data, status=status.HTTP_201_CREATED)
 
-    @extend_schema(responses=AuditEventSerializer(many=True), summary="Audit history of an incident")
-    @action(detail=True, methods=["get"], url_path="history")
-    def history(self, request, pk=None):
-        return Response(AuditEventSerializer(AuditEvent.objects.for_object(self.get_object()), many=True).data)
+    history = history_action("Audit history of an incident")
 
 
 class MaintenanceSerializer(serializers.ModelSerializer):
@@ -266,16 +256,11 @@ class MessageInput(serializers.Serializer):
 
 
 def _maintenance_transition(name):
-    @extend_schema(request=MessageInput, responses=MaintenanceSerializer, summary=f"Maintenance transition: {name}")
-    def view(self, request, pk=None):
-        body = MessageInput(data=request.data)
-        body.is_valid(raise_exception=True)
-        maintenance = services.maintenance_transition(maintenance=self.get_object(), name=name, by=request.user,
-                                                      body=body.validated_data.get("body", ""))
-        return Response(MaintenanceSerializer(maintenance, context=self.get_serializer_context()).data)
+    def run(row, data, user):
+        return maintenance.maintenance_transition(maintenance=row, name=name, by=user, body=data.get("body", ""))
 
-    view.__name__ = name
-    return action(detail=True, methods=["post"], url_path=name)(view)
+    return transition_action(name, run, request=MessageInput, response=MaintenanceSerializer,
+                             summary=f"Maintenance transition: {name}")
 
 
 class MaintenanceViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, mixins.CreateModelMixin,
@@ -290,8 +275,8 @@ class MaintenanceViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, mixin
     def create(self, request, *args, **kwargs):
         serializer = self.get_serializer(data=request.data)
         serializer.is_valid(raise_exception=True)
-        maintenance = services.maintenance_create(data=dict(serializer.validated_data), by=request.user)
-        return Response(self.get_serializer(maintenance).data, status=status.HTTP_201_CREATED)
+        row = maintenance.maintenance_create(data=dict(serializer.validated_data), by=request.user)
+        return Response(self.get_serializer(row).data, status=status.HTTP_201_CREATED)
 
     start = _maintenance_transition("start")
     verify = _maintenance_transition("verify")
@@ -317,8 +302,8 @@ class IncidentPolicyViewSet(mixins.ListModelMixin, mixins.CreateModelMixin, view
     def create(self, request, *args, **kwargs):
         serializer = self.get_serializer(data=request.data)
         serializer.is_valid(raise_exception=True)
-        row = services.incident_policy_set(environment=serializer.validated_data["environment"],
-                                           policy=serializer.validated_data["policy"], by=request.user)
+        row = incidents.incident_policy_set(environment=serializer.validated_data["environment"],
+                                            policy=serializer.validated_data["policy"], by=request.user)
         return Response(self.get_serializer(row).data, status=status.HTTP_200_OK)
 
 
@@ -346,9 +331,9 @@ class SubscriberViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, mixins
         serializer.is_valid(raise_exception=True)
         if not serializer.validated_data.get("webhook_url"):
             return Response({"webhook_url": ["This field is required."]}, status=status.HTTP_400_BAD_REQUEST)
-        subscriber = services.webhook_subscriber_create(url=serializer.validated_data["webhook_url"],
-                                                        components=serializer.validated_data.get("components", []),
-                                                        by=request.user)
+        subscriber = subscribers.webhook_subscriber_create(url=serializer.validated_data["webhook_url"],
+                                                           components=serializer.validated_data.get("components", []),
+                                                           by=request.user)
         return Response(self.get_serializer(subscriber).data, status=status.HTTP_201_CREATED)
 
 
