@@ -73,9 +73,6 @@ def transition_action(name, handler, *, request=None, response=None, url_path=No
     """
     url_path = url_path or name
 
-    @extend_schema(request=request, responses=response, summary=summary or f"Transition: {url_path}",
-                   description=description or f"`{url_path}`: 409 when not allowed from the current state, "
-                                              "403 without permission, 400 with what is wrong with the input.")
     def view(self, http_request, pk=None):
         data = {}
         if request is not None:
@@ -88,14 +85,17 @@ def transition_action(name, handler, *, request=None, response=None, url_path=No
         return Response(out(fresh, context=self.get_serializer_context()).data)
 
     view.__name__ = name
-    return action(detail=True, methods=["post"], url_path=url_path)(view)
+    schema = extend_schema(request=request, responses=response, summary=summary or f"Transition: {url_path}",
+                           description=description or f"`{url_path}`: 409 when not allowed from the current state, "
+                                                      "403 without permission, 400 with what is wrong with the input.")
+    # extend_schema outside @action: the action decorator replaces the view's kwargs, schema included
+    return schema(action(detail=True, methods=["post"], url_path=url_path)(view))
 
 
 def history_action(summary="Audit history"):
     """``GET /<resource>/<id>/history/``: the object's rows of the audit trail (same permission as the trail,
     and 404 for an object the user may not see)."""
 
-    @extend_schema(responses=AuditEventSerializer(many=True), summary=summary)
     def history(self, request, pk=None):
         obj = self.get_object()
         if not request.user.has_perm("pmrelease.view_auditevent"):
@@ -103,7 +103,8 @@ def history_action(summary="Audit history"):
         return Response(AuditEventSerializer(AuditEvent.objects.for_object(obj), many=True).data)
 
     history.__name__ = "history"
-    return action(detail=True, methods=["get"], url_path="history")(history)
+    return extend_schema(responses=AuditEventSerializer(many=True), summary=summary)(
+        action(detail=True, methods=["get"], url_path="history")(history))
 
 
 class AuditEventViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.GenericViewSet):
