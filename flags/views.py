@@ -4,6 +4,7 @@ Plain Django views (no DRF on this path): authenticate the environment's API key
 environment's compiled snapshot (cached), evaluate, answer. No database access once warm, except for the
 SDKs' registration and metrics posts, which are written aggregated per flag and time bucket.
 """
+import datetime as dt
 import hashlib
 import json
 import logging
@@ -138,6 +139,16 @@ def _property_value(name, value):
     raise ValueError(f"context attribute {name!r} must be a string, number or boolean")
 
 
+def _is_datetime(value):
+    if not isinstance(value, str) or len(value) > 64:
+        return False
+    try:
+        dt.datetime.fromisoformat(value.replace("Z", "+00:00"))
+    except ValueError:
+        return False
+    return True
+
+
 def unleash_context(raw, *, environment, remote_address, targeting_key=True):
     """An engine context from OFREP / frontend attributes: targetingKey is the userId unless userId is given,
     the Unleash fields map to themselves, ``properties`` and every other attribute become properties."""
@@ -147,6 +158,11 @@ def unleash_context(raw, *, environment, remote_address, targeting_key=True):
         raise ValueError("context must be a JSON object")
     ctx = {}
     properties = {}
+    if targeting_key and raw.get("targetingKey") is not None and not isinstance(raw["targetingKey"], str):
+        raise ValueError(f"targetingKey must be a string, not {type(raw['targetingKey']).__name__}")
+    if raw.get("currentTime") is not None and not _is_datetime(raw["currentTime"]):
+        raise ValueError(f"currentTime {str(raw['currentTime'])[:40]!r} must be an ISO 8601 date-time, e.g. "
+                         "2026-12-01T10:00:00Z")
     for name, value in raw.items():
         if value is None or (name == "targetingKey" and targeting_key):
             continue

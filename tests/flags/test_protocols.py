@@ -120,11 +120,20 @@ def test_api_key__frontend_key_on_client_api__403(http, flags, make_key):
     ("[1, 2]", "INVALID_CONTEXT"),
     ({"context": "user-1"}, "INVALID_CONTEXT"),
     ({"context": {"plan": {"nested": True}}}, "INVALID_CONTEXT"),
+    ({"context": {"targetingKey": 12345}}, "INVALID_CONTEXT"),  # was ignored: evaluated as no user at all
+    ({"context": {"targetingKey": True}}, "INVALID_CONTEXT"),
+    ({"context": {"targetingKey": "u-1", "currentTime": "yesterday"}}, "INVALID_CONTEXT"),
+    ({"context": {"currentTime": 1733000000}}, "INVALID_CONTEXT"),
 ])
 def test_ofrep_flag__malformed_body__400_with_error_code(http, flags, make_key, body, code):
     response = _post(http, "/ofrep/v1/evaluate/flags/new-checkout", body, make_key())
     assert response.status_code == 400
     assert response.json()["errorCode"] == code and response.json()["errorDetails"]
+
+
+def test_ofrep_flag__iso_current_time__accepted(http, flags, make_key):
+    body = {"context": {"targetingKey": "u-1", "currentTime": "2026-12-01T10:00:00Z"}}
+    assert _post(http, "/ofrep/v1/evaluate/flags/new-checkout", body, make_key()).status_code == 200
 
 
 def test_ofrep_bulk__malformed_json__400_parse_error(http, flags, make_key):

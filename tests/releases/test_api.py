@@ -231,3 +231,50 @@ def test_list_releases__many__queries_do_not_grow_per_release(api, users, envs, 
     assert body["count"] == 20 and "available_transitions" not in body["results"][0]
     detail = client.get(f"/api/v1/releases/{body['results'][0]['id']}/").json()
     assert detail["available_transitions"] == ["approve", "reject"]
+
+
+# --- releases scoped to who may see them --------------------------------------------------------------------
+def test_releases__targeting_only_unseen_environments__hidden_like_deployments(api, users, envs):
+    hidden = make_release(by=users["planner"], envs=[envs["production"]], title="Prod only")
+    seen = make_release(by=users["planner"], envs=[envs["staging"], envs["production"]], title="Staging too")
+    client = api(users["dev"])
+    titles = [r["title"] for r in client.get("/api/v1/releases/").json()["results"]]
+    assert titles == ["Staging too"]
+    for path in ("", "history/", "notes/"):
+        assert client.get(f"/api/v1/releases/{hidden.pk}/{path}").status_code == 404
+    assert client.get(f"/api/v1/releases/{seen.pk}/").status_code == 200
+    assert api(users["approver"]).get(f"/api/v1/releases/{hidden.pk}/history/").status_code == 200
+
+
+def test_release_and_environments__where_it_runs__version_and_since(api, users, envs):
+    from releases.deploy import engine
+    from releases.deploy import services as deployments
+    from releases.models import DeploymentTarget
+
+    DeploymentTarget.objects.create(environment=envs["development"], backend="simulation")
+    release = make_release(by=users["dev"], envs=[envs["development"]])
+    api(users["approver"]).post(f"/api/v1/releases/{release.pk}/approve/", {}, format="json")
+    dep = deployments.deployment_create(release=release, environment=envs["development"], by=users["dev"],
+                                        dispatch=False)
+    engine.run_inline(dep.pk)
+    body = api(users["dev"]).get(f"/api/v1/releases/{release.pk}/").json()
+    assert body["status"] == "deployed"
+    [where] = body["running_in"]
+    assert where["environment"] == "development" and where["version"] == release.version
+    assert where["deployment"] == dep.pk and where["since"]
+    environments = {e["name"]: e for e in api(users["dev"]).get("/api/v1/environments/").json()["results"]}
+    assert environments["development"]["current_version"] == release.version
+    assert environments["development"]["current_deployment"] == dep.pk
+    assert environments["staging"]["current_version"] == ""
+
+
+def test_create_deployment__unknown_parameter__400_naming_the_known_ones(api, users, envs):
+    from releases.models import DeploymentTarget
+
+    DeploymentTarget.objects.create(environment=envs["development"], backend="simulation")
+    release = make_release(by=users["dev"], envs=[envs["development"]])
+    api(users["approver"]).post(f"/api/v1/releases/{release.pk}/approve/", {}, format="json")
+    response = api(users["dev"]).post("/api/v1/deployments/", {
+        "release": release.version, "environment": "development", "parameters": {"pasue": 30}}, format="json")
+    assert response.status_code == 400
+    assert "pasue: unknown parameter (known: steps, pause" in str(response.json()["parameters"])

@@ -9,7 +9,7 @@ from pmrelease import errors
 from pmrelease.models import AuditEvent
 from releases import services
 from releases.models import Release
-from tests.factories import make_release
+from tests.factories import make_release, ready_plan
 from tests.integration_support import running_worker, wait_for
 
 
@@ -53,3 +53,46 @@ def test_release_approve__two_concurrent_last_votes__exactly_one_transition(user
     assert Release.objects.get(pk=release.pk).status == "approved"
     assert AuditEvent.objects.filter(action="release.approve", object_id=str(release.pk)).count() == 1
     assert release.approvals.count() == 2
+
+
+@pytest.mark.postgres
+@pytest.mark.skipif(connection.vendor != "postgresql", reason="row locks are tested on PostgreSQL")
+@pytest.mark.django_db(transaction=True)
+@pytest.mark.parametrize("attempt", range(3))
+def test_release_edit_racing_the_last_vote__never_approved_on_content_nobody_saw(users, envs, attempt):
+    """An edit (quorum 2 → 1, risk lowered) and a vote at the same time: either the vote comes first and the
+    edit withdraws it (and finds nothing approved to edit, or an approved release it may not edit), or the
+    edit comes first and the vote counts in the new round. Never an approval carried over to edited content."""
+    release = make_release(by=users["dev"], envs=[envs["staging"]], quorum=2,
+                           plan=ready_plan(risk_assessment={"impact": "high", "likelihood": "high"}))
+    services.release_approve(release=release, by=users["approver"])
+    barrier = threading.Barrier(2)
+    outcomes = {}
+
+    def run(name, work):
+        try:
+            barrier.wait(timeout=10)
+            work()
+            outcomes[name] = "ok"
+        except errors.DomainError as exc:
+            outcomes[name] = exc.status_code
+        finally:
+            connections.close_all()
+
+    edit = lambda: services.release_update(  # noqa: E731
+        release=Release.objects.get(pk=release.pk), data={"title": "Edited"}, by=users["dev"],
+        plan={"risk_assessment": {"impact": "low", "likelihood": "low"}})
+    vote = lambda: services.release_approve(release=Release.objects.get(pk=release.pk), by=users["approver2"])  # noqa: E731
+    threads = [threading.Thread(target=run, args=("edit", edit)), threading.Thread(target=run, args=("vote", vote))]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(timeout=30)
+    final = Release.objects.get(pk=release.pk)
+    counted = {a.approver.username for a in final.current_approvals()}
+    if outcomes["edit"] == "ok":
+        assert final.title == "Edited" and final.approval_round == 2 and outcomes["vote"] == "ok"
+        assert final.status == "planned" and counted == {"approver2"}  # the vote came after, on the new content
+    else:  # the vote met the quorum first: the approved release is frozen
+        assert outcomes["edit"] == 409 and final.status == "approved" and final.title == "Test release"
+        assert counted == {"approver", "approver2"}

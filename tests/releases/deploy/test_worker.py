@@ -17,7 +17,7 @@ from releases.models import Deployment, DeploymentStep, DeploymentTarget
 from tests.factories import make_release
 from tests.integration_support import running_worker, wait_for
 
-ROOT = Path(__file__).resolve().parents[2]
+ROOT = Path(__file__).resolve().parents[3]  # the repository
 
 
 def _approved(users, envs, **kw):
