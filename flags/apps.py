@@ -6,8 +6,10 @@ class FlagsConfig(AppConfig):
     name = "flags"
 
     def ready(self):
+        from pmrelease import registry
         from releases.deploy import hooks
 
-        from . import services
+        from . import services, snapshots
 
         hooks.set_flag_rollout.provide(services.flag_set_rollout_for_deployment)
+        registry.resolve_api_key.provide(snapshots.lookup_key)

@@ -1,2 +1,3 @@
-"""Django's admin autodiscovery imports this module: it registers the status page's admin."""
+"""Django's admin autodiscovery imports this module: it registers the status page's and the metrics' admin."""
+from .metrics import admin as metrics_admin  # noqa: F401
 from .statuspage import admin  # noqa: F401

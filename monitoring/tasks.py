@@ -46,3 +46,11 @@ def deliver(self, delivery_id):
         return subscribers.delivery_send(delivery=delivery, final_attempt=self.request.retries >= self.max_retries)
     except subscribers.DeliveryFailed as exc:
         raise self.retry(exc=exc, countdown=min(30 * 2 ** self.request.retries, 3600)) from exc
+
+
+@shared_task
+def prune_metrics():
+    """Drop builtin metric samples older than METRICS_RETENTION_DAYS."""
+    from .metrics import services as metrics
+
+    return metrics.prune()

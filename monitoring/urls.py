@@ -5,6 +5,7 @@ Everything under /status/ except the subscription flows is a published static fi
 from django.urls import include, path, re_path
 from rest_framework.routers import SimpleRouter
 
+from .metrics.api import MetricsIngestView
 from .statuspage import api, views
 
 router = SimpleRouter()
@@ -16,6 +17,7 @@ router.register("incident-policies", api.IncidentPolicyViewSet, basename="status
 router.register("status-subscribers", api.SubscriberViewSet, basename="status-subscriber")
 
 urlpatterns = [
+    path("api/v1/metrics/", MetricsIngestView.as_view(), name="metrics-ingest"),
     path("api/v1/", include(router.urls)),
     path("status/subscriptions/", views.subscribe, name="status-subscribe"),
     path("status/subscriptions/confirm/<str:token>/", views.confirm, name="status-confirm"),

@@ -57,3 +57,9 @@ class Registry:
 
     def __contains__(self, name):
         return name in self._items
+
+
+# Environment API keys (the flags app issues them): resolve_api_key(raw) -> an object with ``environment_id``,
+# ``environment_name`` and ``kind`` ("client", "frontend", "admin"), or None when the key is unknown or
+# revoked. Other apps (the builtin metrics ingest) authenticate applications with it.
+resolve_api_key = Hook("resolve_api_key", "the flags app resolves environment API keys")

@@ -231,6 +231,14 @@ STATUS_MAINTENANCE_REMINDER_MINUTES = env.int("STATUS_MAINTENANCE_REMINDER_MINUT
 STATUS_UNSUBSCRIBE_TOKEN_DAYS = env.int("STATUS_UNSUBSCRIBE_TOKEN_DAYS", default=365)
 STATUS_WEBHOOK_ALLOW_PRIVATE = env.bool("STATUS_WEBHOOK_ALLOW_PRIVATE", default=False)
 
+# Rollback triggers and metric providers (README: "Automated rollback")
+MONITORING_TICK_SECONDS = env.float("MONITORING_TICK_SECONDS", default=30)  # the trigger watch's beat interval
+METRICS_APP = env.str("METRICS_APP", default="penguinmails")  # the {app} label of the Prometheus templates
+METRICS_RATE_WINDOW = env.str("METRICS_RATE_WINDOW", default="1m")  # the {window} of rate() in the templates
+METRICS_BUILTIN_BUCKET_SECONDS = env.int("METRICS_BUILTIN_BUCKET_SECONDS", default=60)
+METRICS_RETENTION_DAYS = env.int("METRICS_RETENTION_DAYS", default=14)  # builtin samples and evaluations
+METRICS_INGEST_MAX_SAMPLES = env.int("METRICS_INGEST_MAX_SAMPLES", default=1000)
+
 LOGGING = {
     "version": 1,
     "disable_existing_loggers": False,

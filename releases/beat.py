@@ -1,7 +1,14 @@
 """Celery beat entries of the releases app (merged into CELERY_BEAT_SCHEDULE by settings; no Django import)."""
+import os
+
 from celery.schedules import crontab
 
 SCHEDULE = {
     "release-cadence-check": {"task": "releases.tasks.release_cadence_check", "schedule": crontab(hour=7, minute=0)},
     "deployment-watchdog": {"task": "releases.tasks.deployment_watchdog", "schedule": 15.0},
+    # Evaluate every rollback trigger of every watched deployment (running, or in its bake time).
+    # The interval is settings.MONITORING_TICK_SECONDS (read here from the environment: no Django import).
+    "rollback-trigger-watch": {"task": "releases.tasks.watch_deployments",
+                               "schedule": float(os.environ.get("MONITORING_TICK_SECONDS", "30"))},
+    "rollback-trigger-prune": {"task": "releases.tasks.prune_evaluations", "schedule": crontab(minute=41)},
 }

@@ -1,7 +1,7 @@
 """Idempotent set-up of the seed's access matrix: which role group holds which level in each environment."""
 from pmrelease.roles import AccessLevel, Role
 
-from .models import EnvironmentAccess
+from .models import EnvironmentAccess, RollbackTrigger
 
 # The seed's access matrix, per environment name: role -> level. Roles not named get NONE.
 DEFAULT_ACCESS_MATRIX = {
@@ -55,3 +55,14 @@ def ensure_access_matrix(environments, groups):
             EnvironmentAccess.objects.get_or_create(
                 environment=env, group=groups[role.value], defaults={"level": AccessLevel(level)},
             )
+
+
+def ensure_default_triggers(environment):
+    """The seed's rollback triggers as a production environment's defaults, unless it has some already."""
+    from .deploy.triggers import DEFAULTS, SEED_TRIGGERS
+
+    if not environment.is_production or RollbackTrigger.objects.filter(environment=environment).exists():
+        return []
+    return RollbackTrigger.objects.bulk_create([RollbackTrigger(environment=environment, position=i,
+                                                                **{**DEFAULTS, **spec})
+                                                for i, spec in enumerate(SEED_TRIGGERS)])

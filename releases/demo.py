@@ -14,8 +14,8 @@ from django.utils import timezone
 from pmrelease.bootstrap import ensure_role_groups
 
 from . import services
-from .bootstrap import ensure_access_matrix
-from .deploy import engine, gates
+from .bootstrap import ensure_access_matrix, ensure_default_triggers
+from .deploy import engine, gates, watch
 from .deploy import services as deploy_services
 from .models import DeploymentTarget, Environment, Release
 
@@ -121,6 +121,10 @@ RELEASES = [
     ("2.1.2", "patch", "Attachment scanning", [
         ("security", "Scan attachments for malware before sending"),
     ], "approved", -3, [OK[0], ("staging", None, {}, ("Security Tests",))]),
+    ("2.1.3", "patch", "Faster campaign sends", [
+        ("improvement", "Batch SMTP connections for large campaigns"),
+    ], "approved", -1, [OK[0], OK[1], ("production", None, {"simulate": {"error_rate_after_success": {
+        "after_seconds": 60, "rate": 0.25}}}, ())]),  # a regression its bake time catches
     ("2.2.0", "minor", "Webhook signatures", [
         ("feature", "Updated webhook signatures for third-party integrations"),
         ("security", "Enhanced password policy enforcement"),
@@ -151,6 +155,8 @@ def seed(*, stdout):
     groups = ensure_role_groups()
     envs = _environments()
     ensure_access_matrix(envs.values(), groups)
+    for env in envs.values():
+        ensure_default_triggers(env)
     _deployment_config(envs)
     users = _users(groups)
     created = _releases(envs, users)
@@ -255,4 +261,20 @@ def _deploy(release, env, users, strategy, params, failing_gates):
         deploy_services.gate_report(deployment=dep, gate=gate, by=users["ops"], passed=240 - failed, failed=failed,
                                 url=f"https://ci.penguinmails.local/runs/{release.version}/{gate.slug}",
                                 dispatch=False)
-    engine.run_inline(dep.pk)
+    dep = engine.run_inline(dep.pk)
+    if dep.status == "succeeded" and "error_rate_after_success" in (params.get("simulate") or {}):
+        _bake(dep)
+
+
+def _bake(dep):
+    """Let the trigger watch tick through the deployment's bake time (the clock moved on by time-machine),
+    as beat would: the simulated regression breaches, is sustained, and the deployment rolls back."""
+    start = dep.finished_at
+    tick = 30
+    for offset in range(tick, dep.environment.bake_seconds + tick, tick):
+        with time_machine.travel(start + dt.timedelta(seconds=offset), tick=False):
+            report = watch.tick(dispatch=False)
+        if report["actions"]:
+            with time_machine.travel(start + dt.timedelta(seconds=offset + 5), tick=True):
+                engine.run_inline(dep.pk)
+            return

@@ -9,10 +9,17 @@ from pmrelease.services import model_create, model_delete, model_update
 
 from . import access
 from .deploy import backends
-from .models import DeploymentTarget, Environment, EnvironmentAccess, HealthCheck, TestingGate
+from .models import (
+    DeploymentTarget,
+    Environment,
+    EnvironmentAccess,
+    HealthCheck,
+    RollbackTrigger,
+    TestingGate,
+)
 
 ENVIRONMENT_FIELDS = ["display_name", "purpose", "tier", "position", "promotes_to", "attached_to", "attachment",
-                      "infrastructure", "data_source", "data_retention", "data_backup", "is_active"]
+                      "infrastructure", "data_source", "data_retention", "data_backup", "is_active", "bake_minutes"]
 TARGET_FIELDS = ["backend", "config", "concurrency", "default_strategy", "default_parameters"]
 GATE_FIELDS = ["name", "slug", "tests", "required", "timeout", "on_failure", "position"]
 HEALTH_CHECK_FIELDS = ["name", "url", "expected_status", "timeout", "retries", "interval", "enabled"]
@@ -52,7 +59,10 @@ def environment_set_access(*, environment, group, level, note="", by):
 
 
 # --- what deploys there: target, testing gates, health checks (rows of one environment) --------------------
-_CONFIG_FIELDS = {DeploymentTarget: TARGET_FIELDS, TestingGate: GATE_FIELDS, HealthCheck: HEALTH_CHECK_FIELDS}
+TRIGGER_FIELDS = ["metric", "operator", "threshold", "duration", "action", "cooldown", "compare", "compare_mode",
+                  "no_data", "scale_factor", "enabled", "position"]
+_CONFIG_FIELDS = {DeploymentTarget: TARGET_FIELDS, TestingGate: GATE_FIELDS, HealthCheck: HEALTH_CHECK_FIELDS,
+                  RollbackTrigger: TRIGGER_FIELDS}
 
 
 def _config_save(model, *, environment, data, by, instance=None):
@@ -106,3 +116,21 @@ def health_check_save(*, environment, data, by, check=None):
 
 def health_check_delete(*, check, by):
     _config_delete(check, by=by)
+
+
+def trigger_save(*, environment, data, by, trigger=None):
+    """Create or edit one of ``environment``'s default rollback triggers (its metric must be one the
+    environment's provider knows)."""
+    from .deploy import triggers
+
+    merged = {**(triggers.spec_of(trigger) if trigger and trigger.pk else {}), **data}
+    merged.pop("position", None)
+    problems = triggers.spec_problems(merged, known_metrics=triggers.known_metrics(environment), label="trigger")
+    if problems:
+        raise errors.ValidationFailed("invalid rollback trigger", reasons=problems,
+                                      field_errors={"trigger": problems})
+    return _config_save(RollbackTrigger, environment=environment, data=data, by=by, instance=trigger)
+
+
+def trigger_delete(*, trigger, by):
+    _config_delete(trigger, by=by)

@@ -29,6 +29,7 @@ from .models import (
     RollbackPlan,
     RollbackStep,
     RollbackStrategy,
+    RollbackTrigger,
     TestingRequirement,
 )
 from .policy import POLICY
@@ -66,6 +67,8 @@ PLAN_MANY = {
     "rollback_strategies": (RollbackStrategy, ["type", "method", "estimated_duration", "risk"]),
     "rollback_steps": (RollbackStep, ["order", "description", "command", "verification", "timeout", "on_failure"]),
     "testing_requirements": (TestingRequirement, ["name", "environment", "suites", "required"]),
+    "rollback_triggers": (RollbackTrigger, ["metric", "operator", "threshold", "duration", "action", "cooldown",
+                                            "compare", "compare_mode", "no_data", "scale_factor", "enabled"]),
 }
 PLAN_SINGLE = {
     "risk_assessment": (RiskAssessment, ["impact", "likelihood", "mitigation", "contingency"]),
@@ -178,6 +181,21 @@ def _plain(value):
     return value.isoformat() if hasattr(value, "isoformat") else value
 
 
+def _check_triggers(release):
+    """The release's own rollback triggers: valid, on metrics the providers of its targets know."""
+    from .deploy import triggers
+
+    rows = list(release.rollback_triggers.all())
+    if not rows:
+        return
+    known = sorted({m for env in release.environments.all() for m in triggers.known_metrics(env)}) or None
+    problems = [p for i, row in enumerate(rows)
+                for p in triggers.spec_problems(triggers.spec_of(row), known_metrics=known,
+                                                label=f"rollback_triggers[{i}]")]
+    if problems:
+        raise errors.ValidationFailed("invalid rollback triggers", field_errors={"rollback_triggers": problems})
+
+
 def _targets(data):
     return list(data.get("environments") or [])
 
@@ -209,6 +227,7 @@ def release_create(*, data, by, plan=None):
             getattr(release, key).set(values)
         _apply_plan(release, plan or {})
         _check_approvers(release)
+        _check_triggers(release)
         audit.record(action="release.create", obj=release, by=by, after=release_snapshot(release))
         release_notify_approvers_later(release)
     return release
@@ -241,6 +260,7 @@ def release_update(*, release, data, by, plan=None):
             getattr(locked, key).set(values)
         _apply_plan(locked, plan or {})
         _check_approvers(locked)
+        _check_triggers(locked)
         b, a = audit.diff(before, release_snapshot(locked))
         if a:
             audit.record(action="release.update", obj=locked, by=by, before=b, after=a)

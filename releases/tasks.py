@@ -34,3 +34,26 @@ def deployment_watchdog():
     from .deploy import engine
 
     return engine.watchdog()
+
+
+@shared_task
+def watch_deployments():
+    """One round of the rollback-trigger watch (beat, every MONITORING_TICK_SECONDS)."""
+    from .deploy import watch
+
+    return watch.tick()
+
+
+@shared_task
+def prune_evaluations():
+    from .deploy import watch
+
+    return watch.prune()
+
+
+@shared_task(autoretry_for=(OSError,), retry_backoff=True, max_retries=5)
+def send_trigger_alert(deployment_id, trigger_id, detail):
+    """E-mail the people who may deploy to the environment that a trigger with action 'alert' fired."""
+    from .deploy import services as deploy_services
+
+    return deploy_services.trigger_alert_send(deployment_id=deployment_id, trigger_id=trigger_id, detail=detail)

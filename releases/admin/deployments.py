@@ -12,7 +12,7 @@ from pmrelease.admin import AuditHistoryMixin, error_message, status_badge
 from pmrelease.roles import Capability
 
 from .. import access
-from ..deploy import gates
+from ..deploy import gates, triggers
 from ..deploy import services as deploy_services
 from ..models import Deployment, TestingGate
 
@@ -75,6 +75,7 @@ class DeploymentAdmin(AuditHistoryMixin, admin.ModelAdmin):
         may_deploy = access.can(request.user, dep.environment, Capability.DEPLOY)
         return {"deployment_actions": _buttons(dep, request.user), "progress": dep.progress().as_dict(),
                 "gates": gates.gate_states_for_display(dep), "may_override": may_deploy,
+                "trigger_charts": triggers.charts(dep),
                 "may_report": access.can(request.user, dep.environment, Capability.REPORT) and not dep.is_finished}
 
     def get_urls(self):

@@ -8,7 +8,14 @@ from pmrelease.roles import Capability
 
 from .. import access, environments
 from ..deploy import backends
-from ..models import DeploymentTarget, Environment, EnvironmentAccess, HealthCheck, TestingGate
+from ..models import (
+    DeploymentTarget,
+    Environment,
+    EnvironmentAccess,
+    HealthCheck,
+    RollbackTrigger,
+    TestingGate,
+)
 
 
 class EnvironmentConfigInlineMixin:
@@ -63,20 +70,40 @@ class HealthCheckInline(EnvironmentConfigInlineMixin, admin.TabularInline):
     fields = environments.HEALTH_CHECK_FIELDS
 
 
+class RollbackTriggerInline(EnvironmentConfigInlineMixin, admin.TabularInline):
+    """The environment's default rollback triggers (a release may bring its own; a deployment copies them)."""
+
+    model = RollbackTrigger
+    fk_name = "environment"
+    fields = environments.TRIGGER_FIELDS
+    verbose_name_plural = "default rollback triggers"
+
+
+# Inlines the apps above add to the environment's page (the monitoring app: where its metrics come from).
+# Each is an InlineModelAdmin with ``save_through(request, environment, formset)``, saving through its own
+# services, since this admin cannot know them.
+EXTRA_INLINES = []
+
+
 @admin.register(Environment)
 class EnvironmentAdmin(ServiceAdminMixin, AuditHistoryMixin, admin.ModelAdmin):
     list_display = ["display_name", "name", "tier", "promotes_to", "attached_to", "attachment", "is_active"]
     list_filter = ["tier", "is_active"]
     search_fields = ["name", "display_name", "purpose"]
-    inlines = [EnvironmentAccessInline, DeploymentTargetInline, TestingGateInline, HealthCheckInline]
+    inlines = [EnvironmentAccessInline, DeploymentTargetInline, TestingGateInline, HealthCheckInline,
+               RollbackTriggerInline]
     fieldsets = [
         (None, {"fields": ["name", "display_name", "purpose", "tier", "position", "is_active"]}),
         ("Promotion path", {"fields": ["promotes_to", "attached_to", "attachment"]}),
         ("Specification", {"fields": ["infrastructure", "data_source", "data_retention", "data_backup"]}),
+        ("Rollback triggers", {"fields": ["bake_minutes"]}),
     ]
 
     def get_queryset(self, request):
         return access.visible_environments(request.user).select_related("promotes_to", "attached_to")
+
+    def get_inlines(self, request, obj):
+        return [*super().get_inlines(request, obj), *EXTRA_INLINES]
 
     def get_list_display(self, request):
         """The "your access" column is built per request: the admin instance is shared by every thread of a
@@ -138,6 +165,16 @@ class EnvironmentAdmin(ServiceAdminMixin, AuditHistoryMixin, admin.ModelAdmin):
                 save=lambda row, data: environments.health_check_save(environment=environment, data=data, by=by,
                                                                       check=row),
                 delete=lambda row: environments.health_check_delete(check=row, by=by))
+        elif formset.model is RollbackTrigger:
+            save_formset_through(
+                formset, fields=environments.TRIGGER_FIELDS,
+                save=lambda row, data: environments.trigger_save(environment=environment, data=data, by=by,
+                                                                 trigger=row),
+                delete=lambda row: environments.trigger_delete(trigger=row, by=by))
+        else:
+            for inline in EXTRA_INLINES:
+                if formset.model is inline.model:
+                    inline.save_through(request, environment, formset)
 
 
 @admin.register(TestingGate)

@@ -34,6 +34,7 @@ from ..models import (
     RollbackPlan,
     RollbackStep,
     RollbackStrategy,
+    RollbackTrigger,
     TestingRequirement,
 )
 
@@ -97,6 +98,8 @@ RollbackStepInline = _plan_inline("rollback_steps", RollbackStep)
 CommunicationPlanInline = _plan_inline("communication_plan", CommunicationPlan, admin.StackedInline,
                                        classes=["collapse"])
 TestingRequirementInline = _plan_inline("testing_requirements", TestingRequirement)
+RollbackTriggerInline = _plan_inline("rollback_triggers", RollbackTrigger, fk_name="release",
+                                     verbose_name_plural="rollback triggers (empty: the environments' defaults)")
 
 
 class ApprovalInline(admin.TabularInline):
@@ -229,8 +232,8 @@ class ReleaseAdmin(ServiceAdminMixin, AuditHistoryMixin, admin.ModelAdmin):
         ("Record", {"classes": ["collapse"], "fields": ["created_by", "created_at", "approved_at", "deployed_at"]}),
     ]
     inlines = [NoteItemInline, PrerequisiteInline, RiskAssessmentInline, RollbackPlanInline,
-               RollbackStrategyInline, RollbackStepInline, CommunicationPlanInline, TestingRequirementInline,
-               ApprovalInline]
+               RollbackStrategyInline, RollbackStepInline, RollbackTriggerInline, CommunicationPlanInline,
+               TestingRequirementInline, ApprovalInline]
 
     def get_queryset(self, request):
         return (selectors.visible_releases(request.user, super().get_queryset(request))

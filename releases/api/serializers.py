@@ -25,11 +25,35 @@ from ..models import (
     RollbackPlan,
     RollbackStep,
     RollbackStrategy,
+    RollbackTrigger,
     TestingRequirement,
+    TriggerEvaluation,
 )
 
 
 # --- environments ------------------------------------------------------------------------------------
+class RollbackTriggerSerializer(serializers.ModelSerializer):
+    class Meta:
+        model = RollbackTrigger
+        fields = ["metric", "operator", "threshold", "duration", "action", "cooldown", "compare", "compare_mode",
+                  "no_data", "scale_factor", "enabled"]
+
+
+class DeploymentTriggerSerializer(RollbackTriggerSerializer):
+    class Meta(RollbackTriggerSerializer.Meta):
+        fields = ["id", *RollbackTriggerSerializer.Meta.fields, "last_fired_at"]
+
+
+class TriggerEvaluationSerializer(serializers.ModelSerializer):
+    trigger = serializers.PrimaryKeyRelatedField(read_only=True)
+    value = serializers.FloatField(allow_null=True)
+    baseline = serializers.FloatField(allow_null=True)
+
+    class Meta:
+        model = TriggerEvaluation
+        fields = ["id", "trigger", "at", "decision", "value", "baseline", "detail", "source"]
+
+
 class EnvironmentAccessSerializer(serializers.ModelSerializer):
     group = serializers.SlugRelatedField(slug_field="name", read_only=True)
     level = serializers.CharField(source="get_level_display", read_only=True)
@@ -48,12 +72,16 @@ class EnvironmentSerializer(serializers.ModelSerializer):
     my_access = serializers.SerializerMethodField()
     current_release = serializers.PrimaryKeyRelatedField(read_only=True, allow_null=True)
     current_deployment = serializers.PrimaryKeyRelatedField(read_only=True, allow_null=True)
+    rollback_triggers = RollbackTriggerSerializer(many=True, read_only=True,
+                                                  help_text="The environment's default rollback triggers.")
+    bake_seconds = serializers.IntegerField(read_only=True, help_text="How long a succeeded deployment is watched.")
 
     class Meta:
         model = Environment
         fields = ["id", "name", "display_name", "purpose", "tier", "position", "promotes_to", "attached_to",
                   "attachment", "infrastructure", "data_source", "data_retention", "data_backup", "is_active",
                   "current_version", "current_release", "current_since", "current_deployment",
+                  "bake_minutes", "bake_seconds", "rollback_triggers",
                   "access", "my_access", "created_at", "updated_at"]
         read_only_fields = ["name", "current_version", "current_since", "created_at", "updated_at"]
 
@@ -154,6 +182,7 @@ PLAN_SERIALIZERS = {
     "rollback_steps": RollbackStepSerializer(many=True, required=False),
     "communication_plan": CommunicationPlanSerializer(required=False, allow_null=True),
     "testing_requirements": TestingRequirementSerializer(many=True, required=False),
+    "rollback_triggers": RollbackTriggerSerializer(many=True, required=False),
 }
 
 
@@ -177,6 +206,8 @@ class ReleaseSerializer(PerUserFieldsMixin, serializers.ModelSerializer):
     rollback_steps = RollbackStepSerializer(many=True, required=False)
     communication_plan = CommunicationPlanSerializer(required=False, allow_null=True)
     testing_requirements = TestingRequirementSerializer(many=True, required=False)
+    rollback_triggers = RollbackTriggerSerializer(
+        many=True, required=False, help_text="The release's own triggers (empty: its environments' defaults).")
     approvals = ApprovalSerializer(many=True, read_only=True)
     approval_blockers = serializers.SerializerMethodField()
     available_transitions = serializers.SerializerMethodField()
@@ -222,7 +253,8 @@ class ReleaseSerializer(PerUserFieldsMixin, serializers.ModelSerializer):
         for part in ("risk_assessment", "rollback_plan", "communication_plan"):
             if part in plan and plan[part] is not None:
                 plan[part] = dict(plan[part])
-        for part in ("note_items", "prerequisites", "rollback_strategies", "rollback_steps", "testing_requirements"):
+        for part in ("note_items", "prerequisites", "rollback_strategies", "rollback_steps", "testing_requirements",
+                     "rollback_triggers"):
             if part in plan:
                 plan[part] = [dict(item) for item in plan[part]]
         return data, plan
@@ -269,16 +301,20 @@ class DeploymentSerializer(PerUserFieldsMixin, serializers.ModelSerializer):
     parameters = serializers.JSONField(required=False)
     steps = DeploymentStepSerializer(many=True, read_only=True)
     gate_results = GateResultSerializer(many=True, read_only=True)
+    triggers = DeploymentTriggerSerializer(many=True, read_only=True,
+                                           help_text="The rollback triggers this deployment watches (its own copy); "
+                                                     "their evaluations: GET …/evaluations/")
     progress = serializers.SerializerMethodField()
     available_actions = serializers.SerializerMethodField()
 
     class Meta:
         model = Deployment
         fields = ["id", "release", "environment", "strategy", "parameters", "backend", "status", "auto_rollback",
-                  "previous_version", "current_step", "failure_reason", "waiting_for", "created_at", "started_at",
-                  "finished_at", "progress", "available_actions", "steps", "gate_results"]
-        read_only_fields = ["backend", "status", "previous_version", "current_step", "failure_reason", "waiting_for",
-                            "created_at", "started_at", "finished_at"]
+                  "rolled_back_automatically", "previous_version", "current_step", "failure_reason", "waiting_for",
+                  "created_at", "started_at", "finished_at", "progress", "available_actions", "steps",
+                  "gate_results", "triggers"]
+        read_only_fields = ["backend", "status", "rolled_back_automatically", "previous_version", "current_step",
+                            "failure_reason", "waiting_for", "created_at", "started_at", "finished_at"]
 
     per_user_fields = ("available_actions",)
 

@@ -4,6 +4,7 @@ from django.http import HttpResponse
 from drf_spectacular.utils import OpenApiParameter, OpenApiTypes, extend_schema, inline_serializer
 from rest_framework import mixins, serializers, status, viewsets
 from rest_framework.decorators import action
+from rest_framework.pagination import CursorPagination
 from rest_framework.parsers import FormParser, JSONParser, MultiPartParser
 from rest_framework.response import Response
 
@@ -23,9 +24,17 @@ from .serializers import (
     ReleaseFilter,
     ReleaseSerializer,
     TransitionSerializer,
+    TriggerEvaluationSerializer,
 )
 
 MAX_REPORT_BYTES = 10 * 1024 * 1024
+
+
+class EvaluationPages(CursorPagination):
+    ordering = ("-at", "-id")
+    page_size = 100
+    page_size_query_param = "page_size"
+    max_page_size = 1000
 
 
 # --- environments ------------------------------------------------------------------------------------
@@ -40,7 +49,7 @@ class EnvironmentViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, mixin
 
     def get_queryset(self):
         return (access.visible_environments(self.request.user)
-                .select_related("promotes_to", "attached_to").prefetch_related("access__group"))
+                .select_related("promotes_to", "attached_to").prefetch_related("access__group", "rollback_triggers"))
 
     def perform_update(self, serializer):
         serializer.instance = environments.environment_update(
@@ -70,7 +79,7 @@ class ReleaseViewSet(viewsets.ModelViewSet):
         return (releases.select_related("created_by", "risk_assessment", "rollback_plan", "communication_plan")
                 .prefetch_related("environments", "required_approvers", "required_roles", "note_items",
                                   "prerequisites", "rollback_strategies", "rollback_steps", "testing_requirements",
-                                  "approvals__approver", "running_in"))
+                                  "approvals__approver", "running_in", "rollback_triggers"))
 
     def create(self, request, *args, **kwargs):
         serializer = self.get_serializer(data=request.data)
@@ -159,7 +168,9 @@ class DeploymentViewSet(mixins.CreateModelMixin, mixins.ListModelMixin, mixins.R
 
     def get_queryset(self):
         return (Deployment.objects.filter(environment__in=access.visible_environments(self.request.user))
-                .select_related("release", "environment").prefetch_related("steps", "gate_results__gate"))
+                .select_related("release", "environment")
+                .prefetch_related("steps", "gate_results__gate", "gate_results__reported_by",
+                                  "gate_results__overridden_by", "triggers"))
 
     def create(self, request, *args, **kwargs):
         serializer = self.get_serializer(data=request.data)
@@ -178,6 +189,14 @@ class DeploymentViewSet(mixins.CreateModelMixin, mixins.ListModelMixin, mixins.R
     rollback = _deployment_action("rollback")
     retry = _deployment_action("retry")
     cancel = _deployment_action("cancel")
+
+    @extend_schema(responses=TriggerEvaluationSerializer(many=True),
+                   summary="The rollback-trigger evaluations of a deployment, newest first (cursor pages)")
+    @action(detail=True, methods=["get"], url_path="evaluations", pagination_class=EvaluationPages)
+    def evaluations(self, request, pk=None):
+        dep = self.get_object()
+        page = self.paginate_queryset(dep.evaluations.all())
+        return self.get_paginated_response(TriggerEvaluationSerializer(page, many=True).data)
 
     @extend_schema(request={"application/json": GateResultInput, "multipart/form-data": GateResultInput,
                             "application/xml": OpenApiTypes.BINARY},

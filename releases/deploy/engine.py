@@ -21,7 +21,7 @@ from django.db import transaction
 from django.utils import timezone
 from django_fsm import can_proceed
 
-from pmrelease import audit, errors
+from pmrelease import audit, errors, rules
 
 from .. import signals
 from ..models import (
@@ -34,8 +34,9 @@ from ..models import (
     Release,
     StepPhase,
     StepStatus,
+    TriggerAction,
 )
-from . import gates, hooks, strategies
+from . import gates, hooks, triggers
 from .backends import BackendError, StepContext, get_backend
 from .healthchecks import run_http_check
 
@@ -350,15 +351,45 @@ def _pause(dep, step, backend, ctx):
 
 
 def _analysis(dep, step, backend, ctx):
-    metrics = backend.metrics(ctx)
-    triggers = step.params.get("triggers") or list(strategies.DEFAULT_TRIGGERS)
-    if not metrics:
-        return Outcome("succeeded", "no metric source for this backend: analysis relies on the health checks")
-    ctx.log("metrics: " + ", ".join(f"{k}={v:g}" for k, v in sorted(metrics.items())))
-    fired = strategies.breached(triggers, metrics)
-    if fired:
-        return Outcome("failed", "rollback trigger fired: " + "; ".join(fired))
-    return Outcome("succeeded", "metrics within thresholds")
+    """Judge the deployment's rollback triggers over the pause before this step (the same evaluator as the
+    scheduled watch): a fired rollback trigger fails the step (and the deployment rolls back); a provider
+    error or missing baseline is never a pass — the deployment waits for a person (promote or abort)."""
+    if not dep.triggers.filter(enabled=True).exists():
+        return Outcome("succeeded", "no rollback triggers for this deployment: analysis relies on the health checks")
+    backend.observe(ctx, dep)
+    verdicts = triggers.evaluate(dep, window=step.params.get("window"), source="analysis")
+    for trigger, verdict in verdicts:
+        ctx.log(f"{trigger}: {verdict.decision}: {verdict.detail}")
+    fired = [(t, v) for t, v in verdicts if v.fires]
+    for trigger, verdict in fired:
+        if trigger.action == TriggerAction.ALERT:
+            from ..tasks import send_trigger_alert
+
+            send_trigger_alert.delay(dep.pk, trigger.pk, verdict.detail)
+        elif trigger.action == TriggerAction.SCALE_UP:
+            ctx.log(scale(dep, trigger.scale_factor))
+    rollback = [f"{t}: {v.detail}" for t, v in fired if t.action == TriggerAction.ROLLBACK]
+    if rollback:
+        return Outcome("failed", "rollback trigger fired: " + "; ".join(rollback))
+    errored = [f"{t}: {v.detail}" for t, v in verdicts if v.decision == rules.ERROR]
+    if errored:
+        return Outcome("wait", "analysis inconclusive: " + "; ".join(errored),
+                       wait_for_person="a person to promote or abort: the analysis was inconclusive ("
+                       + "; ".join(errored)[:150] + ")")
+    return Outcome("succeeded", "rollback triggers within thresholds ("
+                   + ", ".join(f"{v.decision}" for _, v in verdicts) + ")")
+
+
+def scale(dep, factor):
+    """A rollback trigger's scale_up through the deployment's backend: what was done, or why not."""
+    target = DeploymentTarget.objects.filter(environment=dep.environment).first()
+    ctx = StepContext(deployment_id=dep.pk, environment=dep.environment.name, version=dep.release.version,
+                      previous_version=dep.previous_version, strategy=dep.strategy, step="scale", params={})
+    try:
+        backend = get_backend(dep.backend, target=target, overrides=(dep.parameters or {}).get("simulate"))
+        return backend.scale(ctx, factor)
+    except BackendError as exc:
+        return f"could not scale: {exc}"
 
 
 def _health(dep, step, backend, ctx):

@@ -1,4 +1,7 @@
 """Services for deployments: start, operator actions, gate results and overrides."""
+from django.conf import settings
+from django.contrib.auth import get_user_model
+from django.core.mail import send_mail
 from django.db import transaction
 from django_fsm import can_proceed
 
@@ -18,10 +21,11 @@ from ..models import (
     GateResult,
     GateResultStatus,
     ReleaseStatus,
+    RollbackTrigger,
     StepPhase,
     StepStatus,
 )
-from . import engine, gates, junit, promotion, strategies
+from . import engine, gates, junit, promotion, strategies, triggers
 
 DEPLOYABLE = (ReleaseStatus.APPROVED, ReleaseStatus.DEPLOYING, ReleaseStatus.DEPLOYED)
 
@@ -69,8 +73,14 @@ def deployment_create(*, release, environment, by, strategy=None, parameters=Non
         field_errors = {"strategy": [exc.errors["strategy"]]} if "strategy" in exc.errors else {
             "parameters": [f"{k}: {v}" for k, v in exc.errors.items()]}
         raise errors.ValidationFailed("invalid deployment strategy parameters", field_errors=field_errors) from exc
+    override = params.pop("rollback_triggers", None)
+    if override is not None:
+        triggers.validate_specs(override, environment, label="parameters.rollback_triggers")
     with transaction.atomic():
         locked = type(release).objects.select_for_update().get(pk=release.pk)
+        specs = triggers.effective_specs(environment=environment, release=locked, override=override)
+        if override is None and specs:
+            triggers.validate_specs(specs, environment, label="rollback_triggers (of the release or environment)")
         if locked.status not in DEPLOYABLE:
             hint = (": redeploy it first (with a reason) if its approvals still hold"
                     if can_proceed(locked.redeploy) else "")
@@ -91,6 +101,7 @@ def deployment_create(*, release, environment, by, strategy=None, parameters=Non
             requested_by=by, auto_rollback=auto_rollback, previous_version=_previous_version(environment, locked),
             waiting_for=(f"its turn: deployment #{busy.pk} ({busy.release.version}) runs in {environment.name}; "
                          "this one starts when it ends") if busy else "")
+        triggers.copy_effective(dep, specs)
         has_gates = environment.testing_gates.exists()
         DeploymentStep.objects.bulk_create([
             DeploymentStep(deployment=dep, position=i, kind=s["kind"], name=s["name"], params=s["params"])
@@ -299,3 +310,22 @@ def _wake_gates(dep, dispatch):
             and step.status == StepStatus.WAITING:
         DeploymentStep.objects.filter(pk=step.pk).update(resume_at=None)
         engine.dispatch_advance(dep.pk, dispatch=dispatch)
+
+
+# --- trigger alerts -------------------------------------------------------------------------------------
+def trigger_alert_send(*, deployment_id, trigger_id, detail):
+    """E-mail an alert-action trigger's firing to the people with deploy access to the environment."""
+    dep = Deployment.objects.select_related("release", "environment").filter(pk=deployment_id).first()
+    trigger = RollbackTrigger.objects.filter(pk=trigger_id).first()
+    if dep is None or trigger is None:
+        return 0
+    people = [u for u in get_user_model().objects.filter(is_active=True).exclude(email="")
+              if access.can(u, dep.environment, Capability.DEPLOY)]
+    if not people:
+        return 0
+    link = f"{settings.PORTAL_URL}/admin/releases/deployment/{dep.pk}/change/"
+    send_mail(subject=f"[{settings.PRODUCT_NAME}] Alert: {trigger} on {dep.environment.name} ({dep.release.version})",
+              message=f"Rollback trigger {trigger} fired for deployment #{dep.pk} of {dep.release.version} to "
+                      f"{dep.environment.name}:\n\n{detail}\n\n{link}\n",
+              from_email=settings.DEFAULT_FROM_EMAIL, recipient_list=[u.email for u in people])
+    return len(people)

@@ -10,7 +10,7 @@ A plan is a list of ``{"kind", "name", "params"}``. The engine executes the kind
 - ``scale_down``: blue-green: after ``delay`` seconds, scale the old colour down
 - ``ramp_flag``: feature-flag: set the named flag's rollout to ``percentage``
 - ``pause``: wait ``duration`` seconds, or (duration None) for a person to promote
-- ``analysis``: compare metrics with the rollback triggers
+- ``analysis``: judge the deployment's rollback triggers over the pause before it (``window``)
 - ``health_check``: run the environment's HTTP health checks
 - ``gates``: wait for the environment's testing gates
 - ``finalize``: record the deployed version
@@ -19,14 +19,12 @@ A plan is a list of ``{"kind", "name", "params"}``. The engine executes the kind
 STRATEGIES = ("rolling-update", "blue-green", "canary", "feature-flag", "big-bang")
 DEFAULT_CANARY_STEPS = (10, 50, 100)
 DEFAULT_PAUSE = 300  # seconds
-DEFAULT_TRIGGERS = ({"metric": "error_rate", "operator": ">", "threshold": 0.05},)
-OPERATORS = (">", "<", ">=", "<=", "==", "!=")
 MAX_WAIT = 7 * 24 * 3600  # a timed pause or delay longer than a week is a typo
 # Every parameter a deployment takes (a misspelt one is refused, never ignored for a default).
 KNOWN = ("steps", "pause", "duration", "rollout_percentage", "health_checks", "rollback_triggers",
          "scale_down_delay", "auto_promote", "flag", "simulate")
-SIMULATE = ("fail_health_check_at_weight", "error_rate_after_weight", "fail_deploy", "fail_rollback_steps",
-            "step_seconds")
+SIMULATE = ("fail_health_check_at_weight", "error_rate_after_weight", "error_rate_after_success", "fail_deploy",
+            "fail_rollback_steps", "step_seconds")
 HEALTH_CHECK_KEYS = ("name", "url", "expected_status", "timeout", "retries", "interval")
 
 
@@ -83,12 +81,11 @@ def normalise(strategy, params):
                            "promote")
     params["pause"] = pause
 
-    triggers = params.get("rollback_triggers", list(DEFAULT_TRIGGERS))
-    if not isinstance(triggers, list) or not all(
-            isinstance(t, dict) and isinstance(t.get("metric"), str) and t.get("operator") in OPERATORS
-            and isinstance(t.get("threshold"), int | float) for t in triggers):
-        errors["rollback_triggers"] = "a list of {metric, operator (> < >= <= == !=), threshold}"
-    params["rollback_triggers"] = triggers
+    triggers = params.get("rollback_triggers")  # None: the release's or the environment's triggers
+    if triggers is not None and not isinstance(triggers, list):
+        errors["rollback_triggers"] = ("a list of {metric, operator, threshold, duration, action, cooldown, compare, "
+                                       "no_data} (checked against the environment's metrics when the deployment is "
+                                       "created)")
 
     delay = params.setdefault("scale_down_delay", 30)
     if not isinstance(delay, int | float) or isinstance(delay, bool) or not 0 <= delay <= MAX_WAIT:
@@ -146,14 +143,13 @@ def plan(strategy, params, *, has_gates=True):
     """The ordered steps of a deployment (params must come from ``normalise``)."""
     steps = []
     pause = params["pause"]
-    triggers = params["rollback_triggers"]
 
     def pause_and_analyse(label):
         if pause is None:
             steps.append(_step("pause", f"Wait for promotion after {label}", duration=None))
         elif pause > 0:
             steps.append(_step("pause", f"Pause {pause:g} s after {label}", duration=pause))
-        steps.append(_step("analysis", f"Analysis after {label}", triggers=triggers))
+        steps.append(_step("analysis", f"Analysis after {label}", window=pause))
 
     if strategy in ("rolling-update", "big-bang"):
         mode = "rolling" if strategy == "rolling-update" else "recreate"
@@ -190,15 +186,3 @@ def plan(strategy, params, *, has_gates=True):
         steps.append(_step("gates", "Testing gates"))
     steps.append(_step("finalize", "Record the deployed version"))
     return steps
-
-
-def breached(triggers, metrics):
-    """The triggers that fire for the given metrics, as human-readable strings."""
-    compare = {">": lambda a, b: a > b, "<": lambda a, b: a < b, ">=": lambda a, b: a >= b,
-               "<=": lambda a, b: a <= b, "==": lambda a, b: a == b, "!=": lambda a, b: a != b}
-    fired = []
-    for t in triggers:
-        value = metrics.get(t["metric"])
-        if value is not None and compare[t["operator"]](value, t["threshold"]):
-            fired.append(f"{t['metric']} = {value:g} {t['operator']} {t['threshold']:g}")
-    return fired

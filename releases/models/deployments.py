@@ -12,7 +12,8 @@ from .releases import Release
 __all__ = [
     "BackendKind", "ConcurrencyPolicy", "Deployment", "DeploymentStatus", "DeploymentStep", "DeploymentStrategy",
     "DeploymentTarget", "GateOnFailure", "Progress", "GateResult", "GateResultStatus", "HealthCheck", "StepPhase", "StepStatus",
-    "TestingGate", "ACTIVE_DEPLOYMENT_STATES",
+    "TestingGate", "ACTIVE_DEPLOYMENT_STATES", "TriggerAction", "NoDataPolicy", "CompareTo", "CompareMode",
+    "RollbackTrigger", "TriggerEvaluation", "OPERATOR_CHOICES",
 ]
 
 
@@ -304,3 +305,88 @@ class GateResult(models.Model):
 
     def __str__(self):
         return f"{self.gate.name}: {self.status}"
+
+
+# --- rollback triggers and their evaluations -------------------------------------------------------------
+class TriggerAction(models.TextChoices):
+    ROLLBACK = "rollback", "Roll back"
+    ALERT = "alert", "Alert"
+    SCALE_UP = "scale_up", "Scale up"
+
+
+class NoDataPolicy(models.TextChoices):
+    HOLD = "hold", "Hold (record, do nothing)"
+    ALERT = "alert", "Alert"
+    BREACH = "breach", "Count as a breach"
+
+
+class CompareTo(models.TextChoices):
+    NONE = "", "The metric itself"
+    STABLE = "stable", "Relative to the stable version"
+
+
+class CompareMode(models.TextChoices):
+    RATIO = "ratio", "Ratio (new ÷ stable)"
+    DIFFERENCE = "difference", "Difference (new − stable)"
+
+
+OPERATOR_CHOICES = [(op, op) for op in (">", "<", ">=", "<=", "==", "!=")]
+
+
+class RollbackTrigger(models.Model):
+    """The seed's RollbackTrigger. Three kinds of rows: an environment's defaults, a release's overrides (on
+    its plan), and the effective set a deployment copied when it started (which records when it fired)."""
+
+    environment = models.ForeignKey(Environment, null=True, blank=True, on_delete=models.CASCADE,
+                                    related_name="rollback_triggers")
+    release = models.ForeignKey(Release, null=True, blank=True, on_delete=models.CASCADE,
+                                related_name="rollback_triggers")
+    deployment = models.ForeignKey("Deployment", null=True, blank=True, on_delete=models.CASCADE,
+                                   related_name="triggers")
+    metric = models.CharField(max_length=100, help_text="A metric the environment's provider knows, e.g. error_rate.")
+    operator = models.CharField(max_length=2, choices=OPERATOR_CHOICES, default=">")
+    threshold = models.FloatField()
+    duration = models.PositiveIntegerField(default=0, help_text="Seconds the breach must be sustained.")
+    action = models.CharField(max_length=10, choices=TriggerAction.choices, default=TriggerAction.ROLLBACK)
+    cooldown = models.PositiveIntegerField(default=0, help_text="Minutes before the trigger may fire again.")
+    compare = models.CharField(max_length=10, choices=CompareTo.choices, default="", blank=True)
+    compare_mode = models.CharField(max_length=10, choices=CompareMode.choices, default=CompareMode.RATIO)
+    no_data = models.CharField(max_length=10, choices=NoDataPolicy.choices, default=NoDataPolicy.HOLD)
+    scale_factor = models.FloatField(default=2.0, help_text="For scale_up: multiply the replicas by this.")
+    enabled = models.BooleanField(default=True)
+    position = models.PositiveSmallIntegerField(default=0)
+    last_fired_at = models.DateTimeField(null=True, blank=True, editable=False)
+
+    class Meta:
+        ordering = ["position", "id"]
+        constraints = [models.CheckConstraint(
+            condition=(models.Q(environment__isnull=False, release__isnull=True, deployment__isnull=True)
+                       | models.Q(environment__isnull=True, release__isnull=False, deployment__isnull=True)
+                       | models.Q(environment__isnull=True, release__isnull=True, deployment__isnull=False)),
+            name="rollback_trigger_one_owner")]
+
+    def __str__(self):
+        text = f"{self.metric} {self.operator} {self.threshold:g}"
+        if self.compare:
+            text = f"{self.metric} ({self.compare_mode} to stable) {self.operator} {self.threshold:g}"
+        return text + (f" for {self.duration} s" if self.duration else "") + f" → {self.action}"
+
+
+class TriggerEvaluation(models.Model):
+    """One judgement of one trigger of a deployment: by the scheduled watch or an analysis step."""
+
+    deployment = models.ForeignKey(Deployment, on_delete=models.CASCADE, related_name="evaluations")
+    trigger = models.ForeignKey(RollbackTrigger, on_delete=models.CASCADE, related_name="evaluations")
+    at = models.DateTimeField(default=timezone.now)
+    decision = models.CharField(max_length=12)
+    value = models.FloatField(null=True, blank=True)
+    baseline = models.FloatField(null=True, blank=True)
+    detail = models.CharField(max_length=500, blank=True)
+    source = models.CharField(max_length=10, default="watch")  # watch | analysis
+
+    class Meta:
+        ordering = ["-at", "-id"]
+        indexes = [models.Index(fields=["deployment", "-at"]), models.Index(fields=["at"])]
+
+    def __str__(self):
+        return f"{self.trigger} at {self.at:%H:%M:%S}: {self.decision}"

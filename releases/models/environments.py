@@ -44,6 +44,9 @@ class Environment(models.Model):
     data_retention = models.CharField(max_length=100, blank=True)
     data_backup = models.CharField(max_length=100, blank=True)
     is_active = models.BooleanField(default=True)
+    bake_minutes = models.PositiveIntegerField(
+        null=True, blank=True, help_text="Minutes the rollback triggers keep watching a deployment after it "
+                                         "succeeded (empty: 30 for production, 0 elsewhere).")
     # What runs here now, kept by the deployment engine (a succeeded deployment, or a rollback restoring the
     # previous version). Not editable: it records what happened.
     current_release = models.ForeignKey("releases.Release", null=True, blank=True, on_delete=models.SET_NULL,
@@ -64,6 +67,11 @@ class Environment(models.Model):
     @property
     def is_production(self):
         return self.tier == DeploymentTier.PRODUCTION
+
+    @property
+    def bake_seconds(self):
+        minutes = self.bake_minutes if self.bake_minutes is not None else (30 if self.is_production else 0)
+        return minutes * 60
 
     def clean(self):
         errors = {}

@@ -82,7 +82,7 @@ def test_admin_add_release__form__version_proposed_and_audited(client, users, en
         "environments": [envs["staging"].pk],
     }
     for prefix in ("note_items", "prerequisites", "risk_assessment", "rollback_plan", "rollback_strategies",
-                   "rollback_steps", "communication_plan", "testing_requirements", "approvals"):
+                   "rollback_steps", "communication_plan", "testing_requirements", "approvals", "rollback_triggers"):
         data.update({f"{prefix}-TOTAL_FORMS": 0, f"{prefix}-INITIAL_FORMS": 0})
     data.update({"rollback_steps-TOTAL_FORMS": 1, "rollback_steps-0-order": 1,
                  "rollback_steps-0-description": "Undo", "rollback_steps-0-verification": "ok",
@@ -167,7 +167,7 @@ def test_environment_admin__operations_edit__audited(client, users, envs):
             "position": env.position, "is_active": "on", "promotes_to": "", "attached_to": envs["staging"].pk,
             "attachment": "testing", "infrastructure": '{"vps": "1 vCPU"}', "data_source": "", "data_retention": "",
             "data_backup": ""}
-    for prefix in ("access", "target", "testing_gates", "health_checks"):
+    for prefix in ("access", "target", "testing_gates", "health_checks", "rollback_triggers", "metrics"):
         data.update({f"{prefix}-TOTAL_FORMS": 0, f"{prefix}-INITIAL_FORMS": 0})
     response = client.post(f"/admin/releases/environment/{env.pk}/change/", data)
     assert response.status_code == 302, response.content.decode()[:2000]
@@ -249,7 +249,7 @@ def test_environment_admin__add_by_superuser__created_and_audited(client, users,
     data = {"name": "perf", "display_name": "Performance lab", "purpose": "", "tier": "testing", "position": 9,
             "is_active": "on", "promotes_to": "", "attached_to": envs["staging"].pk, "attachment": "testing",
             "infrastructure": "{}", "data_source": "", "data_retention": "", "data_backup": ""}
-    for prefix in ("access", "target", "testing_gates", "health_checks"):
+    for prefix in ("access", "target", "testing_gates", "health_checks", "rollback_triggers", "metrics"):
         data.update({f"{prefix}-TOTAL_FORMS": 0, f"{prefix}-INITIAL_FORMS": 0})
     response = client.post("/admin/releases/environment/add/", data)
     assert response.status_code == 302, response.content.decode()[:2000]
@@ -271,3 +271,42 @@ def test_environment_admin__your_access_column__per_request_never_another_users(
     column = next(c for c in columns if c == "my_access" or getattr(c, "short_description", "") == "your access")
     cell = column(envs["production"]) if callable(column) else getattr(model_admin, column)(envs["production"])
     assert cell == "none"  # dev's access to production, not ops' "administrative"
+
+
+def _environment_form(env, **extra):
+    data = {"name": env.name, "display_name": env.display_name, "purpose": env.purpose, "tier": env.tier,
+            "position": env.position, "is_active": "on", "promotes_to": "", "attached_to": "", "attachment": "",
+            "infrastructure": "{}", "data_source": "", "data_retention": "", "data_backup": "", "bake_minutes": ""}
+    for prefix in ("access", "target", "testing_gates", "health_checks", "rollback_triggers", "metrics"):
+        data.update({f"{prefix}-TOTAL_FORMS": 0, f"{prefix}-INITIAL_FORMS": 0})
+    return {**data, **extra}
+
+
+def test_environment_admin__default_triggers_and_metrics_provider__saved_through_services(client, users, envs):
+    client.force_login(users["ops"])
+    env = envs["production"]
+    data = _environment_form(env, **{
+        "rollback_triggers-TOTAL_FORMS": 1, "rollback_triggers-0-metric": "error_rate",
+        "rollback_triggers-0-operator": ">", "rollback_triggers-0-threshold": "0.2", "rollback_triggers-0-duration": 120,
+        "rollback_triggers-0-action": "rollback", "rollback_triggers-0-cooldown": 30, "rollback_triggers-0-compare": "",
+        "rollback_triggers-0-compare_mode": "ratio", "rollback_triggers-0-no_data": "hold",
+        "rollback_triggers-0-scale_factor": 2, "rollback_triggers-0-enabled": "on", "rollback_triggers-0-position": 0,
+        "metrics-TOTAL_FORMS": 1, "metrics-0-kind": "prometheus", "metrics-0-url": "http://prometheus:9090",
+        "metrics-0-timeout": 5, "metrics-0-verify_tls": "on", "metrics-0-auth_env": "", "metrics-0-app": "",
+        "metrics-0-rate_window": "30s", "metrics-0-templates": "{}"})
+    response = client.post(f"/admin/releases/environment/{env.pk}/change/", data)
+    assert response.status_code == 302, response.content.decode()[:3000]
+    assert [str(t) for t in env.rollback_triggers.all()] == ["error_rate > 0.2 for 120 s → rollback"]
+    assert env.metrics.kind == "prometheus" and env.metrics.rate_window == "30s"
+    actions = set(AuditEvent.objects.filter(object_id=str(env.pk)).values_list("action", flat=True))
+    assert {"environment.rollbacktrigger", "environment.metrics"} <= actions
+    page = client.get(f"/admin/releases/environment/{env.pk}/change/").content.decode()
+    assert "Test query: each named metric once" in page and "default rollback triggers" in page.lower()
+
+
+def test_metrics_test_query__builtin_store__shows_each_metric(client, users, envs):
+    client.force_login(users["ops"])
+    page = client.get(f"/admin/monitoring/metricsconfig/test/{envs['staging'].pk}/").content.decode()
+    assert "error_rate" in page and "response_time_p95" in page and "no data for version" in page
+    client.force_login(users["support"])  # no access to staging
+    assert client.get(f"/admin/monitoring/metricsconfig/test/{envs['staging'].pk}/").status_code == 403

@@ -144,3 +144,29 @@ def test_list__developer__sees_no_production_deployments(api, users, envs, sim_t
     create(api, users["ops"], release, env="production")
     envs_seen = {d["environment"] for d in api(users["dev"]).get("/api/v1/deployments/").json()["results"]}
     assert envs_seen == {"staging"}
+
+
+def test_evaluations__api__cursor_pages_newest_first(api, users, envs, sim_targets, approved_release, settings):
+    import time
+
+    from releases.deploy import engine, watch
+    from releases.deploy import services as deployments
+
+    settings.METRICS_BUILTIN_BUCKET_SECONDS = 1
+    envs["development"].bake_minutes = 5
+    envs["development"].save(update_fields=["bake_minutes"])
+    dep = deployments.deployment_create(
+        release=approved_release(), environment=envs["development"], by=users["ops"], dispatch=False,
+        parameters={"rollback_triggers": [{"metric": "error_rate", "operator": ">", "threshold": 0.1}]})
+    dep = engine.run_inline(dep.pk)
+    now = time.time()
+    for i in range(3):
+        watch.tick(now=now + i, dispatch=False)
+    client = api(users["dev"])
+    body = client.get(f"/api/v1/deployments/{dep.pk}/").json()
+    assert body["triggers"][0]["metric"] == "error_rate" and body["triggers"][0]["last_fired_at"] is None
+    page = client.get(f"/api/v1/deployments/{dep.pk}/evaluations/?page_size=2").json()
+    assert [e["decision"] for e in page["results"]] == ["ok", "ok"] and page["next"]
+    assert page["results"][0]["at"] > page["results"][1]["at"] and page["results"][0]["value"] == 0.004
+    rest = client.get(page["next"]).json()
+    assert len(rest["results"]) == 1 and rest["next"] is None

@@ -13,14 +13,20 @@ def test_seed_demo__twice__same_organisation_and_engine_made_history(settings, t
     call_command("seed_demo", stdout=open("/dev/null", "w"))
     counts = (Release.objects.count(), Deployment.objects.count())
     call_command("seed_demo", stdout=open("/dev/null", "w"))
-    assert (Release.objects.count(), Deployment.objects.count()) == counts == (7, 12)
+    assert (Release.objects.count(), Deployment.objects.count()) == counts == (8, 15)
     statuses = dict(Release.objects.values_list("version", "status"))
     # A rollback marks its deployment; the release stays deployed where it still runs.
     assert statuses == {"2.0.0": "deployed", "2.1.0": "deployed", "2.1.1": "deployed", "2.1.2": "deployed",
-                        "2.2.0": "approved", "2.2.1": "planned", "2.3.0": "planned"}
+                        "2.1.3": "deployed", "2.2.0": "approved", "2.2.1": "planned", "2.3.0": "planned"}
     running = dict(Environment.objects.values_list("name", "current_version"))
-    assert running == {"local": "", "development": "2.1.2", "qa": "", "staging": "2.1.1", "production": "2.1.0",
+    assert running == {"local": "", "development": "2.1.3", "qa": "", "staging": "2.1.3", "production": "2.1.0",
                        "dr": "2.1.0"}
+    # 2.1.3 succeeded in production, then its bake-time watch saw a sustained error-rate breach: rolled back
+    baked = Deployment.objects.get(release__version="2.1.3", environment__name="production")
+    assert baked.status == "rolled_back" and baked.rolled_back_automatically
+    assert "post-success rollback trigger fired: error_rate > 0.1 for 300 s" in baked.failure_reason
+    assert baked.evaluations.filter(decision="fired").count() == 1
+    assert baked.evaluations.filter(decision="ok").exists() and baked.evaluations.filter(decision="breaching").exists()
     canary = Deployment.objects.get(release__version="2.1.1", environment__name="production")
     assert canary.rolled_back_automatically and "Health checks at 50%" in canary.failure_reason
     gated = Deployment.objects.get(release__version="2.1.2", environment__name="staging")

@@ -54,10 +54,14 @@ class Backend:
     def restore(self, ctx):
         raise BackendError(f"the {self.name} backend cannot restore the previous version")
 
+    def scale(self, ctx, factor):
+        """Scale the running version out by ``factor`` (a rollback trigger's scale_up): a sentence saying
+        what was done."""
+        raise BackendError(f"the {self.name} backend cannot scale")
+
     # observations
-    def metrics(self, ctx):
-        """Metric name → value for the analysis step; {} when the backend has no metric source."""
-        return {}
+    def observe(self, ctx, deployment):
+        """Before an analysis: a backend that produces its own metrics (the simulator) pushes them now."""
 
     def health(self, ctx):
         """The backend's own health checks, [(check name, ok, detail)]: run beside the configured HTTP checks

@@ -181,6 +181,21 @@ class KubernetesBackend(Backend):
                    {"spec": {"selector": {label: idle}}})
         ctx.log(f"service/{service} selector {label}={idle}")
 
+    def scale(self, ctx, factor):
+        """A rollback trigger's scale_up: the serving Deployment's replicas × factor, at most ``max_replicas``
+        (default 50); for blue-green the active colour, for a running canary the canary."""
+        name = self.name_
+        if ctx.strategy == "blue-green" and self.config.get("service"):
+            _, _, active, _ = self._colours()
+            name = f"{self.name_}-{active}"
+        dep = self._call(f"read deployment {name}", self.apps.read_namespaced_deployment, name, self.ns)
+        current = dep.spec.replicas or 1
+        wanted = min(max(current + 1, math.ceil(current * factor)), int(self.config.get("max_replicas", 50)))
+        if wanted <= current:
+            return f"deployment/{name} already at {current} replicas (max_replicas)"
+        self._scale(ctx, name, wanted)
+        return f"deployment/{name} scaled from {current} to {wanted} replicas"
+
     def scale_down(self, ctx):
         _, _, active, idle = self._colours()
         self._scale(ctx, f"{self.name_}-{idle}", 0)

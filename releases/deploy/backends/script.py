@@ -1,15 +1,15 @@
 """ScriptBackend: runs operator-configured commands for each operation.
 
 Target config: ``{"commands": {"deploy": "...", "canary": "...", "promote_full": "...", "deploy_idle": "...",
-"switch_traffic": "...", "scale_down": "...", "restore": "...", "health": "...", "metrics": "..."},
+"switch_traffic": "...", "scale_down": "...", "restore": "...", "health": "...", "scale": "..."},
 "timeout": 300, "cwd": "/srv/deploy", "run_rollback_commands": false}``.
 Each command runs with ``/bin/sh -c`` and these variables in its environment: PMR_VERSION,
 PMR_PREVIOUS_VERSION, PMR_ENVIRONMENT, PMR_STEP, PMR_WEIGHT, PMR_STRATEGY, PMR_DEPLOYMENT_ID, PMR_MODE.
-Exit code 0 is success; the exit code and output are recorded in the step's log. ``metrics`` prints a JSON
-object (e.g. ``{"error_rate": 0.01}``); ``health`` exits 0 when healthy. Rollback-plan step commands run only
+Exit code 0 is success; the exit code and output are recorded in the step's log. ``health`` exits 0 when
+healthy; ``scale`` (a rollback trigger's scale_up) gets PMR_SCALE_FACTOR. Metrics do not come from the
+script: applications push them to the builtin provider, or the environment reads Prometheus. Rollback-plan step commands run only
 with ``run_rollback_commands`` set, since release plans are edited by more people than targets are.
 """
-import json
 import os
 import subprocess
 
@@ -75,18 +75,9 @@ class ScriptBackend(Backend):
     def restore(self, ctx):
         self._run(ctx, self._command("restore"), "restore")
 
-    def metrics(self, ctx):
-        command = (self.config.get("commands") or {}).get("metrics")
-        if not command:
-            return {}
-        result = self._run(ctx, command, "metrics")
-        try:
-            values = json.loads(result.stdout or "{}")
-        except json.JSONDecodeError as exc:
-            raise BackendError(f"metrics: the command did not print a JSON object: {exc}") from exc
-        if not isinstance(values, dict):
-            raise BackendError("metrics: the command did not print a JSON object")
-        return {k: float(v) for k, v in values.items() if isinstance(v, int | float)}
+    def scale(self, ctx, factor):
+        self._run(ctx, self._command("scale"), "scale", {"PMR_SCALE_FACTOR": f"{factor:g}"})
+        return f"scale command run with PMR_SCALE_FACTOR={factor:g}"
 
     def health(self, ctx):
         command = (self.config.get("commands") or {}).get("health")

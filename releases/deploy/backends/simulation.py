@@ -2,12 +2,18 @@
 
 It keeps what is "deployed" in the DeploymentTarget's ``state`` and can inject failures:
 ``fail_health_check_at_weight`` (health checks fail once the new version has at least that much traffic),
-``error_rate_after_weight`` ({"weight": 50, "rate": 0.2}: the error rate reported once that weight is reached),
-``fail_deploy`` (the deploy operation fails), ``fail_rollback_steps`` (orders of rollback-plan steps that fail)
-and ``step_seconds`` (each operation takes that long). Set them in the target's config under "simulation" or
-per deployment in its parameters under "simulate".
+``error_rate_after_weight`` ({"weight": 50, "rate": 0.2}: the error rate measured once that weight is reached),
+``error_rate_after_success`` ({"after_seconds": 0, "rate": 0.3}: the error rate measured once the deployment
+has succeeded that long: a regression its bake time catches), ``fail_deploy`` (the deploy operation fails),
+``fail_rollback_steps`` (orders of rollback-plan steps that fail) and ``step_seconds`` (each operation takes
+that long). Set them in the target's config under "simulation" or per deployment in its parameters under
+"simulate". Its simulated traffic is measured like an application's: samples of ``error_rate`` and
+``response_time_p95`` pushed to the builtin metric store (``pmrelease.providers.ingest``), for the new version
+and the stable one, before each analysis and on each tick of the trigger watch.
 """
+import datetime as dt
 import json
+import math
 import time
 
 from django.db import transaction
@@ -125,13 +131,14 @@ class SimulationBackend(Backend):
             return canary.get("weight", 0)
         return 100 if state.get("version") == ctx.version else 0
 
-    def metrics(self, ctx):
-        weight = self._new_version_weight(ctx)
-        rule = self.sim.get("error_rate_after_weight")
-        rate = BASELINE_ERROR_RATE
-        if isinstance(rule, dict) and weight >= rule.get("weight", 101):
-            rate = float(rule.get("rate", 0.2))
-        return {"error_rate": rate, "response_time_p95": 0.180, "traffic_weight": weight}
+    def observe(self, ctx, deployment):
+        emit_traffic(deployment, self.target, math.floor(time.time() * 1000) / 1000)
+
+    def scale(self, ctx, factor):
+        def change(state):
+            state["replicas"] = min(int(math.ceil((state.get("replicas") or 1) * factor)), 50)
+        state = self._mutate(ctx, f"scaled out ×{factor:g}", change)
+        return f"simulated: {state['replicas']} replicas"
 
     def health(self, ctx):
         threshold = self.sim.get("fail_health_check_at_weight")
@@ -145,3 +152,39 @@ class SimulationBackend(Backend):
             return False, f"simulated failure of rollback step {step['order']}"
         ctx.log(f"simulated: {step['description']}" + (f" ($ {step['command']})" if step.get("command") else ""))
         return True, f"verified: {step['verification']}"
+
+
+def simulated_error_rate(deployment, target, now):
+    """What the simulated traffic of ``deployment``'s version measures at ``now`` (seconds)."""
+    sim = {**((target.config or {}).get("simulation") or {}), **((deployment.parameters or {}).get("simulate") or {})}
+    state = target.state or {}
+    canary = state.get("canary") or {}
+    version = deployment.release.version
+    weight = canary.get("weight", 0) if canary.get("version") == version else (100 if state.get("version") == version
+                                                                               else 0)
+    rate = BASELINE_ERROR_RATE
+    rule = sim.get("error_rate_after_weight")
+    if isinstance(rule, dict) and weight >= rule.get("weight", 101):
+        rate = float(rule.get("rate", 0.2))
+    rule = sim.get("error_rate_after_success")
+    if isinstance(rule, dict) and deployment.status == "succeeded" and deployment.finished_at is not None and \
+            now - deployment.finished_at.timestamp() >= float(rule.get("after_seconds", 0)):
+        rate = float(rule.get("rate", 0.3))
+    return rate
+
+
+def emit_traffic(deployment, target, now):
+    """Push one sample per metric for the deployment's version (and the stable version beside it)."""
+    from pmrelease import providers
+
+    at = dt.datetime.fromtimestamp(now, tz=dt.UTC).isoformat()
+    samples = [{"metric": "error_rate", "value": simulated_error_rate(deployment, target, now),
+                "version": deployment.release.version, "track": "canary", "at": at},
+               {"metric": "response_time_p95", "value": 0.180, "version": deployment.release.version,
+                "track": "canary", "at": at}]
+    if deployment.previous_version:
+        samples += [{"metric": "error_rate", "value": BASELINE_ERROR_RATE, "version": deployment.previous_version,
+                     "track": "stable", "at": at},
+                    {"metric": "response_time_p95", "value": 0.180, "version": deployment.previous_version,
+                     "track": "stable", "at": at}]
+    providers.ingest(deployment.environment, samples)

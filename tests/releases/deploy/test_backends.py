@@ -19,8 +19,7 @@ def test_script_backend__commands_get_release_details__recorded(users, envs, app
     out = tmp_path / "calls.txt"
     record = f'echo "$PMR_STEP $PMR_VERSION $PMR_ENVIRONMENT w=$PMR_WEIGHT prev=$PMR_PREVIOUS_VERSION" >> {out}'
     DeploymentTarget.objects.create(environment=envs["development"], backend="script", config={"commands": {
-        "canary": record, "promote_full": record, "restore": record, "deploy": record,
-        "metrics": 'echo \'{"error_rate": 0.01}\''}})
+        "canary": record, "promote_full": record, "restore": record, "deploy": record}})
     release = approved_release(version="3.1.0")
     dep = deployments.deployment_create(release=release, environment=envs["development"], by=users["ops"],
                                         strategy="canary", parameters={"steps": [25, 100], "pause": 0},
@@ -34,7 +33,7 @@ def test_script_backend__commands_get_release_details__recorded(users, envs, app
     canary = dep.steps.get(kind="canary")
     assert any("exit code 0" in line["msg"] for line in canary.log)
     analysis = dep.steps.get(kind="analysis")
-    assert any("error_rate=0.01" in line["msg"] for line in analysis.log)
+    assert analysis.outcome == "no rollback triggers for this deployment: analysis relies on the health checks"
 
 
 def test_script_backend__failing_command__exit_code_and_output_recorded_and_rolled_back(users, envs,
@@ -337,3 +336,38 @@ def test_kubernetes_target__progress_timeout_beyond_the_step_limit__refused(user
     target = environments.target_save(environment=envs["staging"], data={"backend": "kubernetes", "config": config},
                                       by=users["ops"])
     assert target.config["progress_timeout"] == 600
+
+
+def test_kubernetes_scale__trigger_scale_up__replicas_times_factor_capped(k8s):
+    k8s.add_deployment(_deployment("app", "registry.local/penguinmails:1.0.0", replicas=4))
+    backend = _backend(k8s, max_replicas=10)
+    assert backend.scale(_ctx(), 2) == "deployment/app scaled from 4 to 8 replicas"
+    path, _, body = k8s.patches[-1]
+    assert path == "/apis/apps/v1/namespaces/pm/deployments/app/scale" and body == {"spec": {"replicas": 8}}
+    assert backend.scale(_ctx(), 2) == "deployment/app scaled from 8 to 10 replicas"  # capped by max_replicas
+    assert backend.scale(_ctx(), 2) == "deployment/app already at 10 replicas (max_replicas)"
+
+
+def test_scale_up_trigger__watch_fires__backend_scaled_and_recorded(users, envs, approved_release, settings):
+    """The watch's scale_up action goes through the deployment's backend (the simulator here)."""
+    import time
+
+    from pmrelease.models import AuditEvent
+    from releases.deploy import watch
+
+    settings.METRICS_BUILTIN_BUCKET_SECONDS = 1
+    target = DeploymentTarget.objects.create(environment=envs["development"], backend="simulation",
+                                             config={"simulation": {"error_rate_after_success": {"rate": 0.5}}})
+    envs["development"].bake_minutes = 10
+    envs["development"].save(update_fields=["bake_minutes"])
+    dep = deployments.deployment_create(
+        release=approved_release(), environment=envs["development"], by=users["ops"], dispatch=False,
+        parameters={"rollback_triggers": [{"metric": "error_rate", "operator": ">", "threshold": 0.1,
+                                           "action": "scale_up", "scale_factor": 3}]})
+    dep = engine.run_inline(dep.pk)
+    report = watch.tick(now=time.time(), dispatch=False)
+    assert report["actions"] == [("scale_up", dep.pk)]
+    target.refresh_from_db()
+    assert target.state["replicas"] == 3
+    event = AuditEvent.objects.get(action="deployment.trigger_fired")
+    assert event.after["action"] == "scale_up" and event.after["result"] == "simulated: 3 replicas"

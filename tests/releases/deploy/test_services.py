@@ -175,10 +175,16 @@ def test_health_check__failing_at_canary_weight__automatic_rollback_restores_pre
 
 
 def test_analysis__error_rate_breach__rolls_back(users, envs, sim_targets, approved_release):
+    """The simulator measures its traffic into the builtin store; the analysis step judges the trigger there."""
     dep = deploy(approved_release(), envs["development"], users, strategy="canary",
-                 parameters={"pause": 0, "simulate": {"error_rate_after_weight": {"weight": 50, "rate": 0.3}}})
+                 parameters={"pause": 0, "simulate": {"error_rate_after_weight": {"weight": 50, "rate": 0.3}},
+                             "rollback_triggers": [{"metric": "error_rate", "operator": ">", "threshold": 0.05}]})
     dep = run(dep)
-    assert dep.status == "rolled_back" and "error_rate = 0.3 > 0.05" in dep.failure_reason
+    assert dep.status == "rolled_back"
+    assert "rollback trigger fired: error_rate > 0.05 → rollback: error_rate > 0.05: breached" in dep.failure_reason
+    analyses = dep.evaluations.filter(source="analysis").order_by("at", "id")
+    assert [e.decision for e in analyses] == ["ok", "fired"]
+    assert analyses[0].value == 0.004 and analyses[1].value > 0.05  # a bucket's mean of what was pushed
 
 
 def test_http_health_check__real_server__failure_follows_rollback_plan(users, envs, sim_targets, approved_release,
