@@ -262,13 +262,14 @@ def _deploy(release, env, users, strategy, params, failing_gates):
                                 url=f"https://ci.penguinmails.local/runs/{release.version}/{gate.slug}",
                                 dispatch=False)
     dep = engine.run_inline(dep.pk)
-    if dep.status == "succeeded" and "error_rate_after_success" in (params.get("simulate") or {}):
+    if dep.status == "succeeded" and env.bake_seconds:
         _bake(dep)
 
 
 def _bake(dep):
     """Let the trigger watch tick through the deployment's bake time (the clock moved on by time-machine),
-    as beat would: the simulated regression breaches, is sustained, and the deployment rolls back."""
+    as beat would: healthy deployments get a quiet history; a simulated regression breaches, is sustained, and
+    the deployment rolls back."""
     start = dep.finished_at
     tick = 30
     for offset in range(tick, dep.environment.bake_seconds + tick, tick):

@@ -47,18 +47,16 @@ class BuiltinProvider(MetricProvider):
             version__in={v for r in wanted for v in r.scope.versions},
             start__gte=dt.datetime.fromtimestamp(start, tz=dt.UTC), start__lte=dt.datetime.fromtimestamp(end, tz=dt.UTC))
             .order_by("start").values_list("metric", "version", "track", "last_at", "sum", "count"))
-        points = {}
+        points = {}  # (metric, version) -> [(at, value, track)]
         for metric, version, track, last_at, total, count in rows:
             if count:
-                points.setdefault((metric, version, track), []).append((last_at.timestamp(), total / count))
+                points.setdefault((metric, version), []).append((last_at.timestamp(), total / count, track))
         for request in wanted:
             series = {}
             for version in request.scope.versions:
-                merged = []
-                for (metric, v, track), values in points.items():
-                    if metric == request.metric and v == version and (not request.scope.track
-                                                                       or track == request.scope.track):
-                        merged.extend(values)
-                series[version] = sorted(p for p in merged if request.start <= p[0] <= request.end + 1e-3)
+                wanted_track = request.scope.track
+                series[version] = sorted((at, value) for at, value, track in points.get((request.metric, version), ())
+                                         if (not wanted_track or track == wanted_track)
+                                         and request.start <= at <= request.end + 1e-3)
             answers[request] = Result(series=series, step=float(size))
         return answers

@@ -59,8 +59,9 @@ def trigger_chart(*, title, threshold, operator, points, start, end, finished=No
         parts.append(f'<text x="{x(moment):.1f}" y="{HEIGHT - 10}" font-size="10" text-anchor="{anchor}">'
                      f'{moment:%Y-%m-%d %H:%M:%S}</text>')
     if finished is not None:
-        parts.append(f'<text x="{x(finished):.1f}" y="{HEIGHT - 10}" font-size="10" text-anchor="middle">'
-                     f'succeeded</text>')
+        parts.append(f'<text x="{x(finished) + 3:.1f}" y="{TOP + 26}" font-size="10" fill="#0969da">'
+                     f'succeeded {finished:%H:%M:%S}' + (" · bake time" if bake_end and bake_end > finished else "")
+                     + "</text>")
     parts.append(f'<text x="{LEFT}" y="{TOP - 8}" font-size="12" font-weight="600">{escape(title)}</text>')
     parts.append("</svg>")
     return "".join(parts)

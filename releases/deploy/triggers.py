@@ -191,21 +191,34 @@ def charts(deployment, *, now=None, per_trigger=500):
     """[(trigger, svg, evaluations count)]: each trigger's evaluations over the deployment and its bake time."""
     from django.utils import timezone
 
+    from ..models import DeploymentStatus, StepStatus
     from . import charts as svg
 
     now = now or timezone.now()
     start = deployment.started_at or deployment.created_at
-    finished = deployment.finished_at if deployment.finished_at else None
-    bake_end = finished + dt.timedelta(seconds=deployment.environment.bake_seconds) if finished else None
+    finalize = deployment.steps.filter(kind="finalize", status=StepStatus.SUCCEEDED).first()
+    succeeded_at = finalize.finished_at if finalize else None
+    bake_end = succeeded_at + dt.timedelta(seconds=deployment.environment.bake_seconds) if succeeded_at else None
+    watching = deployment.status in watch_states() or (deployment.status == DeploymentStatus.SUCCEEDED
+                                                       and bake_end is not None and bake_end > now)
     result = []
     for trigger in deployment.triggers.all():
         rows = list(TriggerEvaluation.objects.filter(deployment=deployment, trigger=trigger)
                     .order_by("-at").values_list("at", "value", "decision")[:per_trigger])[::-1]
-        end = max([now if not finished or (bake_end and bake_end > now) else bake_end or finished,
-                   *(at for at, _, _ in rows[-1:])])
+        if watching:
+            end = max(now, bake_end or now)
+        else:
+            last = max([at for at, _, _ in rows[-1:]] + [deployment.finished_at or start])
+            end = last + max((last - start) * 0.05, dt.timedelta(seconds=5))
         fired = [at for at, _, decision in rows if decision == "fired"]
         result.append((trigger, svg.trigger_chart(
             title=str(trigger), threshold=trigger.threshold, operator=trigger.operator, points=rows, start=start,
-            end=end, finished=finished if deployment.status != "rolled_back" or fired else finished,
-            bake_end=bake_end, fired=fired), len(rows)))
+            end=end, finished=succeeded_at, bake_end=min(bake_end, end) if bake_end else None, fired=fired),
+            len(rows)))
     return result
+
+
+def watch_states():
+    from ..models import DeploymentStatus
+
+    return (DeploymentStatus.RUNNING, DeploymentStatus.PAUSED, DeploymentStatus.AWAITING_APPROVAL)

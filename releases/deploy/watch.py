@@ -59,55 +59,73 @@ def tick(*, now=None, dispatch=True):
     by_deployment = {}
     for evaluation in evaluations:
         by_deployment.setdefault(evaluation.deployment.pk, []).append(evaluation)
-    later = []
-    for deployment_id, group in by_deployment.items():
-        later += _decide(deployment_id, group, results, moment, report, dispatch)
-    for action in later:  # backend I/O outside any transaction
-        action()
+    for action in _decide(by_deployment, results, moment, report, dispatch):
+        action()  # backend I/O, after the commit
     return report
 
 
-def _decide(deployment_id, group, results, moment, report, dispatch):
-    """Judge and act for one deployment under its row lock. Returns I/O to run after the commit."""
-    later = []
+def _decide(by_deployment, results, moment, report, dispatch):
+    """Judge and act for every deployment of the tick in one transaction, holding the deployments' row locks
+    (taken in id order, as the engine's lock order asks); each action runs in a savepoint, so one that fails is
+    logged and leaves the others. Returns the I/O to run after the commit."""
+    later, rows, fired = [], [], []
     with transaction.atomic():
-        dep = (Deployment.objects.select_for_update().select_related("environment", "release")
-               .filter(pk=deployment_id).first())
-        if dep is None or not (dep.status in WATCHED_RUNNING or dep.status == DeploymentStatus.SUCCEEDED):
-            return later  # ended, or already rolling back, since the tick began
-        current = {t.pk: t for t in RollbackTrigger.objects.filter(deployment=dep)}
-        rows, rolled_back = [], False
-        for evaluation in group:
-            trigger = current.get(evaluation.trigger.pk)
-            if trigger is None or not trigger.enabled:
-                continue
-            evaluation.deployment, evaluation.trigger = dep, trigger
-            verdict = evaluation.judge(results, last_fired_at=trigger.last_fired_at)
-            report["decisions"][verdict.decision] = report["decisions"].get(verdict.decision, 0) + 1
-            rows.append(evaluation.record("watch"))
-            if verdict.decision == rules.NO_DATA and trigger.no_data == "alert" and not rules.cooling_down(
-                    evaluation.rule, evaluation.now, trigger.last_fired_at and trigger.last_fired_at.timestamp()):
-                trigger.last_fired_at = moment
-                trigger.save(update_fields=["last_fired_at"])
-                _alert(dep, trigger, verdict)
-                report["actions"].append(("alert", dep.pk))
-                continue
-            if not verdict.fires:
-                continue
-            trigger.last_fired_at = moment
-            trigger.save(update_fields=["last_fired_at"])
-            if trigger.action == TriggerAction.ROLLBACK and not rolled_back:
-                rolled_back = True
-                _rollback(dep, trigger, verdict, dispatch)
-                report["actions"].append(("rollback", dep.pk))
-            elif trigger.action == TriggerAction.ALERT:
-                _alert(dep, trigger, verdict)
-                report["actions"].append(("alert", dep.pk))
-            elif trigger.action == TriggerAction.SCALE_UP:
-                later.append(lambda dep=dep, trigger=trigger, verdict=verdict: _scale_up(dep, trigger, verdict))
-                report["actions"].append(("scale_up", dep.pk))
-        TriggerEvaluation.objects.bulk_create(rows)
+        ids = list(Deployment.objects.select_for_update().filter(pk__in=list(by_deployment)).order_by("pk")
+                   .values_list("pk", flat=True))
+        locked = {d.pk: d for d in Deployment.objects.filter(pk__in=ids).select_related("environment", "release")}
+        current = {t.pk: t for t in RollbackTrigger.objects.filter(deployment_id__in=ids)}
+        for deployment_id in ids:
+            dep = locked[deployment_id]
+            if not (dep.status in WATCHED_RUNNING or dep.status == DeploymentStatus.SUCCEEDED):
+                continue  # ended, or already rolling back, since the tick began
+            later += _decide_one(dep, by_deployment[deployment_id], current, results, moment, report, dispatch,
+                                 rows, fired)
+        if fired:
+            RollbackTrigger.objects.filter(pk__in=fired).update(last_fired_at=moment)
+        TriggerEvaluation.objects.bulk_create(rows, batch_size=1000)
     return later
+
+
+def _decide_one(dep, group, current, results, moment, report, dispatch, rows, fired):
+    later, rolled_back = [], False
+    for evaluation in group:
+        trigger = current.get(evaluation.trigger.pk)
+        if trigger is None or not trigger.enabled:
+            continue
+        evaluation.deployment, evaluation.trigger = dep, trigger
+        verdict = evaluation.judge(results, last_fired_at=trigger.last_fired_at)
+        report["decisions"][verdict.decision] = report["decisions"].get(verdict.decision, 0) + 1
+        rows.append(evaluation.record("watch"))
+        if verdict.decision == rules.NO_DATA and trigger.no_data == "alert" and not rules.cooling_down(
+                evaluation.rule, evaluation.now, trigger.last_fired_at and trigger.last_fired_at.timestamp()):
+            fired.append(trigger.pk)
+            _act(_alert, dep, trigger, verdict)
+            report["actions"].append(("alert", dep.pk))
+            continue
+        if not verdict.fires:
+            continue
+        fired.append(trigger.pk)
+        if trigger.action == TriggerAction.ROLLBACK and not rolled_back:
+            rolled_back = _act(_rollback, dep, trigger, verdict, dispatch)
+            report["actions"].append(("rollback", dep.pk))
+        elif trigger.action == TriggerAction.ALERT:
+            _act(_alert, dep, trigger, verdict)
+            report["actions"].append(("alert", dep.pk))
+        elif trigger.action == TriggerAction.SCALE_UP:
+            later.append(lambda dep=dep, trigger=trigger, verdict=verdict: _scale_up(dep, trigger, verdict))
+            report["actions"].append(("scale_up", dep.pk))
+    return later
+
+
+def _act(action, dep, *args):
+    """Run one action in a savepoint: a failing one is logged and leaves the rest of the tick."""
+    try:
+        with transaction.atomic():
+            action(dep, *args)
+        return True
+    except Exception:
+        logger.exception("rollback-trigger watch: %s for deployment %s failed", action.__name__, dep.pk)
+        return False
 
 
 def _rollback(dep, trigger, verdict, dispatch):
@@ -122,7 +140,7 @@ def _rollback(dep, trigger, verdict, dispatch):
                         "value": verdict.value})
 
 
-def _alert(dep, trigger, verdict):
+def _alert(dep, trigger, verdict, *_):
     from ..tasks import send_trigger_alert
 
     audit.record(action="deployment.trigger_fired", obj=dep, reason=verdict.detail,

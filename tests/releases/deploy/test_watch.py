@@ -197,3 +197,21 @@ def test_watch__two_ticks_at_once__the_trigger_fires_once(users, envs, script_ta
     assert Deployment.objects.get(pk=dep.pk).status == "rolling_back"
     assert Release.objects.get(pk=dep.release_id).status in ("deployed", "deploying")
     assert mail.outbox == []
+
+
+@pytest.mark.django_db
+def test_watch__compare_stable__canary_twice_the_stable_error_rate_fires(users, envs, script_target, fine_buckets):
+    first = deployed(users, envs, version="5.0.0", trigger={**TRIGGER, "threshold": 1})
+    assert first.status == "succeeded"
+    dep = deployed(users, envs, bake_minutes=10, version="5.1.0",
+                   trigger={**TRIGGER, "compare": "stable", "threshold": 2.0})
+    assert dep.previous_version == "5.0.0"
+    now = time.time()
+    push(envs, "5.0.0", [0.02] * 8, end=now)
+    push(envs, "5.1.0", [0.03] * 8, end=now)  # 1.5× the stable version: fine
+    assert watch.tick(now=now, dispatch=False)["actions"] == []
+    ok = TriggerEvaluation.objects.get(deployment=dep)
+    assert ok.value == pytest.approx(1.5) and ok.baseline == pytest.approx(0.02)
+    push(envs, "5.0.0", [0.02] * 8, end=now + 8)
+    push(envs, "5.1.0", [0.05] * 8, end=now + 8)  # 2.5×: sustained over the duration
+    assert watch.tick(now=now + 8, dispatch=False)["actions"] == [("rollback", dep.pk)]
