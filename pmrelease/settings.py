@@ -238,3 +238,13 @@ LOGGING = {
     "root": {"handlers": ["console"], "level": env.str("LOG_LEVEL", default="INFO")},
     "loggers": {"django.db.backends": {"level": "WARNING"}},
 }
+
+# --- hardening (issue 12; README "Security notes") -----------------------------------------------------------
+# Request bodies: JSON nested deeper than this is a 400 (pmrelease.parsers), on every DRF endpoint.
+JSON_MAX_DEPTH = env.int("JSON_MAX_DEPTH", default=64)
+REST_FRAMEWORK["DEFAULT_PARSER_CLASSES"] = [
+    "pmrelease.parsers.JSONParser",
+    "rest_framework.parsers.FormParser",
+    "rest_framework.parsers.MultiPartParser",
+]
+# End hardening section.

@@ -1,0 +1,56 @@
+"""DRF's JSON parser with a bound on nesting depth (the project's default parser, settings.REST_FRAMEWORK).
+
+Python's ``json`` module recurses once per nested array or object: a 2 KB body of ``[[[[…`` about a thousand
+levels deep raises ``RecursionError`` in the parser or in whatever walks the result (serializers, the audit
+snapshot), which DRF turns into a 500. The body is scanned first, without recursion, and refused with a 400
+(``ParseError``) when it nests deeper than ``settings.JSON_MAX_DEPTH`` (64 by default: no document of this API
+comes near it).
+"""
+import io
+import re
+
+from django.conf import settings
+from rest_framework import parsers
+from rest_framework.exceptions import ParseError
+
+# A JSON string (escapes included) or one bracket; everything else cannot change the depth.
+_TOKENS = re.compile(rb'"(?:[^"\\]|\\.)*"|[\[\]{}]', re.DOTALL)
+_OPEN = frozenset(b"[{")
+
+
+def max_depth():
+    return getattr(settings, "JSON_MAX_DEPTH", 64)
+
+
+def depth_exceeds(data, limit):
+    """Whether the JSON text ``data`` (bytes) nests arrays/objects deeper than ``limit``. Never recurses."""
+    if data.count(b"[") + data.count(b"{") <= limit:  # the common case: cannot be deeper than its brackets
+        return False
+    depth = 0
+    for match in _TOKENS.finditer(data):
+        token = match.group()
+        if len(token) == 1:
+            if token[0] in _OPEN:
+                depth += 1
+                if depth > limit:
+                    return True
+            else:
+                depth -= 1
+    return False
+
+
+class JSONParser(parsers.JSONParser):
+    """``application/json`` with nesting bounded by ``settings.JSON_MAX_DEPTH`` (400 beyond it)."""
+
+    def parse(self, stream, media_type=None, parser_context=None):
+        data = stream.read() if stream is not None else b""
+        if isinstance(data, str):
+            data = data.encode()
+        limit = max_depth()
+        if depth_exceeds(data, limit):
+            raise ParseError(f"JSON parse error - the document nests deeper than {limit} levels")
+        try:
+            return super().parse(io.BytesIO(data), media_type, parser_context)
+        except RecursionError:  # a last line of defence: never a 500
+            raise ParseError(f"JSON parse error - the document nests deeper than {limit} levels") from None
+
