@@ -247,4 +247,7 @@ REST_FRAMEWORK["DEFAULT_PARSER_CLASSES"] = [
     "rest_framework.parsers.FormParser",
     "rest_framework.parsers.MultiPartParser",
 ]
+# JSON 404/405 under /api/, /ofrep/ and /status/api/ (never Django's HTML page, nor its URL list with DEBUG on).
+MIDDLEWARE.insert(MIDDLEWARE.index("pmrelease.middleware.RequestIdMiddleware") + 1,
+                  "pmrelease.middleware.JsonErrorsMiddleware")
 # End hardening section.
