@@ -5,6 +5,7 @@ the filesystem transport under ``var/``. ``DATABASE_URL``, ``REDIS_URL`` (broker
 ``SECRET_KEY``, ``DEBUG`` and ``ALLOWED_HOSTS`` switch it to production services.
 """
 import importlib
+import ipaddress
 from pathlib import Path
 
 import environ
@@ -250,4 +251,9 @@ REST_FRAMEWORK["DEFAULT_PARSER_CLASSES"] = [
 # JSON 404/405 under /api/, /ofrep/ and /status/api/ (never Django's HTML page, nor its URL list with DEBUG on).
 MIDDLEWARE.insert(MIDDLEWARE.index("pmrelease.middleware.RequestIdMiddleware") + 1,
                   "pmrelease.middleware.JsonErrorsMiddleware")
+# /metrics: a bearer token and/or client networks (CIDR). Embedded default: loopback, so `make run` users can curl
+# it; with DATABASE_URL set nothing is allowed until one of them is configured.
+METRICS_TOKEN = env.str("METRICS_TOKEN", default="")
+METRICS_ALLOWED_NETWORKS = [str(ipaddress.ip_network(net, strict=False)) for net in env.list(
+    "METRICS_ALLOWED_NETWORKS", default=["127.0.0.0/8", "::1/128"] if EMBEDDED else [])]
 # End hardening section.

@@ -1,4 +1,8 @@
 """Operational endpoints: liveness, readiness and Prometheus metrics."""
+import hmac
+import ipaddress
+
+from django.conf import settings
 from django.db import connection
 from django.http import HttpResponse, JsonResponse
 from django.views.decorators.http import require_GET
@@ -37,7 +41,29 @@ def readyz(request):
                         status=200 if ready else 503)
 
 
+def metrics_allowed(request):
+    """Whether a scrape may read /metrics: the ``METRICS_TOKEN`` as a bearer token, or a client address in
+    ``METRICS_ALLOWED_NETWORKS`` (the embedded mode's default: loopback only; production: none until set)."""
+    token = settings.METRICS_TOKEN
+    if token:
+        scheme, _, credentials = request.headers.get("Authorization", "").partition(" ")
+        if scheme.lower() == "bearer" and hmac.compare_digest(credentials.strip().encode(), token.encode()):
+            return True
+    try:
+        address = ipaddress.ip_address(request.META.get("REMOTE_ADDR", ""))
+    except ValueError:
+        return False
+    return any(address in ipaddress.ip_network(net, strict=False) for net in settings.METRICS_ALLOWED_NETWORKS)
+
+
 @require_GET
 def metrics(request):
-    """Every registered collector (each app's and the ground floor's), in Prometheus' text format."""
+    """Every registered collector (each app's and the ground floor's), in Prometheus' text format; only for
+    the token or the allowed networks (``metrics_allowed``)."""
+    if not metrics_allowed(request):
+        response = HttpResponse("/metrics needs the METRICS_TOKEN as a bearer token or a client address in "
+                                "METRICS_ALLOWED_NETWORKS\n", status=403, content_type="text/plain; charset=utf-8")
+        if settings.METRICS_TOKEN:
+            response["WWW-Authenticate"] = 'Bearer realm="metrics"'
+        return response
     return HttpResponse(generate_latest(), content_type=CONTENT_TYPE_LATEST)
