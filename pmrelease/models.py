@@ -37,6 +37,9 @@ class AuditEvent(models.Model):
     request_id = models.CharField(max_length=64, blank=True)
     prev_hash = models.CharField(max_length=64)
     hash = models.CharField(max_length=64, unique=True)
+    # How ``hash`` is computed (pmrelease.audit): 1 for rows written before the audit key (SHA-256 of some
+    # fields), 2 for HMAC-SHA256 of every field under AUDIT_KEY; the default is the rows that existed then.
+    scheme = models.PositiveSmallIntegerField(default=1)
 
     objects = AuditEventQuerySet.as_manager()
 

@@ -256,4 +256,11 @@ MIDDLEWARE.insert(MIDDLEWARE.index("pmrelease.middleware.RequestIdMiddleware") +
 METRICS_TOKEN = env.str("METRICS_TOKEN", default="")
 METRICS_ALLOWED_NETWORKS = [str(ipaddress.ip_network(net, strict=False)) for net in env.list(
     "METRICS_ALLOWED_NETWORKS", default=["127.0.0.0/8", "::1/128"] if EMBEDDED else [])]
+# The audit trail's HMAC key (pmrelease.audit.key: unset, embedded: a random key made once in VAR_DIR/audit.key;
+# with DATABASE_URL: derived from SECRET_KEY, so set it in production), and the signed chain-head checkpoints
+# that beat appends to a file outside the database (pmrelease.checkpoints).
+AUDIT_KEY = env.str("AUDIT_KEY", default="")
+AUDIT_CHECKPOINT_PATH = Path(env.str("AUDIT_CHECKPOINT_PATH", default=str(VAR_DIR / "audit-checkpoints.jsonl")))
+CELERY_BEAT_SCHEDULE["audit-checkpoint"] = {"task": "pmrelease.tasks.audit_checkpoint",
+                                            "schedule": crontab(minute="*/5")}
 # End hardening section.
