@@ -4,7 +4,8 @@ Python's ``json`` module recurses once per nested array or object: a 2 KB body o
 levels deep raises ``RecursionError`` in the parser or in whatever walks the result (serializers, the audit
 snapshot), which DRF turns into a 500. The body is scanned first, without recursion, and refused with a 400
 (``ParseError``) when it nests deeper than ``settings.JSON_MAX_DEPTH`` (64 by default: no document of this API
-comes near it).
+comes near it). A NUL character (``\u0000``) in any string or key is refused too: PostgreSQL cannot store it
+(in a text column or in jsonb), so it would otherwise be a 500 wherever the value reaches the database.
 """
 import io
 import re
@@ -50,7 +51,26 @@ class JSONParser(parsers.JSONParser):
         if depth_exceeds(data, limit):
             raise ParseError(f"JSON parse error - the document nests deeper than {limit} levels")
         try:
-            return super().parse(io.BytesIO(data), media_type, parser_context)
+            result = super().parse(io.BytesIO(data), media_type, parser_context)
         except RecursionError:  # a last line of defence: never a 500
             raise ParseError(f"JSON parse error - the document nests deeper than {limit} levels") from None
+        if b"\\u0000" in data and _has_nul(result):
+            raise ParseError("JSON parse error - strings may not contain NUL (\\u0000) characters")
+        return result
+
+
+def _has_nul(value):
+    """Whether a NUL character is in any string or key of a parsed document (iteratively: no recursion)."""
+    pending = [value]
+    while pending:
+        item = pending.pop()
+        if isinstance(item, str):
+            if "\x00" in item:
+                return True
+        elif isinstance(item, dict):
+            pending.extend(item.keys())
+            pending.extend(item.values())
+        elif isinstance(item, list):
+            pending.extend(item)
+    return False
 
