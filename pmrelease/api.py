@@ -2,6 +2,7 @@
 API uses (FSM transition actions, per-user fields left out of lists, an object's audit history)."""
 import django_filters
 from django.http import StreamingHttpResponse
+from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import extend_schema
 from rest_framework import mixins, permissions, serializers, viewsets
 from rest_framework.decorators import action
@@ -105,7 +106,7 @@ def history_action(summary="Audit history"):
 
     history.__name__ = "history"
     return extend_schema(responses=AuditEventSerializer(many=True), summary=summary)(
-        action(detail=True, methods=["get"], url_path="history")(history))
+        action(detail=True, methods=["get"], url_path="history", pagination_class=None)(history))
 
 
 class AuditEventViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.GenericViewSet):
@@ -118,6 +119,7 @@ class AuditEventViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewse
     search_fields = ["object_repr", "reason", "actor_username", "action"]
     ordering_fields = ["id", "created_at"]
 
+    @extend_schema(responses={(200, "text/csv"): OpenApiTypes.STR}, summary="The filtered trail as CSV")
     @action(detail=False, methods=["get"], url_path="export")
     def export(self, request):
         """The filtered trail as CSV, for auditors."""

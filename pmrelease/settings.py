@@ -263,4 +263,7 @@ AUDIT_KEY = env.str("AUDIT_KEY", default="")
 AUDIT_CHECKPOINT_PATH = Path(env.str("AUDIT_CHECKPOINT_PATH", default=str(VAR_DIR / "audit-checkpoints.jsonl")))
 CELERY_BEAT_SCHEDULE["audit-checkpoint"] = {"task": "pmrelease.tasks.audit_checkpoint",
                                             "schedule": crontab(minute="*/5")}
+# The OpenAPI schema documents the error answers of every operation (pmrelease.schema).
+SPECTACULAR_SETTINGS["POSTPROCESSING_HOOKS"] = ["drf_spectacular.hooks.postprocess_schema_enums",
+                                                "pmrelease.schema.document_errors"]
 # End hardening section.

@@ -157,7 +157,7 @@ class IncidentSerializer(serializers.ModelSerializer):
     affected = serializers.SerializerMethodField()
     updates = UpdateSerializer(many=True, read_only=True)
     available_transitions = serializers.SerializerMethodField()
-    environment = serializers.SlugRelatedField(slug_field="name", read_only=True)
+    environment = serializers.SlugRelatedField(slug_field="name", read_only=True, allow_null=True)
 
     class Meta:
         model = Incident

@@ -124,7 +124,7 @@ class ReleaseViewSet(viewsets.ModelViewSet):
                          "version": services.propose_version(release_type)})
 
     @extend_schema(responses=ReleaseSerializer(many=True), summary="Planned releases awaiting my approval")
-    @action(detail=False, methods=["get"], url_path="awaiting-my-approval")
+    @action(detail=False, methods=["get"], url_path="awaiting-my-approval", pagination_class=None)
     def awaiting_my_approval(self, request):
         releases = selectors.awaiting_approval(request.user)
         return Response(self.get_serializer(releases, many=True).data)
