@@ -6,8 +6,12 @@ class MonitoringConfig(AppConfig):
     name = "monitoring"
 
     def ready(self):
+        from pmrelease import metrics
+        from pmrelease.views import degraded_checks
         from releases.signals import deployment_finished
 
-        from .statuspage import incidents
+        from .statuspage import incidents, publishing
 
         deployment_finished.connect(incidents.on_deployment_finished, dispatch_uid="monitoring.incident_drafts")
+        degraded_checks.register("status_page", publishing.problems)
+        metrics.register("monitoring.status_publish", publishing.PublishCollector())

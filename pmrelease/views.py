@@ -8,6 +8,13 @@ from django.http import HttpResponse, JsonResponse
 from django.views.decorators.http import require_GET
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
+from .registry import Registry
+
+# What else /readyz asks (DESIGN.md, "Health"): each app registers, in its AppConfig.ready, a callable returning
+# the reasons it is degraded (empty: fine). A degraded portal still answers 200: only the database or the broker
+# being down takes it out of service (503).
+degraded_checks = Registry("readiness check")
+
 
 @require_GET
 def healthz(request):
@@ -37,8 +44,19 @@ def readyz(request):
         except Exception as exc:  # any failure means "not ready", reported by name
             checks[name] = f"error: {exc.__class__.__name__}: {exc}"[:300]
     ready = all(v == "ok" for v in checks.values())
-    return JsonResponse({"status": "ready" if ready else "not ready", "checks": checks},
-                        status=200 if ready else 503)
+    reasons = []
+    for name in degraded_checks.names():
+        try:
+            found = list(degraded_checks.get(name)())
+        except Exception as exc:  # a check that cannot tell is itself a reason, never a 503
+            found = [f"{name}: the check failed: {exc.__class__.__name__}: {exc}"[:300]]
+        if found:
+            checks[name] = "degraded"
+            reasons += found
+    body = {"status": "not ready" if not ready else "degraded" if reasons else "ready", "checks": checks}
+    if reasons:
+        body["reasons"] = reasons
+    return JsonResponse(body, status=200 if ready else 503)
 
 
 def metrics_allowed(request):
