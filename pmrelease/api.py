@@ -3,13 +3,15 @@ API uses (FSM transition actions, per-user fields left out of lists, an object's
 import django_filters
 from django.http import StreamingHttpResponse
 from drf_spectacular.types import OpenApiTypes
-from drf_spectacular.utils import extend_schema
+from drf_spectacular.utils import extend_schema, inline_serializer
 from rest_framework import mixins, permissions, serializers, viewsets
+from rest_framework.authtoken.serializers import AuthTokenSerializer
 from rest_framework.decorators import action
 from rest_framework.response import Response
+from rest_framework.views import APIView
 from rest_framework.views import exception_handler as drf_exception_handler
 
-from . import errors
+from . import errors, tokens
 from .exports import audit_csv_rows
 from .filters import IsoDateTimeFilter
 from .models import AuditEvent
@@ -127,3 +129,21 @@ class AuditEventViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewse
         response = StreamingHttpResponse(audit_csv_rows(queryset), content_type="text/csv; charset=utf-8")
         response["Content-Disposition"] = 'attachment; filename="audit-trail.csv"'
         return response
+
+
+class ObtainTokenView(APIView):
+    """``POST /api/v1/auth/token/`` with a user name and password: a new API token, whose key is in this answer
+    only (the portal keeps its hash)."""
+
+    authentication_classes = []
+    permission_classes = []
+    serializer_class = AuthTokenSerializer
+
+    @extend_schema(request=AuthTokenSerializer, responses=inline_serializer("IssuedToken", {
+        "token": serializers.CharField(help_text="The key, shown once: send it as `Authorization: Token <key>`.")}),
+        summary="Obtain an API token")
+    def post(self, request):
+        serializer = AuthTokenSerializer(data=request.data, context={"request": request})
+        serializer.is_valid(raise_exception=True)
+        user = serializer.validated_data["user"]
+        return Response({"token": tokens.issue_token(user=user, by=user, name="POST /api/v1/auth/token/")})

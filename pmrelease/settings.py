@@ -266,4 +266,8 @@ CELERY_BEAT_SCHEDULE["audit-checkpoint"] = {"task": "pmrelease.tasks.audit_check
 # The OpenAPI schema documents the error answers of every operation (pmrelease.schema).
 SPECTACULAR_SETTINGS["POSTPROCESSING_HOOKS"] = ["drf_spectacular.hooks.postprocess_schema_enums",
                                                 "pmrelease.schema.document_errors"]
+# API tokens are stored as SHA-256 hashes (pmrelease.tokens); DRF's clear-text authtoken table stays empty.
+REST_FRAMEWORK["DEFAULT_AUTHENTICATION_CLASSES"] = [
+    "pmrelease.tokens.TokenAuthentication" if name == "rest_framework.authentication.TokenAuthentication" else name
+    for name in REST_FRAMEWORK["DEFAULT_AUTHENTICATION_CLASSES"]]
 # End hardening section.
