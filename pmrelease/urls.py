@@ -30,3 +30,5 @@ urlpatterns = [
     path("readyz", views.readyz, name="readyz"),
     path("metrics", views.metrics, name="metrics"),
 ]
+
+handler403 = "pmrelease.views.permission_denied"

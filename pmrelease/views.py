@@ -5,6 +5,8 @@ import ipaddress
 from django.conf import settings
 from django.db import connection
 from django.http import HttpResponse, JsonResponse
+from django.utils.http import url_has_allowed_host_and_scheme
+from django.views import defaults
 from django.views.decorators.http import require_GET
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
@@ -85,3 +87,21 @@ def metrics(request):
             response["WWW-Authenticate"] = 'Bearer realm="metrics"'
         return response
     return HttpResponse(generate_latest(), content_type=CONTENT_TYPE_LATEST)
+
+
+def permission_denied(request, exception=None):
+    """``handler403``: inside the admin, the admin's own page (its header, the user's menu, a way back) with
+    the reason; elsewhere Django's default."""
+    if not request.path.startswith("/admin/") or not getattr(request.user, "is_staff", False):
+        return defaults.permission_denied(request, exception)
+    from django.contrib import admin
+    from django.template.response import TemplateResponse
+
+    referer = request.META.get("HTTP_REFERER", "")
+    safe = referer and referer != request.build_absolute_uri() and url_has_allowed_host_and_scheme(
+        referer, allowed_hosts={request.get_host()}, require_https=request.is_secure())
+    reason = str(exception) if exception is not None and str(exception) else ""
+    context = {**admin.site.each_context(request), "title": "Not allowed", "reason": reason,
+               "back": referer if safe else "/admin/"}
+    response = TemplateResponse(request, "admin/403.html", context, status=403)
+    return response.render()
