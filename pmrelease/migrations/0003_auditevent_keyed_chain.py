@@ -6,7 +6,12 @@ PostgreSQL: a statement-level trigger refuses TRUNCATE unless the session has se
 flush of ``transaction=True`` tests, tests/conftest.py). SQLite has no TRUNCATE; adding the column rebuilds
 the table there, so its UPDATE trigger is created again.
 """
+import importlib
+
 from django.db import migrations, models
+
+# The UPDATE trigger of SQLite, as 0002 created it (adding a column rebuilds the table there, dropping it).
+SQLITE_UP = importlib.import_module("pmrelease.migrations.0002_auditevent_append_only_triggers").SQLITE_UP
 
 PG_UP = """
 CREATE OR REPLACE FUNCTION pmrelease_audit_no_truncate() RETURNS trigger AS $$
@@ -24,18 +29,12 @@ PG_DOWN = """
 DROP TRIGGER IF EXISTS pmrelease_auditevent_no_truncate ON pmrelease_auditevent;
 DROP FUNCTION IF EXISTS pmrelease_audit_no_truncate();
 """
-SQLITE_UP = """
-CREATE TRIGGER IF NOT EXISTS pmrelease_auditevent_no_update BEFORE UPDATE ON pmrelease_auditevent
-BEGIN SELECT RAISE(ABORT, 'audit events are append-only (UPDATE refused)'); END;
-"""
 
 
 def forwards(apps, schema_editor):
-    vendor = schema_editor.connection.vendor
-    if vendor == "postgresql":
-        schema_editor.execute(PG_UP)
-    elif vendor == "sqlite":
-        schema_editor.execute(SQLITE_UP)
+    sql = {"postgresql": PG_UP, "sqlite": SQLITE_UP}.get(schema_editor.connection.vendor)
+    if sql:
+        schema_editor.execute(sql)
 
 
 def backwards(apps, schema_editor):
