@@ -50,3 +50,9 @@ def test_audit_events__until_offset_beyond_1559__400(api, users):
 def test_audit_events__since_offset_1559__filters(api, users):
     response = api(users["admin"]).get("/api/v1/audit-events/", {"since": "2000-01-01T00:00:00+15:59"})
     assert response.status_code == 200
+
+
+@pytest.mark.django_db
+def test_api_endpoint__nul_character_in_a_json_string__400(api, users):
+    response = api(users["admin"]).post("/api/v1/releases/", '{"title": "a\\u0000b"}', content_type="application/json")
+    assert response.status_code == 400 and "NUL" in response.json()["detail"]
