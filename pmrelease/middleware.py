@@ -61,3 +61,19 @@ class JsonErrorsMiddleware:
             if header in response:
                 replaced[header] = response[header]
         return replaced
+
+
+class RefuseNulMiddleware:
+    """A NUL character in the path or query string of a request under ``JSON_PREFIXES`` is a 400: no database
+    can look it up (PostgreSQL refuses it in any string), and no name or filter of this portal holds one."""
+
+    def __init__(self, get_response):
+        self.get_response = get_response
+
+    def __call__(self, request):
+        if request.path.startswith(JSON_PREFIXES) and (
+                "\x00" in request.path or "%00" in request.META.get("QUERY_STRING", "")
+                or any("\x00" in key or "\x00" in value for key, values in request.GET.lists() for value in values)):
+            return JsonResponse({"detail": "the path and query parameters may not contain NUL characters"},
+                                status=400)
+        return self.get_response(request)

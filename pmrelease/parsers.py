@@ -40,6 +40,11 @@ def depth_exceeds(data, limit):
     return False
 
 
+def _refuse_nul(values):
+    if _has_nul(values):
+        raise ParseError("parse error - fields may not contain NUL (\\u0000) characters")
+
+
 class JSONParser(parsers.JSONParser):
     """``application/json`` with nesting bounded by ``settings.JSON_MAX_DEPTH`` (400 beyond it)."""
 
@@ -59,6 +64,24 @@ class JSONParser(parsers.JSONParser):
         return result
 
 
+class FormParser(parsers.FormParser):
+    """Form bodies, NUL characters refused (400) as in JSON."""
+
+    def parse(self, stream, media_type=None, parser_context=None):
+        data = super().parse(stream, media_type, parser_context)
+        _refuse_nul(dict(data.lists()))
+        return data
+
+
+class MultiPartParser(parsers.MultiPartParser):
+    """Multipart bodies, NUL characters in the fields (not the files) refused (400) as in JSON."""
+
+    def parse(self, stream, media_type=None, parser_context=None):
+        result = super().parse(stream, media_type, parser_context)
+        _refuse_nul(dict(result.data.lists()))
+        return result
+
+
 def _has_nul(value):
     """Whether a NUL character is in any string or key of a parsed document (iteratively: no recursion)."""
     pending = [value]
@@ -70,7 +93,7 @@ def _has_nul(value):
         elif isinstance(item, dict):
             pending.extend(item.keys())
             pending.extend(item.values())
-        elif isinstance(item, list):
+        elif isinstance(item, list | tuple):
             pending.extend(item)
     return False
 

@@ -245,12 +245,15 @@ LOGGING = {
 JSON_MAX_DEPTH = env.int("JSON_MAX_DEPTH", default=64)
 REST_FRAMEWORK["DEFAULT_PARSER_CLASSES"] = [
     "pmrelease.parsers.JSONParser",
-    "rest_framework.parsers.FormParser",
-    "rest_framework.parsers.MultiPartParser",
+    "pmrelease.parsers.FormParser",
+    "pmrelease.parsers.MultiPartParser",
 ]
 # JSON 404/405 under /api/, /ofrep/ and /status/api/ (never Django's HTML page, nor its URL list with DEBUG on).
 MIDDLEWARE.insert(MIDDLEWARE.index("pmrelease.middleware.RequestIdMiddleware") + 1,
                   "pmrelease.middleware.JsonErrorsMiddleware")
+# ... and a 400 for a NUL character in their path or query string (PostgreSQL cannot compare it: a 500).
+MIDDLEWARE.insert(MIDDLEWARE.index("pmrelease.middleware.JsonErrorsMiddleware") + 1,
+                  "pmrelease.middleware.RefuseNulMiddleware")
 # /metrics: a bearer token and/or client networks (CIDR). Embedded default: loopback, so `make run` users can curl
 # it; with DATABASE_URL set nothing is allowed until one of them is configured.
 METRICS_TOKEN = env.str("METRICS_TOKEN", default="")

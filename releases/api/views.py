@@ -4,12 +4,11 @@ from django.http import HttpResponse
 from drf_spectacular.utils import OpenApiParameter, OpenApiTypes, extend_schema, inline_serializer
 from rest_framework import mixins, serializers, status, viewsets
 from rest_framework.decorators import action
-from rest_framework.parsers import FormParser, JSONParser, MultiPartParser
+from rest_framework.parsers import JSONParser
 from rest_framework.response import Response
 
-from pmrelease import errors
+from pmrelease import errors, parsers
 from pmrelease.api import history_action, transition_action
-from pmrelease.parsers import JSONParser as BoundedJSONParser
 
 from .. import access, environments, selectors, services
 from ..deploy import gates
@@ -184,7 +183,7 @@ class DeploymentViewSet(mixins.CreateModelMixin, mixins.ListModelMixin, mixins.R
                             "application/xml": OpenApiTypes.BINARY},
                    responses={201: GateResultSerializer}, summary="Report a testing-gate result (JSON or JUnit XML)")
     @action(detail=True, methods=["post"], url_path=r"gates/(?P<gate_ref>[-\w]+)/results",
-            parser_classes=[BoundedJSONParser, MultiPartParser, FormParser, JUnitBodyParser])
+            parser_classes=[parsers.JSONParser, parsers.MultiPartParser, parsers.FormParser, JUnitBodyParser])
     def gate_results(self, request, pk=None, gate_ref=None):
         dep = self.get_object()
         gate = gates.find_gate(dep, gate_ref)

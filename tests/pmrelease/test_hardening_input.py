@@ -56,3 +56,19 @@ def test_audit_events__since_offset_1559__filters(api, users):
 def test_api_endpoint__nul_character_in_a_json_string__400(api, users):
     response = api(users["admin"]).post("/api/v1/releases/", '{"title": "a\\u0000b"}', content_type="application/json")
     assert response.status_code == 400 and "NUL" in response.json()["detail"]
+
+
+@pytest.mark.django_db
+def test_api_endpoint__nul_character_in_a_form_field__400(api, users, envs):
+    """Found by schemathesis on PostgreSQL: a form-encoded release whose environments hold a NUL was a 500."""
+    response = api(users["admin"]).post("/api/v1/releases/", "title=x&type=minor&environments=sta%00ging",
+                                        content_type="application/x-www-form-urlencoded")
+    assert response.status_code == 400 and "NUL" in response.json()["detail"]
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize("path", ["/api/v1/environments/sta%00ging/", "/api/v1/releases/?environment=a%00b",
+                                  "/api/v1/audit-events/?actor=%00"])
+def test_api_endpoint__nul_character_in_path_or_query__400(api, users, envs, path):
+    response = api(users["admin"]).get(path)
+    assert response.status_code == 400 and "NUL" in response.json()["detail"]
