@@ -70,7 +70,7 @@ test: install-test lint check
 	  EMAIL_BACKEND=django.core.mail.backends.locmem.EmailBackend \
 	  $(PY) -m pytest $(PYTEST_ARGS)
 
-# A deeper schemathesis run than make test's (FUZZ_EXAMPLES positive and negative examples per operation and role).
+# A deeper schemathesis run than make test's (FUZZ_EXAMPLES valid and half as many invalid inputs per operation and role).
 FUZZ_EXAMPLES ?= 200
 fuzz: install-test
 	rm -rf var/fuzz && mkdir -p var/fuzz
