@@ -9,7 +9,7 @@ TEST_STAMP := $(VENV)/.installed-test-$(HASH)
 PIP := $(PY) -m pip install -q --disable-pip-version-check
 PORT ?= 8000
 
-.PHONY: install install-test run test lint check migrate seed worker clean
+.PHONY: install install-test run test lint check migrate seed worker clean fuzz
 
 $(RUN_STAMP): pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -69,6 +69,15 @@ test: install-test lint check
 	  SECURE_SSL_REDIRECT=false SESSION_COOKIE_SECURE=false CSRF_COOKIE_SECURE=false \
 	  EMAIL_BACKEND=django.core.mail.backends.locmem.EmailBackend \
 	  $(PY) -m pytest $(PYTEST_ARGS)
+
+# A deeper schemathesis run than make test's (FUZZ_EXAMPLES valid and half as many invalid inputs per operation and role).
+FUZZ_EXAMPLES ?= 200
+fuzz: install-test
+	rm -rf var/fuzz && mkdir -p var/fuzz
+	VAR_DIR=$(CURDIR)/var/fuzz SECRET_KEY=$${SECRET_KEY:-test-only-0123456789abcdefghijklmnopqrstuvwxyz} \
+	  SECURE_SSL_REDIRECT=false SESSION_COOKIE_SECURE=false CSRF_COOKIE_SECURE=false \
+	  EMAIL_BACKEND=django.core.mail.backends.locmem.EmailBackend SCHEMATHESIS_EXAMPLES=$(FUZZ_EXAMPLES) \
+	  $(PY) -m pytest -s tests/test_schemathesis.py $(PYTEST_ARGS)
 
 clean:
 	rm -rf var .pytest_cache .ruff_cache

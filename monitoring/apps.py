@@ -6,13 +6,16 @@ class MonitoringConfig(AppConfig):
     name = "monitoring"
 
     def ready(self):
-        from pmrelease import providers
+        from pmrelease import metrics, providers
+        from pmrelease.views import degraded_checks
         from releases.signals import deployment_finished
 
-        from .metrics import services as metrics
-        from .statuspage import incidents
+        from .metrics import services as metric_store
+        from .statuspage import incidents, publishing
 
         deployment_finished.connect(incidents.on_deployment_finished, dispatch_uid="monitoring.incident_drafts")
-        providers.provider_for.provide(metrics.provider_for)
-        providers.ingest.provide(lambda environment, samples: metrics.ingest(environment_id=environment.pk,
-                                                                             samples=samples))
+        degraded_checks.register("status_page", publishing.problems)
+        metrics.register("monitoring.status_publish", publishing.PublishCollector())
+        providers.provider_for.provide(metric_store.provider_for)
+        providers.ingest.provide(lambda environment, samples: metric_store.ingest(environment_id=environment.pk,
+                                                                                  samples=samples))

@@ -5,10 +5,11 @@ from django.http import HttpResponseRedirect, StreamingHttpResponse
 from django.template.response import TemplateResponse
 from django.urls import path
 from django.utils.html import format_html
+from rest_framework.authtoken.models import TokenProxy
 
 from . import errors
 from .exports import audit_csv_rows
-from .models import AuditEvent
+from .models import ApiToken, AuditEvent
 
 # Status colours shared by every admin (GitHub's palette: readable on white and in the dark theme).
 STATUS_COLOURS = {
@@ -138,3 +139,21 @@ def save_formset_through(formset, *, save, delete, fields):
 
 def _cleaned(form, fields):
     return {name: form.cleaned_data[name] for name in fields if name in form.cleaned_data}
+
+
+# API tokens: only hashes are kept (pmrelease.tokens). DRF's own Token admin would issue clear-text keys that no
+# longer authenticate: it is not offered.
+admin.site.unregister(TokenProxy)
+
+
+@admin.register(ApiToken)
+class ApiTokenAdmin(admin.ModelAdmin):
+    list_display = ["user", "name", "prefix", "created_at"]
+    search_fields = ["user__username", "name", "prefix"]
+    fields = readonly_fields = ["user", "name", "prefix", "created_at"]
+
+    def has_add_permission(self, request):
+        return False
+
+    def has_change_permission(self, request, obj=None):
+        return False

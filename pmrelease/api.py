@@ -2,14 +2,18 @@
 API uses (FSM transition actions, per-user fields left out of lists, an object's audit history)."""
 import django_filters
 from django.http import StreamingHttpResponse
-from drf_spectacular.utils import extend_schema
+from drf_spectacular.types import OpenApiTypes
+from drf_spectacular.utils import extend_schema, inline_serializer
 from rest_framework import mixins, permissions, serializers, viewsets
+from rest_framework.authtoken.serializers import AuthTokenSerializer
 from rest_framework.decorators import action
 from rest_framework.response import Response
+from rest_framework.views import APIView
 from rest_framework.views import exception_handler as drf_exception_handler
 
-from . import errors
+from . import errors, tokens
 from .exports import audit_csv_rows
+from .filters import IsoDateTimeFilter
 from .models import AuditEvent
 
 
@@ -30,8 +34,8 @@ class AuditEventSerializer(serializers.ModelSerializer):
 
 
 class AuditEventFilter(django_filters.FilterSet):
-    since = django_filters.IsoDateTimeFilter(field_name="created_at", lookup_expr="gte")
-    until = django_filters.IsoDateTimeFilter(field_name="created_at", lookup_expr="lt")
+    since = IsoDateTimeFilter(field_name="created_at", lookup_expr="gte")
+    until = IsoDateTimeFilter(field_name="created_at", lookup_expr="lt")
     actor = django_filters.CharFilter(field_name="actor_username")
     action = django_filters.CharFilter(field_name="action", lookup_expr="startswith")
 
@@ -104,7 +108,7 @@ def history_action(summary="Audit history"):
 
     history.__name__ = "history"
     return extend_schema(responses=AuditEventSerializer(many=True), summary=summary)(
-        action(detail=True, methods=["get"], url_path="history")(history))
+        action(detail=True, methods=["get"], url_path="history", pagination_class=None)(history))
 
 
 class AuditEventViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.GenericViewSet):
@@ -117,6 +121,7 @@ class AuditEventViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewse
     search_fields = ["object_repr", "reason", "actor_username", "action"]
     ordering_fields = ["id", "created_at"]
 
+    @extend_schema(responses={(200, "text/csv"): OpenApiTypes.STR}, summary="The filtered trail as CSV")
     @action(detail=False, methods=["get"], url_path="export")
     def export(self, request):
         """The filtered trail as CSV, for auditors."""
@@ -124,3 +129,21 @@ class AuditEventViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewse
         response = StreamingHttpResponse(audit_csv_rows(queryset), content_type="text/csv; charset=utf-8")
         response["Content-Disposition"] = 'attachment; filename="audit-trail.csv"'
         return response
+
+
+class ObtainTokenView(APIView):
+    """``POST /api/v1/auth/token/`` with a user name and password: a new API token, whose key is in this answer
+    only (the portal keeps its hash)."""
+
+    authentication_classes = []
+    permission_classes = []
+    serializer_class = AuthTokenSerializer
+
+    @extend_schema(request=AuthTokenSerializer, responses=inline_serializer("IssuedToken", {
+        "token": serializers.CharField(help_text="The key, shown once: send it as `Authorization: Token <key>`.")}),
+        summary="Obtain an API token")
+    def post(self, request):
+        serializer = AuthTokenSerializer(data=request.data, context={"request": request})
+        serializer.is_valid(raise_exception=True)
+        user = serializer.validated_data["user"]
+        return Response({"token": tokens.issue_token(user=user, by=user, name="POST /api/v1/auth/token/")})

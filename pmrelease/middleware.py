@@ -3,6 +3,8 @@ import contextvars
 import re
 import uuid
 
+from django.http import JsonResponse
+
 _request_id = contextvars.ContextVar("request_id", default="")
 _VALID = re.compile(r"^[A-Za-z0-9._:-]{1,64}$")
 
@@ -31,3 +33,47 @@ class RequestIdMiddleware:
             _request_id.reset(token)
         response["X-Request-ID"] = rid
         return response
+
+
+JSON_PREFIXES = ("/api/", "/ofrep/", "/status/api/")
+
+
+class JsonErrorsMiddleware:
+    """Machine clients get JSON errors: a 404 or 405 under ``JSON_PREFIXES`` that is not JSON already (Django's
+    HTML page for an unknown route — with ``DEBUG`` on, the list of every URL pattern — or the empty body of
+    ``require_http_methods``) becomes ``{"detail": …}`` with the same status (and ``Allow`` header)."""
+
+    def __init__(self, get_response):
+        self.get_response = get_response
+
+    def __call__(self, request):
+        response = self.get_response(request)
+        if response.status_code not in (404, 405) or not request.path.startswith(JSON_PREFIXES):
+            return response
+        if response.get("Content-Type", "").startswith(("application/json", "application/problem+json")):
+            return response
+        if response.status_code == 404:
+            detail = "Not found."
+        else:
+            detail = f'Method "{request.method}" not allowed.'
+        replaced = JsonResponse({"detail": detail}, status=response.status_code)
+        for header in ("Allow", "X-Request-ID", "Vary", "Access-Control-Allow-Origin"):
+            if header in response:
+                replaced[header] = response[header]
+        return replaced
+
+
+class RefuseNulMiddleware:
+    """A NUL character in the path or query string of a request under ``JSON_PREFIXES`` is a 400: no database
+    can look it up (PostgreSQL refuses it in any string), and no name or filter of this portal holds one."""
+
+    def __init__(self, get_response):
+        self.get_response = get_response
+
+    def __call__(self, request):
+        if request.path.startswith(JSON_PREFIXES) and (
+                "\x00" in request.path or "%00" in request.META.get("QUERY_STRING", "")
+                or any("\x00" in key or "\x00" in value for key, values in request.GET.lists() for value in values)):
+            return JsonResponse({"detail": "the path and query parameters may not contain NUL characters"},
+                                status=400)
+        return self.get_response(request)

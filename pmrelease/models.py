@@ -37,6 +37,9 @@ class AuditEvent(models.Model):
     request_id = models.CharField(max_length=64, blank=True)
     prev_hash = models.CharField(max_length=64)
     hash = models.CharField(max_length=64, unique=True)
+    # How ``hash`` is computed (pmrelease.audit): 1 for rows written before the audit key (SHA-256 of some
+    # fields), 2 for HMAC-SHA256 of every field under AUDIT_KEY; the default is the rows that existed then.
+    scheme = models.PositiveSmallIntegerField(default=1)
 
     objects = AuditEventQuerySet.as_manager()
 
@@ -54,3 +57,21 @@ class AuditEvent(models.Model):
 
     def delete(self, *args, **kwargs):
         raise AppendOnlyError("audit events are append-only: they cannot be deleted")
+
+
+class ApiToken(models.Model):
+    """A person's API token (``Authorization: Token <key>``). Only the SHA-256 of the key is stored: the key
+    is shown once, when it is issued (``pmrelease.tokens``)."""
+
+    user = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="api_tokens")
+    name = models.CharField(max_length=100, blank=True)
+    prefix = models.CharField(max_length=8, help_text="the first characters of the key, to recognise it")
+    key_hash = models.CharField(max_length=64, unique=True)
+    created_at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        ordering = ["-created_at"]
+        verbose_name = "API token"
+
+    def __str__(self):
+        return f"{self.user} {self.prefix}…"

@@ -5,6 +5,7 @@ the filesystem transport under ``var/``. ``DATABASE_URL``, ``REDIS_URL`` (broker
 ``SECRET_KEY``, ``DEBUG`` and ``ALLOWED_HOSTS`` switch it to production services.
 """
 import importlib
+import ipaddress
 from pathlib import Path
 
 import environ
@@ -246,3 +247,38 @@ LOGGING = {
     "root": {"handlers": ["console"], "level": env.str("LOG_LEVEL", default="INFO")},
     "loggers": {"django.db.backends": {"level": "WARNING"}},
 }
+
+# --- hardening (issue 12; README "Security notes") -----------------------------------------------------------
+# Request bodies: JSON nested deeper than this is a 400 (pmrelease.parsers), on every DRF endpoint.
+JSON_MAX_DEPTH = env.int("JSON_MAX_DEPTH", default=64)
+REST_FRAMEWORK["DEFAULT_PARSER_CLASSES"] = [
+    "pmrelease.parsers.JSONParser",
+    "pmrelease.parsers.FormParser",
+    "pmrelease.parsers.MultiPartParser",
+]
+# JSON 404/405 under /api/, /ofrep/ and /status/api/ (never Django's HTML page, nor its URL list with DEBUG on).
+MIDDLEWARE.insert(MIDDLEWARE.index("pmrelease.middleware.RequestIdMiddleware") + 1,
+                  "pmrelease.middleware.JsonErrorsMiddleware")
+# ... and a 400 for a NUL character in their path or query string (PostgreSQL cannot compare it: a 500).
+MIDDLEWARE.insert(MIDDLEWARE.index("pmrelease.middleware.JsonErrorsMiddleware") + 1,
+                  "pmrelease.middleware.RefuseNulMiddleware")
+# /metrics: a bearer token and/or client networks (CIDR). Embedded default: loopback, so `make run` users can curl
+# it; with DATABASE_URL set nothing is allowed until one of them is configured.
+METRICS_TOKEN = env.str("METRICS_TOKEN", default="")
+METRICS_ALLOWED_NETWORKS = [str(ipaddress.ip_network(net, strict=False)) for net in env.list(
+    "METRICS_ALLOWED_NETWORKS", default=["127.0.0.0/8", "::1/128"] if EMBEDDED else [])]
+# The audit trail's HMAC key (pmrelease.audit.key: unset, embedded: a random key made once in VAR_DIR/audit.key;
+# with DATABASE_URL: derived from SECRET_KEY, so set it in production), and the signed chain-head checkpoints
+# that beat appends to a file outside the database (pmrelease.checkpoints).
+AUDIT_KEY = env.str("AUDIT_KEY", default="")
+AUDIT_CHECKPOINT_PATH = Path(env.str("AUDIT_CHECKPOINT_PATH", default=str(VAR_DIR / "audit-checkpoints.jsonl")))
+CELERY_BEAT_SCHEDULE["audit-checkpoint"] = {"task": "pmrelease.tasks.audit_checkpoint",
+                                            "schedule": crontab(minute="*/5")}
+# The OpenAPI schema documents the error answers of every operation (pmrelease.schema).
+SPECTACULAR_SETTINGS["POSTPROCESSING_HOOKS"] = ["drf_spectacular.hooks.postprocess_schema_enums",
+                                                "pmrelease.schema.document_errors"]
+# API tokens are stored as SHA-256 hashes (pmrelease.tokens); DRF's clear-text authtoken table stays empty.
+REST_FRAMEWORK["DEFAULT_AUTHENTICATION_CLASSES"] = [
+    "pmrelease.tokens.TokenAuthentication" if name == "rest_framework.authentication.TokenAuthentication" else name
+    for name in REST_FRAMEWORK["DEFAULT_AUTHENTICATION_CLASSES"]]
+# End hardening section.

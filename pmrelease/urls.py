@@ -4,11 +4,10 @@ from django.contrib import admin
 from django.urls import include, path
 from django.views.generic import RedirectView
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
-from rest_framework.authtoken.views import obtain_auth_token
 from rest_framework.routers import DefaultRouter
 
 from . import views
-from .api import AuditEventViewSet
+from .api import AuditEventViewSet, ObtainTokenView
 
 router = DefaultRouter()
 router.register("audit-events", AuditEventViewSet, basename="audit-event")
@@ -22,7 +21,7 @@ urlpatterns = [
     path("admin/", admin.site.urls),
     path("", include("releases.urls")),
     path("api/v1/", include(router.urls)),
-    path("api/v1/auth/token/", obtain_auth_token, name="api-token"),
+    path("api/v1/auth/token/", ObtainTokenView.as_view(), name="api-token"),
     path("api/schema/", SpectacularAPIView.as_view(), name="schema"),
     path("api/docs/", SpectacularSwaggerView.as_view(url_name="schema"), name="api-docs"),
     path("", include("flags.urls")),
@@ -31,3 +30,5 @@ urlpatterns = [
     path("readyz", views.readyz, name="readyz"),
     path("metrics", views.metrics, name="metrics"),
 ]
+
+handler403 = "pmrelease.views.permission_denied"

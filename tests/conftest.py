@@ -1,5 +1,6 @@
 import pytest
 from django.contrib.auth import get_user_model
+from django.test import TransactionTestCase
 from rest_framework.test import APIClient
 
 from pmrelease.bootstrap import ensure_role_groups
@@ -11,6 +12,37 @@ from releases.models import Environment
 @pytest.fixture(autouse=True)
 def _fast_password_hasher(settings):
     settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
+
+
+@pytest.fixture(autouse=True)
+def _audit_checkpoints_per_test(settings, tmp_path):
+    """Each test has its own checkpoint file (the database is rolled back between tests; the file is not)."""
+    settings.AUDIT_CHECKPOINT_PATH = tmp_path / "audit-checkpoints.jsonl"
+
+
+# The way through the audit table's TRUNCATE trigger (pmrelease migration 0003) for the flush that ends every
+# transaction=True test on PostgreSQL: the session setting is set around that flush only, and nowhere in the
+# product. Tests that check the refusal run outside it.
+_flush = TransactionTestCase._fixture_teardown
+
+
+def _fixture_teardown_allowing_audit_truncate(self):
+    from django.db import connections
+
+    pg = [connections[name] for name in self._databases_names(include_mirrors=False)
+          if connections[name].vendor == "postgresql"]
+    for connection in pg:
+        with connection.cursor() as cursor:
+            cursor.execute("SET pmrelease.audit_truncate = 'allow'")
+    try:
+        _flush(self)
+    finally:
+        for connection in pg:
+            with connection.cursor() as cursor:
+                cursor.execute("RESET pmrelease.audit_truncate")
+
+
+TransactionTestCase._fixture_teardown = _fixture_teardown_allowing_audit_truncate
 
 
 @pytest.fixture

@@ -11,7 +11,7 @@ from django.urls import path, reverse
 from pmrelease import errors
 from pmrelease.admin import AuditHistoryMixin, ServiceAdminMixin, error_message
 
-from . import components, incidents, maintenance, subscribers
+from . import components, incidents, maintenance, publishing, subscribers
 from . import status as st
 from .access import can_operate
 from .models import (
@@ -46,6 +46,21 @@ class OperatorMixin:
 
     def has_delete_permission(self, request, obj=None):
         return False
+
+    def changelist_view(self, request, extra_context=None):
+        _warn_if_publish_failed(request)
+        return super().changelist_view(request, extra_context)
+
+    def changeform_view(self, request, object_id=None, form_url="", extra_context=None):
+        if request.method == "GET":
+            _warn_if_publish_failed(request)
+        return super().changeform_view(request, object_id, form_url, extra_context)
+
+
+def _warn_if_publish_failed(request):
+    """Operators see at once when the public page is no longer being updated."""
+    for problem in publishing.problems():
+        messages.warning(request, f"The public status page is out of date: {problem}")
 
 
 # --- components ---------------------------------------------------------------------------------------------

@@ -157,7 +157,7 @@ class IncidentSerializer(serializers.ModelSerializer):
     affected = serializers.SerializerMethodField()
     updates = UpdateSerializer(many=True, read_only=True)
     available_transitions = serializers.SerializerMethodField()
-    environment = serializers.SlugRelatedField(slug_field="name", read_only=True)
+    environment = serializers.SlugRelatedField(slug_field="name", read_only=True, allow_null=True)
 
     class Meta:
         model = Incident
@@ -295,7 +295,7 @@ class IncidentPolicySerializer(serializers.ModelSerializer):
 class IncidentPolicyViewSet(mixins.ListModelMixin, mixins.CreateModelMixin, viewsets.GenericViewSet):
     """What a failed deployment or automatic rollback does per environment: POST upserts."""
 
-    queryset = IncidentPolicy.objects.select_related("environment")
+    queryset = IncidentPolicy.objects.select_related("environment").order_by("environment__position", "id")
     serializer_class = IncidentPolicySerializer
     permission_classes = OPERATOR
 

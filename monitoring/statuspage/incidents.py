@@ -10,6 +10,7 @@ from pmrelease import audit, errors
 from pmrelease.services import model_create, model_update
 
 from . import status as st
+from . import texts
 from .access import can_operate, require_operator
 from .components import apply_status, parse_id, resting_status
 from .models import (
@@ -80,6 +81,7 @@ def incident_create(*, name, body, by, impact=Impact.MINOR, components=None, pub
     ``publish=False`` makes a draft: nothing public changes until ``incident_publish``.
     """
     require_operator(by)
+    texts.require(name=name, body=body)
     if not (name or "").strip() or not (body or "").strip():
         raise errors.ValidationFailed("an incident needs a name and a first update",
                                       field_errors={k: ["This field is required."] for k, v in
@@ -147,6 +149,7 @@ def incident_transition(*, incident, name, by, body, component_statuses=None):
         raise errors.ValidationFailed(f"unknown transition '{name}'; one of {', '.join(INCIDENT_TRANSITIONS)}")
     if not (body or "").strip():
         raise errors.ValidationFailed("an update needs a message", field_errors={"body": ["This field is required."]})
+    texts.require(body=body)
     statuses = _normalise_statuses(component_statuses)
     with transaction.atomic():
         locked = _lock_incident(incident)
@@ -185,6 +188,7 @@ def incident_add_update(*, incident, body, by, component_statuses=None):
     require_operator(by)
     if not (body or "").strip():
         raise errors.ValidationFailed("an update needs a message", field_errors={"body": ["This field is required."]})
+    texts.require(body=body)
     statuses = _normalise_statuses(component_statuses)
     with transaction.atomic():
         locked = _lock_incident(incident)

@@ -11,6 +11,7 @@ from pmrelease import audit, errors
 from pmrelease.services import model_create, model_update
 
 from . import status as st
+from . import texts
 from .access import require_operator
 from .components import apply_status, resting_status
 from .models import ACTIVE_MAINTENANCE, Maintenance, MaintenanceStatus, MaintenanceUpdate
@@ -74,6 +75,7 @@ def maintenance_transition(*, maintenance, name, by, body=""):
     require_operator(by)
     if name not in MAINTENANCE_MESSAGES:
         raise errors.ValidationFailed(f"unknown transition '{name}'; one of {', '.join(MAINTENANCE_MESSAGES)}")
+    texts.require(body=body)
     body = (body or "").strip() or MAINTENANCE_MESSAGES[name]
     with transaction.atomic():
         locked = Maintenance.objects.select_for_update().get(pk=maintenance.pk)

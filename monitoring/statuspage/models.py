@@ -6,6 +6,7 @@ from django.utils import timezone
 from django_fsm import ConcurrentTransitionMixin, FSMField, transition
 
 from . import status as st
+from . import texts
 
 
 class ComponentStatus(models.TextChoices):
@@ -17,8 +18,8 @@ class ComponentStatus(models.TextChoices):
 
 
 class ComponentGroup(models.Model):
-    name = models.CharField(max_length=100, unique=True)
-    description = models.TextField(blank=True)
+    name = models.CharField(max_length=100, unique=True, validators=[texts.validate])
+    description = models.TextField(blank=True, validators=[texts.validate])
     position = models.PositiveSmallIntegerField(default=0)
     created_at = models.DateTimeField(default=timezone.now)
     updated_at = models.DateTimeField(auto_now=True)
@@ -31,8 +32,8 @@ class ComponentGroup(models.Model):
 
 
 class Component(models.Model):
-    name = models.CharField(max_length=100, unique=True)
-    description = models.TextField(blank=True)
+    name = models.CharField(max_length=100, unique=True, validators=[texts.validate])
+    description = models.TextField(blank=True, validators=[texts.validate])
     group = models.ForeignKey(ComponentGroup, null=True, blank=True, on_delete=models.PROTECT,
                               related_name="components")
     position = models.PositiveSmallIntegerField(default=0)
@@ -102,7 +103,7 @@ class IncidentQuerySet(models.QuerySet):
 
 
 class Incident(ConcurrentTransitionMixin, models.Model):
-    name = models.CharField(max_length=200)
+    name = models.CharField(max_length=200, validators=[texts.validate])
     status = FSMField(default=IncidentStatus.INVESTIGATING, choices=IncidentStatus.choices, protected=True)
     impact = models.CharField(max_length=10, choices=Impact.choices, default=Impact.MINOR)
     components = models.ManyToManyField(Component, through="AffectedComponent", blank=True,
@@ -113,7 +114,7 @@ class Incident(ConcurrentTransitionMixin, models.Model):
     identified_at = models.DateTimeField(null=True, blank=True, editable=False)
     monitoring_at = models.DateTimeField(null=True, blank=True, editable=False)
     resolved_at = models.DateTimeField(null=True, blank=True, editable=False)
-    postmortem = models.TextField(blank=True)
+    postmortem = models.TextField(blank=True, validators=[texts.validate])
     postmortem_published_at = models.DateTimeField(null=True, blank=True, editable=False)
     environment = models.ForeignKey("releases.Environment", null=True, blank=True, on_delete=models.SET_NULL,
                                     related_name="status_incidents",
@@ -178,7 +179,7 @@ class Update(models.Model):
     """A public update: body, time and the component status changes it made."""
 
     status = models.CharField(max_length=20)
-    body = models.TextField()
+    body = models.TextField(validators=[texts.validate])
     affected_components = models.JSONField(
         default=list, blank=True, help_text='[{"code", "name", "old_status", "new_status"}]')
     created_at = models.DateTimeField(default=timezone.now)
@@ -213,9 +214,9 @@ ACTIVE_MAINTENANCE = [MaintenanceStatus.IN_PROGRESS, MaintenanceStatus.VERIFYING
 
 
 class Maintenance(ConcurrentTransitionMixin, models.Model):
-    name = models.CharField(max_length=200)
+    name = models.CharField(max_length=200, validators=[texts.validate])
     status = FSMField(default=MaintenanceStatus.SCHEDULED, choices=MaintenanceStatus.choices, protected=True)
-    body = models.TextField(help_text="What will happen and what users will notice.")
+    body = models.TextField(help_text="What will happen and what users will notice.", validators=[texts.validate])
     components = models.ManyToManyField(Component, blank=True, related_name="maintenances")
     scheduled_for = models.DateTimeField()
     scheduled_until = models.DateTimeField()

@@ -10,11 +10,17 @@ web workers and Celery all stopped.
 Each file is written to a temporary file in its own directory and moved into place with ``os.replace``
 (atomic on POSIX): a reader sees the old file or the new one, never half of one. Files whose bytes did not
 change are left alone (their mtime, and so HTTP validators, stay stable).
+
+One bad text never stops the site: texts are published through ``texts.clean`` (a character XML or UTF-8
+cannot carry becomes U+FFFD, and the publish says how many it escaped). How the last publish went is kept in
+``<publish dir>/.publish-status.json`` (``last_status``), outside the served tree: /readyz reports a failed
+publish as "degraded", the status page admin warns, and /metrics exports it.
 """
 import datetime as dt
 import gzip
 import hashlib
 import json
+import logging
 import os
 import tempfile
 import zoneinfo
@@ -24,9 +30,12 @@ from django.conf import settings
 from django.contrib.staticfiles import finders
 from django.template.loader import render_to_string
 from feedgen.feed import FeedGenerator
+from prometheus_client.core import GaugeMetricFamily
 
-from . import documents, selectors, uptime
+from . import documents, selectors, texts, uptime
 from . import status as st
+
+log = logging.getLogger(__name__)
 
 HISTORY_DAYS_PER_PAGE = 14
 COMPRESSIBLE = (".html", ".json", ".atom", ".css", ".js")
@@ -277,11 +286,22 @@ def publish_site(now=None):
     lock_dir.mkdir(parents=True, exist_ok=True)
     with open(lock_dir / ".publish.lock", "w") as lock:
         fcntl.flock(lock, fcntl.LOCK_EX)
-        return _publish(now)
+        try:
+            changed, escaped = _publish(now)
+        except Exception as exc:
+            log.error("status page publish failed: %r", exc)
+            _record(ok=False, error=f"{exc.__class__.__name__}: {exc}")
+            raise
+        if escaped:
+            log.warning("status page: %d stored texts had characters that cannot be published, escaped: %s",
+                        len(escaped), escaped[:10])
+        _record(ok=True, escaped=escaped)
+        return changed
 
 
 def _publish(now):
     snapshot = selectors.snapshot(now)
+    escaped = clean_snapshot(snapshot)
     files = with_gzip(render_site(snapshot))
     root = site_root()
     changed = 0
@@ -291,7 +311,95 @@ def _publish(now):
     for rel in order:
         changed += write_atomic(root / rel, files[rel])
     _prune(root, files)
-    return changed
+    return changed, escaped
+
+
+# --- what may be published -----------------------------------------------------------------------------------
+_TEXT_FIELDS = {"groups": ("name", "description"), "components": ("name", "description"),
+                "incidents": ("name", "postmortem"), "maintenances": ("name", "body")}
+
+
+def clean_snapshot(snapshot):
+    """Make every public text of the snapshot publishable (in memory: nothing is saved); returns the
+    [(what, id, field)] of the texts that had to be escaped."""
+    escaped = []
+
+    def fix(obj, name, label):
+        value = getattr(obj, name, None)
+        cleaned = texts.clean(value)
+        if cleaned != value:
+            setattr(obj, name, cleaned)
+            escaped.append((label, obj.pk, name))
+
+    for kind, names in _TEXT_FIELDS.items():
+        for obj in getattr(snapshot, kind):
+            for name in names:
+                fix(obj, name, kind[:-1])
+            if kind in ("incidents", "maintenances"):
+                for update in obj.updates.all():
+                    fix(update, "body", f"{kind[:-1]} update")
+                    update.affected_components = [
+                        {k: texts.clean(v) for k, v in change.items()} if isinstance(change, dict) else change
+                        for change in (update.affected_components or [])]
+    return escaped
+
+
+# --- how the last publish went ---------------------------------------------------------------------------------
+def _status_path():
+    return publish_dir() / ".publish-status.json"
+
+
+def last_status():
+    """{"ok", "at", "error", "escaped", "last_success", "consecutive_failures"} of the last publish, or None."""
+    try:
+        return json.loads(_status_path().read_text())
+    except (OSError, ValueError):
+        return None
+
+
+def _record(*, ok, error="", escaped=()):
+    previous = last_status() or {}
+    now = dt.datetime.now(dt.UTC).isoformat(timespec="seconds")
+    status = {"ok": ok, "at": now, "error": error[:500], "escaped": [list(e) for e in escaped][:50],
+              "escaped_count": len(escaped),
+              "last_success": now if ok else previous.get("last_success"),
+              "consecutive_failures": 0 if ok else previous.get("consecutive_failures", 0) + 1}
+    try:
+        write_atomic(_status_path(), json.dumps(status, indent=1).encode())
+    except OSError as exc:
+        log.warning("status page: could not record the publish status: %r", exc)
+
+
+class PublishCollector:
+    """/metrics: whether the last publish of the status page succeeded, when one last did, how many failed in
+    a row since, and how many stored texts it had to escape."""
+
+    NAMES = (("pmrelease_status_publish_ok", "1 when the last status page publish succeeded"),
+             ("pmrelease_status_publish_last_success_timestamp_seconds", "When a status page publish last succeeded"),
+             ("pmrelease_status_publish_consecutive_failures", "Status page publishes failed since the last success"),
+             ("pmrelease_status_publish_escaped_texts", "Stored public texts the last publish had to escape"))
+
+    def describe(self):
+        return [GaugeMetricFamily(name, text) for name, text in self.NAMES]
+
+    def collect(self):
+        status = last_status()
+        if status is None:
+            return
+        last = status.get("last_success")
+        values = [1 if status.get("ok") else 0, dt.datetime.fromisoformat(last).timestamp() if last else 0,
+                  status.get("consecutive_failures", 0), status.get("escaped_count", 0)]
+        for (name, text), value in zip(self.NAMES, values, strict=True):
+            yield GaugeMetricFamily(name, text, value=value)
+
+
+def problems():
+    """Why the public page may be out of date (empty: it is not): for /readyz's "degraded"."""
+    status = last_status()
+    if status is None or status.get("ok"):
+        return []
+    return [f"status page publish failed at {status['at']} ({status['consecutive_failures']} in a row, last "
+            f"success {status.get('last_success') or 'never'}): {status['error']}"]
 
 
 def _prune(root, files):

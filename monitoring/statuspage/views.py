@@ -108,6 +108,8 @@ def published(request, path=""):
         except (db.Error, OSError) as exc:  # database down, or publish directory unwritable: 503 below
             log.warning("status page: nothing published yet, and publishing now failed: %r", exc)
         stat = _stat(candidate)
+        if stat is None and os.path.exists(os.path.join(str(publishing.site_root()), "index.html")):
+            raise Http404("not published")  # the site is there now; this file is not part of it
         if stat is None:
             response = HttpResponse("The status page has not been published yet.", status=503,
                                     content_type="text/plain; charset=utf-8")

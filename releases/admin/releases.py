@@ -294,12 +294,16 @@ class ReleaseAdmin(ServiceAdminMixin, AuditHistoryMixin, admin.ModelAdmin):
         release = self.get_object(request, object_id)
         extra_context = extra_context or {}
         if release is not None:
+            visible = set(access.visible_environments(request.user).values_list("pk", flat=True))
             extra_context |= {
                 "release_actions": [button(name) for name in selectors.available_actions(release, request.user)],
                 "approval_blockers": selectors.approval_blockers(release),
-                "running_in": selectors.locations(release),
+                # links only to the deployments this user may open (the others' pages would be a 403)
+                "running_in": [(env, since, deployment if env.pk in visible else None)
+                               for env, since, deployment in selectors.locations(release)],
                 "approval_reason": selectors.approval_eligibility(release, request.user)[1],
-                "release_deployments": release.deployments.select_related("environment").order_by("-id"),
+                "release_deployments": release.deployments.filter(environment__in=visible)
+                .select_related("environment").order_by("-id"),
                 "deploy_options": self._deploy_options(release, request.user),
                 "strategies": DeploymentStrategy.choices,
             }

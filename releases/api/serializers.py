@@ -285,8 +285,9 @@ class GateResultSerializer(serializers.ModelSerializer):
     gate = serializers.CharField(source="gate.slug", read_only=True)
     gate_name = serializers.CharField(source="gate.name", read_only=True)
     on_failure = serializers.CharField(source="gate.on_failure", read_only=True)
-    reported_by = serializers.CharField(source="reported_by.username", read_only=True, default=None)
-    overridden_by = serializers.CharField(source="overridden_by.username", read_only=True, default=None)
+    reported_by = serializers.CharField(source="reported_by.username", read_only=True, default=None, allow_null=True)
+    overridden_by = serializers.CharField(source="overridden_by.username", read_only=True, default=None,
+                                          allow_null=True)
 
     class Meta:
         model = GateResult

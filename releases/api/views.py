@@ -5,10 +5,10 @@ from drf_spectacular.utils import OpenApiParameter, OpenApiTypes, extend_schema,
 from rest_framework import mixins, serializers, status, viewsets
 from rest_framework.decorators import action
 from rest_framework.pagination import CursorPagination
-from rest_framework.parsers import FormParser, JSONParser, MultiPartParser
+from rest_framework.parsers import JSONParser
 from rest_framework.response import Response
 
-from pmrelease import errors
+from pmrelease import errors, parsers
 from pmrelease.api import history_action, transition_action
 
 from .. import access, environments, selectors, services
@@ -132,7 +132,7 @@ class ReleaseViewSet(viewsets.ModelViewSet):
                          "version": services.propose_version(release_type)})
 
     @extend_schema(responses=ReleaseSerializer(many=True), summary="Planned releases awaiting my approval")
-    @action(detail=False, methods=["get"], url_path="awaiting-my-approval")
+    @action(detail=False, methods=["get"], url_path="awaiting-my-approval", pagination_class=None)
     def awaiting_my_approval(self, request):
         releases = selectors.awaiting_approval(request.user)
         return Response(self.get_serializer(releases, many=True).data)
@@ -202,7 +202,7 @@ class DeploymentViewSet(mixins.CreateModelMixin, mixins.ListModelMixin, mixins.R
                             "application/xml": OpenApiTypes.BINARY},
                    responses={201: GateResultSerializer}, summary="Report a testing-gate result (JSON or JUnit XML)")
     @action(detail=True, methods=["post"], url_path=r"gates/(?P<gate_ref>[-\w]+)/results",
-            parser_classes=[JSONParser, MultiPartParser, FormParser, JUnitBodyParser])
+            parser_classes=[parsers.JSONParser, parsers.MultiPartParser, parsers.FormParser, JUnitBodyParser])
     def gate_results(self, request, pk=None, gate_ref=None):
         dep = self.get_object()
         gate = gates.find_gate(dep, gate_ref)

@@ -50,7 +50,8 @@ def test_verify_chain__untouched__ok():
     for i in range(5):
         audit.record(action="test.action", object_type="x", object_id=str(i), before={"a": i}, after={"a": i + 1},
                      reason=f"r{i}")
-    assert audit.verify_chain() == (True, None, 5)
+    report = audit.verify()
+    assert report.ok and report.checked == 5 and report.breaks == []
 
 
 def test_verify_chain__forged_row_inserted__detected():
@@ -59,13 +60,14 @@ def test_verify_chain__forged_row_inserted__detected():
     with connection.cursor() as cursor:  # a forger with database access appends a row without the chain
         cursor.execute(
             "INSERT INTO pmrelease_auditevent (created_at, actor_username, action, object_type, object_id, "
-            "object_repr, reason, request_id, prev_hash, hash) VALUES (%s, 'mallory', 'release.approve', "
-            "'releases.release', '9', '', '', '', %s, %s)",
+            "object_repr, reason, request_id, prev_hash, hash, scheme) VALUES (%s, 'mallory', 'release.approve', "
+            "'releases.release', '9', '', '', '', %s, %s, 2)",
             [good.created_at, good.hash, "f" * 64])
     audit.record(action="test.action", object_type="x", object_id="3")
-    ok, bad_id, checked = audit.verify_chain()
-    assert not ok and checked == 2
-    assert AuditEvent.objects.get(pk=bad_id).actor_username == "mallory"
+    report = audit.verify()
+    assert not report.ok and report.checked == 4
+    forged = AuditEvent.objects.get(actor_username="mallory")
+    assert [b.event_id for b in report.breaks] == [forged.pk]
 
 
 def test_audit__every_release_action__recorded_with_actor_and_reason(users, envs):
@@ -89,7 +91,7 @@ def test_audit__every_release_action__recorded_with_actor_and_reason(users, envs
     ]
     transition = AuditEvent.objects.get(action="release.complete")
     assert transition.before == {"status": "deploying"} and transition.after == {"status": "deployed"}
-    assert audit.verify_chain()[0]
+    assert audit.verify().ok
 
 
 def test_audit__failed_operation__leaves_no_row(users, envs):

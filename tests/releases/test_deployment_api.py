@@ -64,6 +64,14 @@ def test_gate_result__json_counts__stored(api, users, envs, sim_targets, seed_ga
     assert response.json()["status"] == "passed" and response.json()["tests"] == 120
 
 
+def test_gate_result__json_nested_990_deep__400(api, users, envs, sim_targets, seed_gates, approved_release):
+    """The gate-result action lists its own parsers: the depth-bounded JSON parser among them."""
+    dep_id = create(api, users["ops"], approved_release()).json()["id"]
+    response = api(users["dev"]).post(f"/api/v1/deployments/{dep_id}/gates/unit-tests/results/",
+                                      "[" * 990 + "]" * 990, content_type="application/json")
+    assert response.status_code == 400 and "deeper than 64" in response.json()["detail"], response.content
+
+
 def test_gate_result__junit_upload_with_failures__counted(api, users, envs, sim_targets, seed_gates,
                                                           approved_release):
     dep_id = create(api, users["ops"], approved_release()).json()["id"]

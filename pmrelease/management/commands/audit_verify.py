@@ -1,14 +1,22 @@
-"""Check the audit trail's hash chain; exit 1 when it is broken."""
+"""Check the audit trail: every row's hash and link, the checkpoint file, the trail against the newest
+checkpoint. Prints every break with its row; exit status 1 when there is one."""
 from django.core.management.base import BaseCommand, CommandError
 
 from pmrelease import audit
 
 
 class Command(BaseCommand):
-    help = "Verify the audit trail's hash chain."
+    help = "Verify the audit trail's keyed hash chain against its newest checkpoint; report every break."
+
+    def add_arguments(self, parser):
+        parser.add_argument("--checkpoints", help="the checkpoint file (default: AUDIT_CHECKPOINT_PATH)")
 
     def handle(self, *args, **options):
-        ok, bad_id, checked = audit.verify_chain()
-        if not ok:
-            raise CommandError(f"audit chain broken at event {bad_id} (after {checked} intact events)")
-        self.stdout.write(self.style.SUCCESS(f"audit chain intact: {checked} events"))
+        report = audit.verify(options.get("checkpoints"))
+        checkpoint = f"; newest {report.checkpoint}" if report.checkpoint else "; no checkpoint yet"
+        if not report.ok:
+            for problem in report.breaks:
+                self.stderr.write(f"BROKEN {problem}")
+            raise CommandError(f"audit chain broken: {len(report.breaks)} break(s) in {report.checked} "
+                               f"events{checkpoint}")
+        self.stdout.write(self.style.SUCCESS(f"audit chain intact: {report.checked} events{checkpoint}"))

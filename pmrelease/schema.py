@@ -1,0 +1,50 @@
+"""OpenAPI schema post-processing (drf-spectacular ``POSTPROCESSING_HOOKS``): the error answers every
+operation can give, documented once, so that clients (and schemathesis) know them.
+
+- 400: the input is wrong (a body, or query parameters such as filters and pages), with what is wrong;
+- 401 / 403: not authenticated / not allowed (operations that need authentication);
+- 404: unknown or invisible object, unknown page;
+- 409: the object's state does not allow it (writes).
+"""
+ERROR = {
+    "type": "object",
+    "description": 'What is wrong: {"detail": …, "code": …} or, for invalid input, field names with their '
+                   "messages.",
+    "properties": {"detail": {"type": "string"}, "code": {"type": "string"}},
+    "additionalProperties": True,
+}
+DESCRIPTIONS = {
+    "400": "Invalid input: what is wrong, by field.",
+    "401": "Not authenticated.",
+    "403": "Not allowed.",
+    "404": "Not found (or not visible to you), or no such page.",
+    "409": "Not allowed in the object's current state.",
+}
+WRITES = {"post", "put", "patch", "delete"}
+
+
+def _codes(method, operation):
+    codes = ["404"]
+    if operation.get("requestBody") or operation.get("parameters"):
+        codes.append("400")
+    if operation.get("security") != [] and operation.get("security") != [{}]:
+        codes += ["401", "403"]
+    if method in WRITES:
+        codes += ["400", "409"]
+    return codes
+
+
+def document_errors(result, generator, request, public):
+    schemas = result.setdefault("components", {}).setdefault("schemas", {})
+    schemas.setdefault("Error", ERROR)
+    for path_item in result.get("paths", {}).values():
+        for method, operation in path_item.items():
+            if method not in {"get", "post", "put", "patch", "delete", "head", "options"}:
+                continue
+            responses = operation.setdefault("responses", {})
+            for code in _codes(method, operation):
+                responses.setdefault(code, {
+                    "description": DESCRIPTIONS[code],
+                    "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Error"}}},
+                })
+    return result
