@@ -4,7 +4,7 @@ from . import services
 from .models import FeatureFlag, FlagType, GradualRollout, RolloutKind, Segment
 
 
-def seed(*, envs, users, stdout):
+def seed(*, envs, users, stdout, **_):
     if FeatureFlag.objects.filter(key="new-checkout").exists():
         stdout.write("flags: demo flags already present")
         return

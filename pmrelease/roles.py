@@ -40,17 +40,25 @@ class Capability:
     CONFIGURE = _Capability(AccessLevel.ADMIN, "edit the environment's specification and access")
 
 
+# Every role requests changes and sees the change schedule (the services check environment access and the
+# approval policy; windows and freezes are edited with administrative access to the environment).
+_CHANGES = ["changes.view_changerequest", "changes.add_changerequest", "changes.change_changerequest",
+            "changes.view_changewindow", "changes.view_changefreeze", "changes.view_changetemplate",
+            "changes.view_approvalrule", "changes.view_environmentchangepolicy"]
+_CHANGE_SCHEDULE = [f"changes.{action}_{model}" for model in ("changewindow", "changefreeze")
+                    for action in ("add", "change", "delete")]
+
 # Model permissions each role group holds (app_label.codename), on top of its environment access.
 ROLE_MODEL_PERMISSIONS = {
-    Role.DEVELOPERS: [
+    Role.DEVELOPERS: [*_CHANGES,
         "releases.view_environment", "releases.view_release", "releases.add_release", "releases.change_release",
     ],
-    Role.QA: ["releases.view_environment", "releases.view_release", "releases.change_release"],
-    Role.PRODUCT: [
+    Role.QA: [*_CHANGES, "releases.view_environment", "releases.view_release", "releases.change_release"],
+    Role.PRODUCT: [*_CHANGES,
         "releases.view_environment", "releases.view_release", "releases.add_release", "releases.change_release",
     ],
-    Role.SUPPORT: ["releases.view_environment", "releases.view_release"],
-    Role.OPERATIONS: [
+    Role.SUPPORT: [*_CHANGES, "releases.view_environment", "releases.view_release"],
+    Role.OPERATIONS: [*_CHANGES, *_CHANGE_SCHEDULE,
         "releases.view_environment", "releases.change_environment", "releases.view_release",
         "releases.add_release", "releases.change_release", "pmrelease.view_auditevent",
         # the status page is run by operations
@@ -58,10 +66,10 @@ ROLE_MODEL_PERMISSIONS = {
                                                         "incidentpolicy", "subscriber")
           for action in ("view", "add", "change")),
     ],
-    Role.SECURITY: [
+    Role.SECURITY: [*_CHANGES,
         "releases.view_environment", "releases.view_release", "pmrelease.view_auditevent",
     ],
-    Role.APPROVERS: [  # release managers: plan and approve
+    Role.APPROVERS: [*_CHANGES,  # release managers: plan and approve
         "releases.view_environment", "releases.view_release", "releases.add_release", "releases.change_release",
         "pmrelease.view_auditevent",
     ],

@@ -170,6 +170,8 @@ SPECTACULAR_SETTINGS = {
     "ENUM_NAME_OVERRIDES": {
         "RiskLevelEnum": "releases.models.Level",
         "LikelihoodEnum": "releases.models.Likelihood",
+        "ChangeTypeEnum": "changes.models.ChangeType",
+        "ChangeStatusEnum": "changes.models.ChangeStatus",
     },
 }
 
@@ -209,7 +211,7 @@ CELERY_BEAT_SCHEDULE = {
 }
 
 # Each app keeps its periodic tasks in <app>/beat.py (plain dicts, no Django import).
-for _app in ("releases", "flags", "monitoring"):
+for _app in ("releases", "changes", "flags", "monitoring"):
     CELERY_BEAT_SCHEDULE.update(importlib.import_module(f"{_app}.beat").SCHEDULE)
 
 # --- the apps' own settings, each from the environment with its default ---------------------------------------

@@ -24,6 +24,7 @@ urlpatterns = [
     path("api/v1/auth/token/", ObtainTokenView.as_view(), name="api-token"),
     path("api/schema/", SpectacularAPIView.as_view(), name="schema"),
     path("api/docs/", SpectacularSwaggerView.as_view(url_name="schema"), name="api-docs"),
+    path("", include("changes.urls")),
     path("", include("flags.urls")),
     path("", include("monitoring.urls")),
     path("healthz", views.healthz, name="healthz"),

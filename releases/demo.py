@@ -63,6 +63,7 @@ USERS = [  # username, first name, role groups, is_superuser
     ("security", "Sid Security", ["security"], False),
     ("approver", "Avery Approver", ["approvers"], False),
     ("approver2", "Blake Approver", ["approvers"], False),
+    ("ops2", "Otto Operations", ["operations"], False),
 ]
 
 
@@ -159,10 +160,10 @@ def seed(*, stdout):
         ensure_default_triggers(env)
     _deployment_config(envs)
     users = _users(groups)
-    created = _releases(envs, users)
-    stdout.write(f"Releases: {len(envs)} environments, {len(users)} users, {created} new releases. Log in as "
-                 f"admin, ops, approver, dev, qa, … with password '{DEMO_PASSWORD}'.")
-    return {"envs": envs, "users": users}
+    history = _releases(envs, users)
+    stdout.write(f"Releases: {len(envs)} environments, {len(users)} users, {len(history)} releases to deploy. Log "
+                 f"in as admin, ops, approver, dev, qa, … with password '{DEMO_PASSWORD}'.")
+    return {"envs": envs, "users": users, "release_history": history}
 
 
 def _environments():
@@ -210,46 +211,57 @@ def _users(groups):
 
 
 def _releases(envs, users):
-    created = 0
+    """Plan and approve the demo releases (new ones only). Returns their deployment histories, for
+    ``deploy_history`` — which the changes app's demo runs, since production needs approved changes."""
+    history = []
     targets = [envs["development"], envs["staging"], envs["production"], envs["dr"]]
-    for version, rtype, title, changes, final, days, history in RELEASES:
+    for version, rtype, title, changes, final, days, deployments in RELEASES:
         if Release.objects.filter(version=version).exists():
             continue
         when = timezone.now() + dt.timedelta(days=days)
-        # Past releases are planned, approved and deployed by the real services and engine with the clock
-        # set to their own dates, so the history (and the cadence calendar) has a real shape.
+        # Past releases are planned and approved with the clock set to their own dates, so the history (and the
+        # cadence calendar) has a real shape.
         past = days < 0
-        clock = time_machine.travel(when - dt.timedelta(days=len(history) + 1), tick=True) if past else nullcontext()
+        clock = time_machine.travel(when - dt.timedelta(days=len(deployments) + 1), tick=True) if past else nullcontext()
         with clock:
-            created += _release(envs, users, targets, version, rtype, title, changes, final, when, history)
-    return created
+            release = _release(users, targets, version, rtype, title, changes, final, when, deployments)
+        if deployments and final == "approved":
+            history.append((release, when, deployments))
+    return history
 
 
-def _release(envs, users, targets, version, rtype, title, changes, final, when, history):
-    """Plan, approve and deploy one demo release through the services and the engine."""
+def _release(users, targets, version, rtype, title, changes, final, when, deployments):
+    """Plan and approve one demo release through the services."""
     plan = _plan(prerequisites_done=final != "planned_blocked")
     plan["note_items"] = [{"kind": k, "summary": s, "position": i} for i, (k, s) in enumerate(changes)]
     release = services.release_create(
         by=users["ops"], plan=plan,
         data={"version": version, "type": rtype, "title": title,
-              "environments": targets if any(h[0] == "dr" for h in history) else targets[:3],
+              "environments": targets if any(h[0] == "dr" for h in deployments) else targets[:3],
               "description": f"{title}: see the release notes.", "scheduled_for": when,
               "scheduled_until": when + dt.timedelta(hours=2),
               "quorum": 2 if final == "planned" else 1},
     )
     if final == "planned":
         services.release_approve(release=release, by=users["approver"], comment="Looks good to me")
-    if final != "approved":
-        return 1
-    services.release_approve(release=release, by=users["approver"], comment="Plan reviewed, go ahead")
-    for index, (env_name, strategy, params, failing_gates) in enumerate(history):
-        # one environment a day, production on the release's date (only past releases have a history)
-        at = when - dt.timedelta(days=len(history) - 1 - index)
+    if final == "approved":
+        services.release_approve(release=release, by=users["approver"], comment="Plan reviewed, go ahead")
+    return release
+
+
+def deploy_history(item, envs, users, *, before_deploy=None):
+    """Deploy one demo release through the real engine at its own dates: one environment a day, production on
+    the release's date. ``before_deploy(release, environment, at)`` runs first (the changes app's demo records
+    the change an environment requires)."""
+    release, when, deployments = item
+    for index, (env_name, strategy, params, failing_gates) in enumerate(deployments):
+        at = when - dt.timedelta(days=len(deployments) - 1 - index)
         with time_machine.travel(at, tick=True):
+            if before_deploy is not None:
+                before_deploy(release, envs[env_name], at)
             _deploy(release, envs[env_name], users, strategy, params, failing_gates)
         if Release.objects.get(pk=release.pk).status in ("rolled_back", "failed"):
             break
-    return 1
 
 
 def _deploy(release, env, users, strategy, params, failing_gates):

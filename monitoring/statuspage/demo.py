@@ -208,7 +208,7 @@ def _seed_page(now, envs):
             IncidentPolicy.objects.get_or_create(environment=env, defaults={"policy": Policy.NONE})
 
 
-def seed(*, envs, users, stdout):
+def seed(*, envs, users, stdout, **_):
     """Create the demo status page once; publish the static site every time."""
     if not Component.objects.exists():
         _seed_page(timezone.now(), envs or {})

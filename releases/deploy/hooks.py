@@ -5,3 +5,8 @@ from pmrelease.registry import Hook
 # Called as set_flag_rollout(environment=..., key=..., percentage=..., reason=...); raises a DomainError
 # saying why when it cannot.
 set_flag_rollout = Hook("set_flag_rollout", "the flags app ramps a flag for the feature-flag strategy")
+
+# changes: may ``release`` deploy to ``environment`` now? deployment_gate(release=..., environment=...) ->
+# (refusals, change): refusals empty when it may (an environment that requires no change always may).
+# A rollback never asks.
+deployment_gate = Hook("deployment_gate", "the changes app gates deployments to environments that require a change")

@@ -8,7 +8,7 @@ from django_fsm import can_proceed
 from pmrelease import audit, errors
 from pmrelease.roles import Capability
 
-from .. import access
+from .. import access, signals
 from ..models import (
     ACTIVE_DEPLOYMENT_STATES,
     ConcurrencyPolicy,
@@ -25,7 +25,7 @@ from ..models import (
     StepPhase,
     StepStatus,
 )
-from . import engine, gates, junit, promotion, strategies, triggers
+from . import engine, gates, hooks, junit, promotion, strategies, triggers
 
 DEPLOYABLE = (ReleaseStatus.APPROVED, ReleaseStatus.DEPLOYING, ReleaseStatus.DEPLOYED)
 
@@ -87,6 +87,7 @@ def deployment_create(*, release, environment, by, strategy=None, parameters=Non
             raise errors.TransitionNotAllowed(f"release {locked.version} is {locked.status}: only approved "
                                               f"(or deploying/deployed) releases can be deployed{hint}")
         refusals = promotion_refusals(locked, environment)
+        refusals += hooks.deployment_gate(release=locked, environment=environment)[0]
         if refusals:
             raise errors.TransitionNotAllowed(f"{locked.version} may not go to {environment.name} yet",
                                               reasons=refusals)
@@ -122,6 +123,7 @@ def _start(dep, *, by, dispatch):
         release.save()
     dep.start(by=by, reason="started")
     dep.save()
+    signals.deployment_started.send(sender=Deployment, deployment=dep)
     engine.dispatch_advance(dep.pk, dispatch=dispatch)
 
 
@@ -136,6 +138,7 @@ def start_next_queued(environment_id, *, dispatch=True):
         if dep is None:
             return None
         refusals = promotion_refusals(dep.release, dep.environment)
+        refusals += hooks.deployment_gate(release=dep.release, environment=dep.environment)[0]
         if dep.release.status not in DEPLOYABLE or refusals:
             why = "; ".join(refusals) or f"release is {dep.release.status}"
             dep.cancel(reason=f"no longer allowed when its turn came: {why}")

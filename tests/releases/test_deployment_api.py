@@ -26,10 +26,13 @@ def test_create__ops__201_with_planned_steps(api, users, envs, sim_targets, appr
     assert body["progress"] == {"done": 0, "total": len(body["steps"]), "percent": 0}
 
 
-def test_create__promotion_rule__409_with_reasons(api, users, envs, sim_targets, approved_release):
+def test_create__promotion_rule_and_no_change__409_with_every_reason(api, users, envs, sim_targets, approved_release):
     response = create(api, users["ops"], approved_release(), env="production")
     assert response.status_code == 409
-    assert response.json()["reasons"] == ["production needs a successful deployment to staging first (promotion path)"]
+    assert response.json()["reasons"] == [
+        "production needs a successful deployment to staging first (promotion path)",
+        "production requires an approved change covering release 0.1.0: create one (or an emergency change) and "
+        "link the release"]
 
 
 def test_create__developer_to_staging__403(api, users, envs, sim_targets, approved_release):

@@ -16,12 +16,18 @@ from releases.models import (
     HealthCheck,
     Release,
 )
+from tests.factories import covering_change
 
 pytestmark = pytest.mark.django_db
 
 
 def deploy(release, env, users, **kw):
+    """Start a deployment; where the environment requires a change (production, dr), one covers it."""
+    from changes import services as changes
+
     kw.setdefault("strategy", "rolling-update")
+    if changes.requires_change(env) and not changes.covering_changes(release, env).exists():
+        covering_change(release, env, by=users["planner"], approver=users["approver2"])
     return deployments.deployment_create(release=release, environment=env, by=users["ops"], dispatch=False, **kw)
 
 

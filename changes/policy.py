@@ -1,0 +1,80 @@
+"""Who must approve a change request (the approval rules, as data) and who may (separation of duties)."""
+from pmrelease.approvals import Policy, Requirement, round_votes, tally
+from pmrelease.roles import Role, user_roles
+
+from . import risk
+from .models import ApprovalRule, ChangeClass
+
+
+def _rule_matches(rule, change, envs):
+    wanted_class = rule.change_class or ChangeClass.NORMAL
+    if change.change_class != wanted_class:
+        return False
+    if rule.change_type and rule.change_type != change.type:
+        return False
+    if risk.rank(effective_risk(change)) < risk.rank(rule.min_risk):
+        return False
+    if rule.environment_id and rule.environment_id not in {e.pk for e in envs}:
+        return False
+    if rule.production_only and not any(e.is_production for e in envs):
+        return False
+    return True
+
+
+def effective_risk(change):
+    return risk.effective(change.risk, change.risk_override)
+
+
+class ChangePolicy(Policy):
+    def rules(self, change):
+        if change.change_class == ChangeClass.STANDARD:
+            return []
+        envs = list(change.environments.all())
+        return [r for r in ApprovalRule.objects.filter(active=True).select_related("role") if _rule_matches(r, change, envs)]
+
+    def requirement(self, change):
+        """Per role, the largest quorum a matching rule asks; with no matching rule, one release manager."""
+        per_role = {}
+        for rule in self.rules(change):
+            per_role[rule.role.name] = max(per_role.get(rule.role.name, 0), rule.quorum)
+        if not per_role and change.change_class != ChangeClass.STANDARD:
+            per_role = {Role.OPERATIONS.value if change.is_emergency else Role.APPROVERS.value: 1}
+        return Requirement(quorum=max([1, *per_role.values()]) if per_role else 0, per_role=per_role)
+
+    def eligibility(self, change, user, *, for_vote=True):
+        """The policy names who decides: a role a matching rule names suffices, without access to the
+        environments (product approves production changes it cannot operate)."""
+        if not getattr(user, "is_authenticated", False):
+            return False, "log in to decide on changes"
+        if change.requested_by_id == user.pk:
+            return False, "the requester of a change cannot approve or reject it (separation of duties)"
+        if change.implementer_id == user.pk:
+            return False, "the implementer of a change cannot approve or reject it (separation of duties)"
+        needed = set(self.requirement(change).per_role)
+        if not user.is_superuser and not needed & user_roles(user):
+            return False, (f"{user.username} holds none of the roles this change needs "
+                           f"({', '.join(sorted(needed)) or 'none'})")
+        if for_vote and change.approvals.filter(round=change.approval_round, approver=user).exists():
+            return False, f"{user.username} has already decided on this change in this round"
+        return True, ""
+
+    def roles_of(self, user):
+        roles = set(user_roles(user))
+        if getattr(user, "is_superuser", False):
+            roles |= {r.value for r in Role}
+        return roles
+
+    def progress(self, change):
+        """[(role, needed, approved this round)] for each role the policy names."""
+        approvers = [a for a, decision in round_votes(change, change.approvals) if decision == "approved"]
+        return [(role, needed, sum(1 for a in approvers if role in self.roles_of(a)))
+                for role, needed in sorted(self.requirement(change).per_role.items())]
+
+    def missing_roles(self, change):
+        return [role for role, needed, have in self.progress(change) if have < needed]
+
+    def tally(self, change):
+        return tally(round_votes(change, change.approvals), self.requirement(change), self.roles_of)
+
+
+POLICY = ChangePolicy()
