@@ -175,7 +175,8 @@ class ChangeRequestAdmin(ServiceAdminMixin, AuditHistoryMixin, admin.ModelAdmin)
         if change is not None:
             refusals, warnings = services.schedule_problems(change) if change.planned_start else ([], [])
             extra_context |= {
-                "actions": selectors.available_actions(change, request.user),
+                "actions": (actions := selectors.available_actions(change, request.user)),
+                "can_decide": any(a.name == "approve" for a in actions),
                 "decision_reason": POLICY.eligibility(change, request.user)[1],
                 "requirement": POLICY.progress(change),
                 "missing": POLICY.tally(change).missing,
@@ -278,7 +279,7 @@ class ChangeRequestAdmin(ServiceAdminMixin, AuditHistoryMixin, admin.ModelAdmin)
         except ValueError:
             anchor = today
         context = {"view": view, "today": today, "environments": access.visible_environments(request.user),
-                   "chosen": chosen or ""}
+                   "chosen": chosen or "", "zone": timezone.get_current_timezone_name()}
         if view == "week":
             monday = anchor - dt.timedelta(days=anchor.weekday())
             context |= {"days": selectors.week_calendar(monday, envs), "anchor": monday,

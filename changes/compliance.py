@@ -9,7 +9,7 @@ import io
 from dataclasses import dataclass, field
 
 from django.contrib.contenttypes.models import ContentType
-from django.db.models import Q
+from django.db.models import F, Q
 
 from pmrelease import audit
 from pmrelease.approvals import Decision
@@ -69,7 +69,7 @@ def build(since, until):
     changes = list(ChangeRequest.objects.filter(_in_period(since, until), environments__in=gated_ids).distinct()
                    .select_related("requested_by", "implementer", "pir_reviewer", "retro_approved_by")
                    .prefetch_related("environments", "approvals__approver", "links__content_type")
-                   .order_by("implemented_at", "created_at", "id"))
+                   .order_by(F("implemented_at").asc(nulls_last=True), "created_at", "id"))
     dep_type = ContentType.objects.get_for_model(Deployment)
     rel_type = ContentType.objects.get_for_model(Release)
     ids = [str(c.pk) for c in changes]

@@ -339,5 +339,8 @@ class EnvironmentChangePolicy(models.Model):
     environment = models.OneToOneField("releases.Environment", on_delete=models.CASCADE, related_name="change_policy")
     requires_change = models.BooleanField(default=True)
 
+    class Meta:
+        verbose_name_plural = "environment change policies"
+
     def __str__(self):
         return f"{self.environment.name}: {'change required' if self.requires_change else 'no change needed'}"

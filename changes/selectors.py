@@ -95,7 +95,7 @@ def available_actions(change, user):
         names.append("implement")
     if status == ChangeStatus.IMPLEMENTING and operator:
         names.append("validate")
-    if status == ChangeStatus.VALIDATING and operator:
+    if status == ChangeStatus.VALIDATING and operator and not change.needs_review:
         names.append("close")
     if status in (ChangeStatus.IMPLEMENTING, ChangeStatus.VALIDATING) and operator:
         names.append("fail")
@@ -210,7 +210,13 @@ def _days(first, last, entries, zone):
     while day <= last:
         opens = dt.datetime.combine(day, dt.time(0), tzinfo=zone)
         closes = opens + dt.timedelta(days=1)
-        out.append((day, [e for e in entries if e.start < closes and e.end > opens]))
+        seen, items = set(), []
+        for e in entries:  # one line per window or freeze a day, however many occurrences touch it
+            key = (e.kind, e.label, e.change.pk if e.change else None)
+            if e.start < closes and e.end > opens and key not in seen:
+                seen.add(key)
+                items.append(e)
+        out.append((day, items))
         day += dt.timedelta(days=1)
     return out
 

@@ -14,7 +14,7 @@ router.register("audit-events", AuditEventViewSet, basename="audit-event")
 
 admin.site.site_header = "PenguinMails Release Portal"
 admin.site.site_title = "Release Portal"
-admin.site.index_title = "Releases, environments and audit"
+admin.site.index_title = "Releases, changes, flags and the status page"
 
 urlpatterns = [
     path("", RedirectView.as_view(url="/admin/", permanent=False)),
