@@ -89,11 +89,15 @@ def _every_state(envs, users):
         services.change_approve(change=reviewing, by=users["approver2"])
     except Exception:  # noqa: BLE001 - the demo shows the refusal; its audit row stays
         pass
-    approved = make("Deploy 2.2.0 to production", description="The walkthrough's production deployment.")
-    services.change_submit(change=approved, by=users["approver2"])
-    services.change_approve(change=approved, by=users["approver"])
-    services.change_approve(change=approved, by=users["ops2"])
-    services.change_approve(change=approved, by=users["product"])
+    for version in ("2.2.0", "2.2.1"):  # the README walkthrough's production deployments
+        release = Release.objects.filter(version=version).first()
+        approved = services.change_create(by=users["approver2"], links=[release] if release else [], data={
+            "title": f"Deploy {version} to production", "environments": [prod], **PLANS,
+            "description": "The walkthrough's production deployment."})
+        services.change_submit(change=approved, by=users["approver2"])
+        services.change_approve(change=approved, by=users["approver"])
+        services.change_approve(change=approved, by=users["ops2"])
+        services.change_approve(change=approved, by=users["product"])
     scheduled = make("Enable connection pooling", planned_start=timezone.now() + dt.timedelta(days=3), duration=30)
     services.change_submit(change=scheduled, by=users["approver2"])
     services.change_approve(change=scheduled, by=users["approver"])
@@ -102,6 +106,16 @@ def _every_state(envs, users):
     services.change_schedule(change=scheduled, by=users["ops"])
     cancelled = make("Move the bounce processor (superseded)")
     services.change_cancel(change=cancelled, by=users["approver2"], reason="superseded by the queue redesign")
+    # the first rollback's emergency change went through its review; the last one still waits for it
+    reviewed = ChangeRequest.objects.filter(change_class="emergency").order_by("id").first()
+    if reviewed is not None:
+        services.change_record_review(change=reviewed, by=users["approver"],
+                                      root_cause="The 50% health check caught a connection-pool exhaustion under load",
+                                      prevention="Load test the pool size in staging's performance gate")
+        services.change_retro_approve(change=reviewed, by=users["ops2"], comment="Rollback was the right call")
+        services.change_close(change=reviewed, by=users["ops"], close_code="successful",
+                              notes="Rolled back within two minutes; no customer impact reported")
+    services.close_validated()  # what beat does each minute: the history's bake times are long over
     standard = services.change_create_from_template(
         template=ChangeTemplate.objects.get(name="Rotate TLS certificates"), by=users["approver2"],
         data={"title": "Rotate TLS certificates (December)", "environments": [prod], "impact": "low"})

@@ -3,6 +3,8 @@ import pytest
 from django.core.management import call_command
 from django.utils import timezone
 
+from changes import compliance
+from changes.models import ChangeFreeze, ChangeRequest, ChangeWindow
 from pmrelease import audit
 from releases.models import Deployment, Environment, Release
 
@@ -11,9 +13,10 @@ from releases.models import Deployment, Environment, Release
 def test_seed_demo__twice__same_organisation_and_engine_made_history(settings, tmp_path):
     settings.STATUS_PUBLISH_DIR = tmp_path / "status-site"
     call_command("seed_demo", stdout=open("/dev/null", "w"))
-    counts = (Release.objects.count(), Deployment.objects.count())
+    counts = (Release.objects.count(), Deployment.objects.count(), ChangeRequest.objects.count())
     call_command("seed_demo", stdout=open("/dev/null", "w"))
-    assert (Release.objects.count(), Deployment.objects.count()) == counts == (8, 15)
+    assert (Release.objects.count(), Deployment.objects.count(), ChangeRequest.objects.count()) == counts == (
+        8, 15, 15)
     statuses = dict(Release.objects.values_list("version", "status"))
     # A rollback marks its deployment; the release stays deployed where it still runs.
     assert statuses == {"2.0.0": "deployed", "2.1.0": "deployed", "2.1.1": "deployed", "2.1.2": "deployed",
@@ -35,3 +38,25 @@ def test_seed_demo__twice__same_organisation_and_engine_made_history(settings, t
     assert [d.environment.name for d in first] == ["development", "staging", "production"]
     assert (timezone.now() - first.last().finished_at).days >= 39
     assert audit.verify().ok
+
+
+@pytest.mark.django_db
+def test_seed_demo__changes_in_every_state_windows_freeze_and_a_compliance_exception(settings, tmp_path):
+    import datetime as dt
+
+    settings.STATUS_PUBLISH_DIR = tmp_path / "status-site"
+    call_command("seed_demo", stdout=open("/dev/null", "w"))
+    states = set(ChangeRequest.objects.values_list("status", flat=True))
+    assert states == {"draft", "submitted", "in_review", "approved", "scheduled", "validating", "closed", "failed",
+                      "cancelled"}  # implementing lasts only while a deployment runs
+    classes = set(ChangeRequest.objects.values_list("change_class", flat=True))
+    assert classes == {"normal", "standard", "emergency"}
+    assert ChangeWindow.objects.count() == 2 and ChangeFreeze.objects.count() == 2
+    # every production and dr deployment of the history went through the gate with its change
+    gated = Deployment.objects.filter(environment__name__in=["production", "dr"])
+    assert gated.count() == 5
+    report = compliance.build(timezone.now() - dt.timedelta(days=365), timezone.now() + dt.timedelta(hours=1))
+    assert report.uncovered == []
+    codes = [code for row in report.rows for code, _ in row.exceptions]
+    assert codes.count("self_approval_refused") == 1
+    assert report.audit_intact
