@@ -70,7 +70,7 @@ class ChangeRequestForm(forms.ModelForm):
         model = ChangeRequest
         fields = ["title", "description", "type", "priority", "impact", "likelihood", "environments",
                   "planned_start", "duration", "maintenance", "implementation_plan", "rollback_plan", "testing_plan",
-                  "implementer"]
+                  "approvers", "implementer"]
 
 
 @admin.register(ChangeRequest)
@@ -83,7 +83,7 @@ class ChangeRequestAdmin(ServiceAdminMixin, AuditHistoryMixin, admin.ModelAdmin)
     list_filter = [AwaitingMyDecisionFilter, "status", "change_class", "type", "environments"]
     search_fields = ["title", "description"]
     date_hierarchy = "planned_start"
-    filter_horizontal = ["environments"]
+    filter_horizontal = ["environments", "approvers"]
     readonly_fields = ["status", "risk_shown", "approval_round", "requested_by", "submitted_at", "approved_at",
                        "implemented_at", "validated_at", "closed_at", "close_code", "close_notes"]
 
@@ -95,6 +95,8 @@ class ChangeRequestAdmin(ServiceAdminMixin, AuditHistoryMixin, admin.ModelAdmin)
             (None, {"fields": [*head, "status"] if obj else head}),
             ("Risk", {"fields": ["impact", "likelihood", *(["risk_shown"] if obj else [])]}),
             ("Where and when", {"fields": ["environments", "planned_start", "duration", "maintenance", "implementer"]}),
+            ("Approvers", {"fields": ["approvers"], "description": "The approval policy names the roles; name "
+                                                                   "people here who must approve as well."}),
             ("Plans", {"fields": ["implementation_plan", "rollback_plan", "testing_plan"]}),
             *([("Record", {"classes": ["collapse"], "fields": [
                 "approval_round", "requested_by", "submitted_at", "approved_at", "implemented_at", "validated_at",

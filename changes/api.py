@@ -60,6 +60,9 @@ class ChangeRequestSerializer(PerUserFieldsMixin, serializers.ModelSerializer):
                   "the flags API.")
     requested_by = serializers.CharField(source="requested_by.username", read_only=True, default=None,
                                          allow_null=True)
+    approvers = serializers.SlugRelatedField(slug_field="username", many=True, required=False,
+                                             queryset=get_user_model().objects.filter(is_active=True),
+                                             help_text="People who must approve besides the policy's roles.")
     close_code = serializers.CharField(read_only=True, help_text="successful, successful_with_issues, unsuccessful "
                                                                  "or empty while open.")
     releases = serializers.ListField(child=serializers.CharField(max_length=64), required=False, write_only=True,
@@ -78,7 +81,7 @@ class ChangeRequestSerializer(PerUserFieldsMixin, serializers.ModelSerializer):
         fields = ["id", "title", "description", "type", "change_class", "priority", "impact", "likelihood", "risk",
                   "risk_reasons", "environments", "planned_start", "duration", "maintenance", "implementation_plan",
                   "rollback_plan", "testing_plan", "template", "status", "approval_round", "requested_by",
-                  "implementer", "submitted_at", "approved_at", "implemented_at", "validated_at", "closed_at",
+                  "approvers", "implementer", "submitted_at", "approved_at", "implemented_at", "validated_at", "closed_at",
                   "close_code", "close_notes", "pir_root_cause", "pir_prevention", "pir_at", "retro_approved_at",
                   "releases", "deployments", "links", "approvals", "requirement", "conflicts",
                   "available_transitions", "created_at", "updated_at"]

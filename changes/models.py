@@ -130,7 +130,8 @@ class ChangeRequest(ConcurrentTransitionMixin, models.Model):
     environments = models.ManyToManyField("releases.Environment", related_name="change_requests")
     planned_start = models.DateTimeField(null=True, blank=True)
     duration = models.PositiveIntegerField(default=60, help_text="Minutes.")
-    maintenance = models.BooleanField(default=False, help_text="Announced as maintenance on the status page.")
+    maintenance = models.BooleanField(default=False, help_text="Scheduling it announces a maintenance on the "
+                                                                "status page for its window and environments.")
     implementation_plan = models.TextField(blank=True)
     rollback_plan = models.TextField(blank=True)
     testing_plan = models.TextField(blank=True)
@@ -141,6 +142,8 @@ class ChangeRequest(ConcurrentTransitionMixin, models.Model):
     requested_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.PROTECT,
                                      related_name="changes_requested", help_text="Empty: recorded by the system "
                                                                                  "(a rollback records itself).")
+    approvers = models.ManyToManyField(settings.AUTH_USER_MODEL, blank=True, related_name="changes_to_approve",
+                                       help_text="People who must approve besides the roles the policy names.")
     implementer = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.PROTECT,
                                     related_name="changes_implemented")
     submitted_at = models.DateTimeField(null=True, blank=True, editable=False)

@@ -1,5 +1,5 @@
 """Who must approve a change request (the approval rules, as data) and who may (separation of duties)."""
-from pmrelease.approvals import Policy, Requirement, round_votes, tally
+from pmrelease.approvals import Policy, Requirement, Tally, round_votes, tally
 from pmrelease.roles import Role, user_roles
 
 from . import risk
@@ -51,7 +51,8 @@ class ChangePolicy(Policy):
         if change.implementer_id == user.pk:
             return False, "the implementer of a change cannot approve or reject it (separation of duties)"
         needed = set(self.requirement(change).per_role)
-        if not user.is_superuser and not needed & user_roles(user):
+        named = change.approvers.filter(pk=user.pk).exists()
+        if not user.is_superuser and not named and not needed & user_roles(user):
             return False, (f"{user.username} holds none of the roles this change needs "
                            f"({', '.join(sorted(needed)) or 'none'})")
         if for_vote and change.approvals.filter(round=change.approval_round, approver=user).exists():
@@ -65,16 +66,35 @@ class ChangePolicy(Policy):
         return roles
 
     def progress(self, change):
-        """[(role, needed, approved this round)] for each role the policy names."""
+        """[(role or "named: <user>", needed, approved this round)]: each role the policy names, then each person
+        the change names."""
         approvers = [a for a, decision in round_votes(change, change.approvals) if decision == "approved"]
-        return [(role, needed, sum(1 for a in approvers if role in self.roles_of(a)))
+        rows = [(role, needed, sum(1 for a in approvers if role in self.roles_of(a)))
                 for role, needed in sorted(self.requirement(change).per_role.items())]
+        ids = {a.pk for a in approvers}
+        rows += [(f"named: {person.get_username()}", 1, int(person.pk in ids))
+                 for person in change.approvers.order_by("username")]
+        return rows
 
     def missing_roles(self, change):
-        return [role for role, needed, have in self.progress(change) if have < needed]
+        return [role for role, needed, have in self.progress(change) if have < needed and
+                not role.startswith("named: ")]
+
+    def awaits(self, change, user):
+        """Would ``user``'s approval count now (a missing role of theirs, or they are named and have not
+        approved)?"""
+        if set(self.missing_roles(change)) & self.roles_of(user):
+            return True
+        return any(have < needed for role, needed, have in self.progress(change)
+                   if role == f"named: {user.get_username()}")
 
     def tally(self, change):
-        return tally(round_votes(change, change.approvals), self.requirement(change), self.roles_of)
+        result = tally(round_votes(change, change.approvals), self.requirement(change), self.roles_of)
+        named = [role for role, needed, have in self.progress(change) if role.startswith("named: ") and have < needed]
+        if not named:
+            return result
+        return Tally(result.approvals, result.needed, (*result.missing, *(f"no approval yet from {r[7:]}"
+                                                                          for r in named)), result.rejected_by)
 
 
 POLICY = ChangePolicy()

@@ -48,8 +48,7 @@ def awaiting_decision(user):
     is still missing (not their own, not decided this round)."""
     candidates = visible_changes(user, ChangeRequest.objects.filter(status__in=DECIDING)).prefetch_related(
         "environments").select_related("requested_by").order_by("planned_start", "id")
-    roles = POLICY.roles_of(user)
-    return [c for c in candidates if set(POLICY.missing_roles(c)) & roles and POLICY.eligibility(c, user)[0]]
+    return [c for c in candidates if POLICY.awaits(c, user) and POLICY.eligibility(c, user)[0]]
 
 
 @dataclass(frozen=True)

@@ -38,10 +38,10 @@ from .policy import POLICY, effective_risk
 
 CHANGE_FIELDS = ["title", "description", "type", "priority", "impact", "likelihood", "environments",
                  "planned_start", "duration", "maintenance", "implementation_plan", "rollback_plan", "testing_plan",
-                 "implementer"]
+                 "implementer", "approvers"]
 # What an approval covers: editing any of it withdraws the round's votes.
 APPROVED_CONTENT = ["description", "type", "impact", "likelihood", "environments", "planned_start", "duration",
-                    "maintenance", "implementation_plan", "rollback_plan", "testing_plan", "implementer"]
+                    "maintenance", "implementation_plan", "rollback_plan", "testing_plan", "implementer", "approvers"]
 TEXT = {"submit": "", "approve": "comment", "reject": "reason", "schedule": "", "implement": "", "validate": "",
         "close": "notes", "fail": "reason", "cancel": "reason", "review": "", "retro_approve": "comment"}
 
@@ -81,10 +81,22 @@ def _link(change, obj, label=""):
                                      defaults={"label": label or str(obj)[:200]})
 
 
+def _check_people(data, requester):
+    """The requester cannot be the change's named approver; the implementer cannot approve either."""
+    named = list(data.get("approvers") or [])
+    clash = [u.get_username() for u in named if requester is not None and u.pk == requester.pk]
+    implementer = data.get("implementer")
+    clash += [u.get_username() for u in named if implementer is not None and u.pk == implementer.pk]
+    if clash:
+        raise errors.ValidationFailed("the requester and the implementer cannot be the change's approvers "
+                                      "(separation of duties)", field_errors={"approvers": sorted(set(clash))})
+
+
 def change_create(*, data, by, links=(), change_class=ChangeClass.NORMAL, template=None):
     """A new change request in draft (``links``: the releases, deployments, flag states… it covers)."""
     if change_class not in ChangeClass.values:
         raise errors.ValidationFailed(f"class must be one of {', '.join(ChangeClass.values)}")
+    _check_people(data, by if getattr(by, "is_authenticated", False) else None)
     if by is not None:
         _require_requester(by, data.get("environments") or [])
     with transaction.atomic():
@@ -143,6 +155,8 @@ def change_update(*, change, data, by, links=None):
             raise errors.PermissionDenied(f"only the requester or a release manager may edit {locked}")
         if by is not None:
             _require_requester(by, [*locked.environments.all(), *(data.get("environments") or [])])
+        _check_people({"approvers": data.get("approvers", locked.approvers.all()),
+                       "implementer": data.get("implementer", locked.implementer)}, locked.requested_by)
         if locked.template_id is not None:
             fixed = _template_content(locked.template)
             differs = sorted(name for name in fixed if name in data and data[name] != fixed[name])
@@ -316,7 +330,30 @@ def change_schedule(*, change, by, planned_start=None):
             raise errors.TransitionNotAllowed(f"{locked} cannot be scheduled then", reasons=refusals)
         locked.schedule(by=by, reason="; ".join(warnings) or f"scheduled for {locked.planned_start:%Y-%m-%d %H:%M} UTC")
         locked.save()
+        if locked.maintenance:
+            _announce_maintenance(locked, by)
     return locked
+
+
+def _announce_maintenance(change, by):
+    """A change flagged as maintenance is announced on the status page for its window, on the components of its
+    environments (moved with the change when it is scheduled again while the announcement is still scheduled)."""
+    from monitoring.models import Component, Maintenance
+    from monitoring.statuspage import maintenance as status_maintenance
+
+    content_type = ContentType.objects.get_for_model(Maintenance)
+    linked = [int(i) for i in change.links.filter(content_type=content_type).values_list("object_id", flat=True)]
+    existing = Maintenance.objects.filter(pk__in=linked, status="scheduled").first()
+    window = {"scheduled_for": change.planned_start, "scheduled_until": change.planned_end}
+    if existing is not None:
+        status_maintenance.maintenance_update(maintenance=existing, data=window, by=by)
+        return existing
+    components = list(Component.objects.filter(environments__in=change.environments.all()).distinct())
+    announced = status_maintenance.maintenance_create(by=by, data={
+        "name": change.title, "components": components, **window,
+        "body": change.description.strip() or f"Planned maintenance: {change.title}."})
+    _link(change, announced, label=f"status page maintenance: {announced.name}"[:200])
+    return announced
 
 
 def _require_operator(by, change):

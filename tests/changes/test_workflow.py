@@ -350,3 +350,46 @@ def test_cancel__needs_reason_and_the_requester_or_a_release_manager(new_change,
         services.change_cancel(change=change, by=users["dev2"], reason="not mine")
     services.change_cancel(change=change, by=users["approver"], reason="superseded")
     assert status(change) == "cancelled"
+
+
+# --- named approvers, maintenance on the status page ---------------------------------------------------------------
+def test_named_approver__must_approve_besides_the_roles__and_may_without_the_role(new_change, users):
+    change = new_change("staging", approvers=[users["qa"]])
+    services.change_submit(change=change, by=users["dev"])
+    services.change_approve(change=change, by=users["approver"])
+    change.refresh_from_db()
+    assert change.status == "in_review"  # the technical review is in; qa, named, is not
+    from changes import selectors
+
+    assert [c.pk for c in selectors.awaiting_decision(users["qa"])] == [change.pk]
+    assert selectors.awaiting_decision(users["approver2"]) == []
+    services.change_approve(change=change, by=users["qa"])
+    assert status(change) == "approved"
+
+
+def test_named_approver__requester_or_implementer__refused(new_change, users):
+    with pytest.raises(errors.ValidationFailed, match="separation of duties"):
+        new_change("staging", approvers=[users["dev"]])
+    with pytest.raises(errors.ValidationFailed):
+        new_change("staging", approvers=[users["qa"]], implementer=users["qa"])
+
+
+def test_maintenance_change__scheduled__announced_on_the_status_page_and_moved_with_it(new_change, users, envs):
+    from monitoring.models import Component, Maintenance
+
+    api = Component.objects.create(name="Sending API")
+    api.environments.set([envs["staging"]])
+    start = timezone.now() + dt.timedelta(days=2)
+    change = approved(new_change, users, "staging", maintenance=True, planned_start=start, duration=45,
+                      description="The database moves to a new host; sending pauses for a few minutes.")
+    services.change_schedule(change=change, by=users["ops"])
+    announced = Maintenance.objects.get()
+    assert (announced.name, announced.scheduled_for, announced.scheduled_until) == (
+        change.title, start, start + dt.timedelta(minutes=45))
+    assert list(announced.components.all()) == [api] and "new host" in announced.body
+    assert change.links.filter(content_type__model="maintenance").exists()
+    later = start + dt.timedelta(days=1)
+    services.change_update(change=change, by=users["dev"], data={"planned_start": later})  # back to review
+    approve_change(change)
+    services.change_schedule(change=change, by=users["ops"])
+    assert Maintenance.objects.count() == 1 and Maintenance.objects.get().scheduled_for == later
