@@ -36,7 +36,7 @@ from ..models import (
     StepStatus,
     TriggerAction,
 )
-from . import gates, hooks, triggers
+from . import gates, hooks, locks, triggers
 from .backends import BackendError, StepContext, get_backend
 from .healthchecks import run_http_check
 
@@ -100,7 +100,7 @@ def advance(deployment_id, *, dispatch=True):
     """Run the current step of a deployment if it is this call's to run; returns what happened."""
     now = _now()
     with transaction.atomic():
-        dep = Deployment.objects.select_for_update().select_related("release", "environment").get(pk=deployment_id)
+        dep = locks.lock_deployment(deployment_id)
         if dep.status not in (DeploymentStatus.RUNNING, DeploymentStatus.ROLLING_BACK):
             return f"nothing to do: deployment is {dep.status}"
         step = current_step(dep)
@@ -135,7 +135,7 @@ def advance(deployment_id, *, dispatch=True):
 def complete(deployment_id, step_id, attempt, outcome, *, dispatch=True):
     now = _now()
     with transaction.atomic():
-        dep = Deployment.objects.select_for_update().select_related("release", "environment").get(pk=deployment_id)
+        dep = locks.lock_deployment(deployment_id)
         step = DeploymentStep.objects.select_for_update().get(pk=step_id)
         if step.status != StepStatus.RUNNING or step.attempts != attempt:
             return "superseded: another worker took the step over"
@@ -502,7 +502,7 @@ def watchdog(*, stale_after=None, max_restarts=5, dispatch=True):
             continue
         if expired:
             with transaction.atomic():
-                locked = Deployment.objects.select_for_update().get(pk=dep.pk)
+                locked = locks.lock_deployment(dep.pk)
                 if locked.watchdog_restarts >= max_restarts:
                     reason = (f"no worker finished step '{step.name}' after {locked.watchdog_restarts} restarts; "
                               "failing it so it does not run forever")

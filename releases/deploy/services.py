@@ -25,7 +25,7 @@ from ..models import (
     StepPhase,
     StepStatus,
 )
-from . import engine, gates, hooks, junit, promotion, strategies, triggers
+from . import engine, gates, hooks, junit, locks, promotion, strategies, triggers
 
 DEPLOYABLE = (ReleaseStatus.APPROVED, ReleaseStatus.DEPLOYING, ReleaseStatus.DEPLOYED)
 
@@ -77,7 +77,8 @@ def deployment_create(*, release, environment, by, strategy=None, parameters=Non
     if override is not None:
         triggers.validate_specs(override, environment, label="parameters.rollback_triggers")
     with transaction.atomic():
-        locked = type(release).objects.select_for_update().get(pk=release.pk)
+        locks.lock_environment_and_release(environment.pk, release.pk)  # serialises starts per environment
+        locked = type(release).objects.get(pk=release.pk)
         specs = triggers.effective_specs(environment=environment, release=locked, override=override)
         if override is None and specs:
             triggers.validate_specs(specs, environment, label="rollback_triggers (of the release or environment)")
@@ -91,7 +92,6 @@ def deployment_create(*, release, environment, by, strategy=None, parameters=Non
         if refusals:
             raise errors.TransitionNotAllowed(f"{locked.version} may not go to {environment.name} yet",
                                               reasons=refusals)
-        Environment.objects.select_for_update().get(pk=environment.pk)  # serialise starts per environment
         busy = Deployment.objects.filter(environment=environment, status__in=ACTIVE_DEPLOYMENT_STATES).first()
         if busy and target.concurrency == ConcurrencyPolicy.REFUSE:
             raise errors.TransitionNotAllowed(
@@ -130,12 +130,15 @@ def _start(dep, *, by, dispatch):
 def start_next_queued(environment_id, *, dispatch=True):
     """Start the oldest pending deployment of an environment when nothing else runs there."""
     with transaction.atomic():
-        Environment.objects.select_for_update().get(pk=environment_id)
+        locks.lock_environment_and_release(environment_id)
         if Deployment.objects.filter(environment_id=environment_id, status__in=ACTIVE_DEPLOYMENT_STATES).exists():
             return None
-        dep = (Deployment.objects.filter(environment_id=environment_id, status=DeploymentStatus.PENDING)
-               .select_related("release", "environment").order_by("created_at", "id").first())
-        if dep is None:
+        first = (Deployment.objects.filter(environment_id=environment_id, status=DeploymentStatus.PENDING)
+                 .order_by("created_at", "id").values_list("pk", flat=True).first())
+        if first is None:
+            return None
+        dep = locks.lock_deployment(first)  # the environment is held already; then its release and itself
+        if dep.status != DeploymentStatus.PENDING:
             return None
         refusals = promotion_refusals(dep.release, dep.environment)
         refusals += hooks.deployment_gate(release=dep.release, environment=dep.environment)[0]
@@ -158,7 +161,7 @@ ACTION_TEXT = {"promote": "", "pause": "", "resume": "", "abort": "reason", "rol
 
 
 def _locked(deployment):
-    return Deployment.objects.select_for_update().select_related("release", "environment").get(pk=deployment.pk)
+    return locks.lock_deployment(deployment.pk)
 
 
 def deployment_action(*, deployment, name, by, reason="", dispatch=True):

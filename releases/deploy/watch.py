@@ -28,7 +28,7 @@ from ..models import (
     TriggerAction,
     TriggerEvaluation,
 )
-from . import triggers
+from . import locks, triggers
 
 logger = logging.getLogger(__name__)
 
@@ -66,13 +66,12 @@ def tick(*, now=None, dispatch=True):
 
 def _decide(by_deployment, results, moment, report, dispatch):
     """Judge and act for every deployment of the tick in one transaction, holding the deployments' row locks
-    (taken in id order, as the engine's lock order asks); each action runs in a savepoint, so one that fails is
+    (taken in the order of ``locks``); each action runs in a savepoint, so one that fails is
     logged and leaves the others. Returns the I/O to run after the commit."""
     later, rows, fired = [], [], []
     with transaction.atomic():
-        ids = list(Deployment.objects.select_for_update().filter(pk__in=list(by_deployment)).order_by("pk")
-                   .values_list("pk", flat=True))
-        locked = {d.pk: d for d in Deployment.objects.filter(pk__in=ids).select_related("environment", "release")}
+        locked = locks.lock_deployments(by_deployment)  # environments → releases → deployments, by id
+        ids = sorted(locked)
         current = {t.pk: t for t in RollbackTrigger.objects.filter(deployment_id__in=ids)}
         for deployment_id in ids:
             dep = locked[deployment_id]
