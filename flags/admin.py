@@ -20,6 +20,7 @@ from releases import access
 from releases.models import Environment
 
 from . import rollouts, services
+from .edge import unleash_context
 from .models import (
     ApiKey,
     ApprovalPolicy,
@@ -241,8 +242,6 @@ class FeatureFlagAdmin(ServiceAdminMixin, AuditHistoryMixin, admin.ModelAdmin):
                     f"configuration copied from {source_env.name}"):
                 return HttpResponseRedirect(request.path)
         elif action == "evaluate":
-            from .views import unleash_context
-
             try:
                 raw = json.loads(request.POST.get("context") or "{}")
                 ctx = unleash_context(raw, environment=environment.name, remote_address="")

@@ -14,6 +14,7 @@ from releases import access
 from releases.models import Environment
 
 from . import services, transfer
+from .edge import unleash_context
 from .models import FeatureFlag, FlagChangeRequest, FlagEnvironment, GradualRollout, RampStatus, Segment
 
 
@@ -203,8 +204,6 @@ def ramp_action(request, key, env, action):
 @api_view(["POST"])
 def state_evaluate(request, key, env):
     """{"context": {...}}: evaluate as that context; says which strategy / constraint decided."""
-    from .views import unleash_context
-
     state = _state(request, key, env)
     data = _require_object(request)
     try:

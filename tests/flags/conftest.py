@@ -3,20 +3,21 @@ import pytest
 from django.core.cache import cache
 from django.test import Client
 
-from flags import services, snapshots, usage, views
+from flags import edge, services, snapshots, usage
 
 
 @pytest.fixture(autouse=True)
-def _flags_isolation(settings):
+def _flags_isolation(settings, tmp_path):
     """Each test starts with empty per-process snapshots, key cache and rate-limit buckets."""
     settings.FLAGS_USAGE_FLUSH_SECONDS = 0
+    settings.FLAGS_EDGE_SNAPSHOT_DIR = tmp_path / "edge-snapshots"
     snapshots.reset()
-    views._buckets.clear()
+    edge._buckets.clear()
     usage._counts.clear()
     cache.clear()
     yield
     snapshots.reset()
-    views._buckets.clear()
+    edge._buckets.clear()
     usage._counts.clear()
 
 

@@ -354,10 +354,10 @@ def test_segment_delete__referenced_by_a_flag__refused_naming_the_flag(used_segm
 
 def test_segment_delete__unused__deleted_bumped_and_audited(envs):
     segment = services.segment_save(name="unused", constraints=[])
-    token = snapshots._db_token(snapshots.env_scope(envs["staging"].pk))
+    version = snapshots._db_version(snapshots.env_scope(envs["staging"].pk))
     services.segment_delete(segment=segment)
     assert not Segment.objects.exists()
-    assert snapshots._db_token(snapshots.env_scope(envs["staging"].pk)) != token
+    assert snapshots._db_version(snapshots.env_scope(envs["staging"].pk))[0] == version[0] + 1
     assert AuditEvent.objects.filter(action="flag.segment.delete").exists()
 
 
@@ -397,7 +397,7 @@ def test_import_flags__unleash_document__engine_results_identical_and_export_rou
     path.write_text(json.dumps(UNLEASH_DOC))
     out = io.StringIO()
     call_command("import_flags", "--environment", "staging", "--format", "unleash", str(path), stdout=out)
-    assert "2 flag(s) created" in out.getvalue()
+    assert "2 flag(s) were created: parent, child" in out.getvalue()
     from flags.engine import Snapshot
 
     theirs = Snapshot.from_client_features(UNLEASH_DOC)
@@ -411,20 +411,36 @@ def test_import_flags__unleash_document__engine_results_identical_and_export_rou
     again = Snapshot.from_client_features(json.loads(exported.getvalue()))
     assert again.get_variant("child", {"userId": "3", "properties": {"region": "eu-1"}}) == theirs.get_variant(
         "child", {"userId": "3", "properties": {"region": "eu-1"}})
-    counts = services.flags_import(environment=envs["staging"], doc=json.loads(exported.getvalue()))
-    assert counts["created"] == 0 and counts["updated"] == 2
+    report = services.flags_import(environment=envs["staging"], doc=json.loads(exported.getvalue()))
+    assert sorted(report.unchanged) == ["child", "parent"] and not report.created and not report.changed
 
 
-def test_import_flags__invalid_strategy__nothing_imported_and_every_problem_listed(envs, tmp_path):
+def test_import_flags__not_an_unleash_document__nothing_imported_and_every_problem_listed(envs, tmp_path):
     doc = json.loads(json.dumps(UNLEASH_DOC))
-    doc["features"][0]["strategies"] = [{"name": "flexibleRollout", "parameters": {"rollout": "abc"}}]
-    doc["features"][1]["type"] = "weird"
+    doc["features"][0]["strategies"] = "default"
+    doc["features"][1]["enabled"] = "yes"
+    doc["features"].append({"description": "no name"})
     path = tmp_path / "bad.json"
     path.write_text(json.dumps(doc))
     with pytest.raises(CommandError) as failed:
         call_command("import_flags", "--environment", "staging", str(path))
-    assert "rollout 'abc' is not a number" in str(failed.value) and "type 'weird'" in str(failed.value)
-    assert not FeatureFlag.objects.exists()
+    message = str(failed.value)
+    assert "feature 'parent': strategies must be a list" in message
+    assert "feature 'child': enabled must be true or false" in message and "features[2]: needs a name" in message
+    assert not FeatureFlag.objects.exists() and not Segment.objects.exists()
+
+
+def test_import_flags__constructs_that_never_match__kept_as_given_with_warnings(envs, tmp_path):
+    doc = json.loads(json.dumps(UNLEASH_DOC))
+    doc["features"][0]["strategies"] = [{"name": "flexibleRollout", "parameters": {"rollout": "abc"}}]
+    doc["features"][1]["type"] = "weird"
+    path = tmp_path / "odd.json"
+    path.write_text(json.dumps(doc))
+    out = io.StringIO()
+    call_command("import_flags", "--environment", "staging", str(path), stdout=out)
+    assert "rollout 'abc' is not a number" in out.getvalue()
+    exported = services.transfer.export_document(envs["staging"])["features"]
+    assert sorted(exported, key=lambda f: f["name"]) == sorted(doc["features"], key=lambda f: f["name"])
 
 
 def test_flags_import__person_without_full_access__permission_denied_and_nothing_imported(envs, users):
@@ -434,31 +450,32 @@ def test_flags_import__person_without_full_access__permission_denied_and_nothing
 
 
 def test_flags_import__person_where_approval_required__flags_created_states_proposed(envs, users):
-    counts = services.flags_import(environment=envs["production"], doc=UNLEASH_DOC, by=users["ops"])
-    assert counts == {"created": 2, "updated": 0, "segments": 1, "proposed": 2}
+    report = services.flags_import(environment=envs["production"], doc=UNLEASH_DOC, by=users["ops"])
+    assert report.created == ["parent", "child"] and report.proposed == ["parent", "child"]
+    assert report.segments_created == ["eu-users"]
     assert not FlagEnvironment.objects.filter(environment=envs["production"], enabled=True).exists()
     changes = services.FlagChangeRequest.objects.filter(state__environment=envs["production"], status="pending")
     assert {c.state.flag.key for c in changes} == {"parent", "child"}
     assert all(c.proposed["enabled"] and c.requested_by == users["ops"] for c in changes)
-    assert FeatureFlag.objects.get(key="child").parent.key == "parent"
+    assert FeatureFlag.objects.get(key="child").dependencies == [{"feature": "parent", "enabled": True}]
 
 
 def test_flags_import__person_with_full_access__applied_and_audited_as_that_person(envs, users):
-    counts = services.flags_import(environment=envs["staging"], doc=UNLEASH_DOC, by=users["ops"])
-    assert counts["proposed"] == 0 and _state("child", "staging").enabled
+    report = services.flags_import(environment=envs["staging"], doc=UNLEASH_DOC, by=users["ops"])
+    assert report.proposed == [] and _state("child", "staging").enabled
     assert _state("child", "staging").strategies[0]["segments"] == [services.Segment.objects.get().pk]
     assert AuditEvent.objects.get(action="flag.import").actor_username == "ops"
 
 
 def test_flags_import__a_later_step_fails__nothing_imported(envs, monkeypatch):
-    real = services.flag_state_change
+    real = services._change
 
-    def failing_on_child(*, state, **kwargs):
+    def failing_on_child(state, build, **kwargs):
         if state.flag.key == "child":
             raise errors.ValidationFailed("refused")
-        return real(state=state, **kwargs)
+        return real(state, build, **kwargs)
 
-    monkeypatch.setattr(services, "flag_state_change", failing_on_child)
+    monkeypatch.setattr(services, "_change", failing_on_child)
     with pytest.raises(errors.ValidationFailed, match="refused"):
         services.flags_import(environment=envs["staging"], doc=UNLEASH_DOC, by="import_flags")
     assert not FeatureFlag.objects.exists() and not services.Segment.objects.exists()
