@@ -120,12 +120,13 @@ setting_changed.connect(_forget_settings, dispatch_uid="flags.edge.settings")
 class Request:
     __slots__ = ("environ", "method", "path", "_body", "_query")
 
-    def __init__(self, environ, body=None):
+    def __init__(self, environ, body=None, path=None):
         self.environ = environ
         self.method = environ.get("REQUEST_METHOD", "GET").upper()
-        path = environ.get("PATH_INFO", "") or "/"
-        if not path.isascii():  # WSGI strings carry the bytes as latin-1; the path is UTF-8
-            path = path.encode("latin-1", "replace").decode("utf-8", "replace")
+        if path is None:
+            path = environ.get("PATH_INFO", "") or "/"
+            if not path.isascii():  # WSGI strings carry the bytes as latin-1; the path is UTF-8
+                path = path.encode("latin-1", "replace").decode("utf-8", "replace")
         self.path = path
         self._body = body  # a callable giving the whole body (Django's request.body) or None: read wsgi.input
         self._query = None
@@ -575,12 +576,12 @@ def _cors(request, headers, config):
         ]
 
 
-def handle(environ, body=None):
+def handle(environ, body=None, path=None):
     """Answer one request for an edge path: ``(status, headers, body bytes)``.
 
-    ``body``: a callable giving the whole request body when the caller has read it already (Django)."""
+    From Django: ``body`` gives the whole request body (Django reads it), ``path`` the decoded path."""
     config = _config or _settings()
-    request = Request(environ, body)
+    request = Request(environ, body, path)
     secure = _secure(environ, config)
     host = _host(environ, config)
     status, payload, extra = _answer(request, config, secure, host)

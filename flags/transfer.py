@@ -27,9 +27,15 @@ MAX_NAME = 100  # what Unleash allows, and the portal's column
 
 
 def export_document(environment):
-    """The environment's flags as a client-features document (segments referenced by id)."""
+    """The environment's flags as a client-features document (segments referenced by id): what is served, plus
+    the imported segments no flag refers to (an import of this export must find them again)."""
+    from .models import Segment
+
     doc = documents.build_document(environment)
-    return {"version": 2, "features": doc["features"], "segments": doc["segments"]}
+    segments = {s["id"]: s for s in doc["segments"]}
+    for segment in Segment.objects.exclude(pk__in=list(segments)).exclude(unleash={}):
+        segments[segment.pk] = segment.as_unleash()
+    return {"version": 2, "features": doc["features"], "segments": [segments[i] for i in sorted(segments)]}
 
 
 def _rollout_kind(strategies):

@@ -12,7 +12,7 @@ from . import edge
 
 @csrf_exempt
 def flag_api(request, **kwargs):
-    status, headers, body = edge.handle(request.META, body=lambda: request.body)
+    status, headers, body = edge.handle(request.META, body=lambda: request.body, path=request.path_info)
     response = HttpResponse(body, status=status, content_type=None)
     for name, value in headers:
         response[name] = value

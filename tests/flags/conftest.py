@@ -64,3 +64,15 @@ def make_key(envs):
 @pytest.fixture
 def http():
     return Client()
+
+
+def pytest_terminal_summary(terminalreporter):
+    """How many cases of the specification passed through import_flags and both SDKs (test_spec_import)."""
+    passed = sum(dict(report.user_properties).get("spec_cases", 0)
+                 for report in terminalreporter.stats.get("passed", []) if report.when == "call")
+    failed = [r for r in terminalreporter.stats.get("failed", []) if "test_spec_import.py::test_spec_state__" in
+              getattr(r, "nodeid", "")]
+    if passed or failed:
+        terminalreporter.write_line(
+            f"Unleash specification through import_flags, Unleash SDK and OFREP: {passed} cases passed"
+            + (f", {len(failed)} file(s) failed" if failed else ""))
