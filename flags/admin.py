@@ -20,7 +20,7 @@ from releases import access
 from releases.models import Environment
 
 from . import rollouts, services
-from .edge import unleash_context
+from .context import unleash_context
 from .models import (
     ApiKey,
     ApprovalPolicy,

@@ -14,7 +14,7 @@ from releases import access
 from releases.models import Environment
 
 from . import services, transfer
-from .edge import unleash_context
+from .context import unleash_context
 from .models import FeatureFlag, FlagChangeRequest, FlagEnvironment, GradualRollout, RampStatus, Segment
 
 

@@ -25,8 +25,7 @@ if not settings.configured:  # run as its own process: gunicorn flags.edge:appli
     os.environ.setdefault("DJANGO_SETTINGS_MODULE", "pmrelease.settings")
     django.setup()
 
-import datetime as dt  # noqa: E402 (Django is set up first when this module is the entry point)
-import hashlib  # noqa: E402
+import hashlib  # noqa: E402 (Django is set up first when this module is the entry point)
 import json  # noqa: E402
 import logging  # noqa: E402
 import math  # noqa: E402
@@ -37,12 +36,13 @@ import uuid  # noqa: E402
 from urllib.parse import parse_qsl  # noqa: E402
 
 from django.core.signals import setting_changed  # noqa: E402
-from django.db import DatabaseError, close_old_connections  # noqa: E402
+from django.db import DatabaseError  # noqa: E402
 from django.http.request import split_domain_port, validate_host  # noqa: E402
 
 from pmrelease import errors  # noqa: E402
 
 from . import services, snapshots, usage  # noqa: E402
+from .context import unleash_context  # noqa: E402
 from .engine import DISABLED, decode_payload  # noqa: E402
 from .models import ApiKeyKind  # noqa: E402
 
@@ -51,7 +51,6 @@ logger = logging.getLogger(__name__)
 CLIENT_KINDS = frozenset({ApiKeyKind.CLIENT, ApiKeyKind.ADMIN})
 FRONTEND_KINDS = frozenset({ApiKeyKind.FRONTEND, ApiKeyKind.ADMIN})
 OFREP_KINDS = frozenset({ApiKeyKind.CLIENT, ApiKeyKind.FRONTEND, ApiKeyKind.ADMIN})
-CONTEXT_FIELDS = frozenset({"userId", "sessionId", "remoteAddress", "appName", "environment", "currentTime"})
 MAX_JSON_DEPTH = 64
 OFREP_FLAG_PREFIX = "/ofrep/v1/evaluate/flags/"
 _JSON = "application/json"
@@ -210,61 +209,6 @@ def _json_body(request, limit, error):
         return parse_json(raw)
     except ValueError as exc:
         raise error(400, str(exc), "PARSE_ERROR") from None
-
-
-# --- contexts ----------------------------------------------------------------------------------------------
-def _property_value(name, value):
-    if isinstance(value, bool):
-        return "true" if value else "false"
-    if isinstance(value, str | int | float):
-        return str(value)
-    raise ValueError(f"context attribute {name!r} must be a string, number or boolean")
-
-
-def _is_datetime(value):
-    if not isinstance(value, str) or len(value) > 64:
-        return False
-    try:
-        dt.datetime.fromisoformat(value.replace("Z", "+00:00"))
-    except ValueError:
-        return False
-    return True
-
-
-def unleash_context(raw, *, environment, remote_address, targeting_key=True):
-    """An engine context from OFREP / frontend attributes: targetingKey is the userId unless userId is given,
-    the Unleash fields map to themselves, ``properties`` and every other attribute become properties.
-    ``environment`` defaults to the key's environment, ``remoteAddress`` to ``remote_address`` when given."""
-    if raw is None:
-        raw = {}
-    if not isinstance(raw, dict):
-        raise ValueError("context must be a JSON object")
-    ctx = {}
-    properties = {}
-    if targeting_key and raw.get("targetingKey") is not None and not isinstance(raw["targetingKey"], str):
-        raise ValueError(f"targetingKey must be a string, not {type(raw['targetingKey']).__name__}")
-    if raw.get("currentTime") is not None and not _is_datetime(raw["currentTime"]):
-        raise ValueError(f"currentTime {str(raw['currentTime'])[:40]!r} must be an ISO 8601 date-time, e.g. "
-                         "2026-12-01T10:00:00Z")
-    for name, value in raw.items():
-        if value is None or (name == "targetingKey" and targeting_key):
-            continue
-        if name == "properties" and isinstance(value, dict):
-            for prop, prop_value in value.items():
-                if prop_value is not None:
-                    properties[str(prop)] = _property_value(prop, prop_value)
-        elif name in CONTEXT_FIELDS:
-            ctx[name] = _property_value(name, value)
-        else:
-            properties[name] = _property_value(name, value)
-    if "userId" not in ctx and targeting_key and raw.get("targetingKey") is not None:
-        ctx["userId"] = _property_value("targetingKey", raw["targetingKey"])
-    if properties:
-        ctx["properties"] = properties
-    ctx.setdefault("environment", environment)
-    if remote_address:
-        ctx.setdefault("remoteAddress", remote_address)
-    return ctx
 
 
 def _context_etag(entry, ctx):
@@ -640,11 +584,11 @@ def _answer(request, config, secure, host):
 
 def _wsgi(environ, start_response):
     if environ.get("PATH_INFO") in _WRITES:  # what Django's request_started / request_finished would do
-        close_old_connections()
+        snapshots.fresh_connection()
         try:
             status, headers, data = handle(environ)
         finally:
-            close_old_connections()
+            snapshots.fresh_connection()
     else:
         status, headers, data = handle(environ)
     start_response(_STATUS_LINES.get(status) or f"{status} Error", headers)

@@ -410,7 +410,7 @@ def get(environment_id):
     return _refresh_here(environment_id, entry)
 
 
-def _fresh_connection():
+def fresh_connection():
     """Outside a transaction, drop this thread's connection if it broke or aged (as Django does per request)."""
     if not connection.in_atomic_block:
         close_old_connections()
@@ -418,7 +418,7 @@ def _fresh_connection():
 
 def _refresh_here(environment_id, entry):
     """A first build, or a reload after this process's own change: in the request's thread."""
-    _fresh_connection()
+    fresh_connection()
     with _env_lock(environment_id):
         current = _entries.get(environment_id)
         if current is not None and not current.dirty and current is not entry:
@@ -664,7 +664,7 @@ def _key_table():
     table = _state["keys"]
     if table is not None and not table.dirty:
         return table
-    _fresh_connection()
+    fresh_connection()
     with _keys_lock:
         current = _state["keys"]
         if current is not None and not current.dirty and current is not table:
