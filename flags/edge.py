@@ -32,7 +32,6 @@ import math  # noqa: E402
 import re  # noqa: E402
 import threading  # noqa: E402
 import time  # noqa: E402
-import uuid  # noqa: E402
 from urllib.parse import parse_qsl  # noqa: E402
 
 from django.core.signals import setting_changed  # noqa: E402
@@ -277,6 +276,22 @@ def _ofrep_errors(key=None):
     return error
 
 
+def _ofrep_answer(entry, key, evaluation):
+    """The serialised OFREP success for an evaluation, counted for usage. Answers depend only on what was
+    decided, so each one is serialised once per snapshot (the snapshot's ``answers``)."""
+    usage.record(entry.environment_id, key, evaluation.enabled,
+                 evaluation.variant if evaluation.variant_enabled else None)
+    decided = (key, evaluation.reason, evaluation.enabled, evaluation.variant, evaluation.variant_enabled,
+               evaluation.strategy_index)
+    answers = entry.answers
+    data = answers.get(decided)
+    if data is None:
+        data = _encode(_ofrep_result(entry, key, evaluation)).encode()
+        if len(answers) < 50_000:
+            answers[decided] = data
+    return data
+
+
 def _ofrep_result(entry, key, evaluation):
     metadata = {"environment": entry.environment_name}
     flag_type = entry.flag_types.get(key)
@@ -286,7 +301,6 @@ def _ofrep_result(entry, key, evaluation):
         metadata["stale"] = True
     if evaluation.reason == DISABLED:
         # OFREP's disabled flag: no value, so the provider gives the caller's default (open-feature/protocol#46).
-        usage.record(entry.environment_id, key, False, None)
         return {"key": key, "reason": DISABLED, "variant": "disabled", "metadata": metadata}
     if evaluation.variant_enabled:
         variant = evaluation.variant
@@ -302,8 +316,6 @@ def _ofrep_result(entry, key, evaluation):
         variant = "on" if evaluation.enabled else "off"
     if evaluation.strategy_name:
         metadata["strategy"] = evaluation.strategy_name
-    usage.record(entry.environment_id, key, evaluation.enabled,
-                 evaluation.variant if evaluation.variant_enabled else None)
     return {"key": key, "value": value, "reason": evaluation.reason, "variant": variant, "metadata": metadata}
 
 
@@ -326,11 +338,11 @@ def _ofrep_prepare(request, key=None):
 def ofrep_flag(request, key):
     """POST /ofrep/v1/evaluate/flags/{key}"""
     entry, ctx = _ofrep_prepare(request, key)
-    evaluation = entry.snapshot.evaluate(key, ctx)
+    evaluation = entry.snapshot.resolve(key, ctx)
     if evaluation.flag_not_found:
         raise Refused(404, {"key": key, "errorCode": "FLAG_NOT_FOUND",
                             "errorDetails": f"flag {key!r} was not found in {entry.environment_name}"})
-    return 200, _ofrep_result(entry, key, evaluation), ()
+    return 200, _ofrep_answer(entry, key, evaluation), ()
 
 
 def ofrep_bulk(request):
@@ -339,12 +351,12 @@ def ofrep_bulk(request):
     etag = _context_etag(entry, ctx)
     if _etag_matches(request, etag):
         return 304, None, [("ETag", etag)]
-    evaluate = entry.snapshot.evaluate
-    flags = [_ofrep_result(entry, name, evaluate(name, ctx)) for name in entry.names]
+    resolve = entry.snapshot.resolve
+    flags = b",".join([_ofrep_answer(entry, name, resolve(name, ctx)) for name in entry.names])
     metadata = {"environment": entry.environment_name}
     if entry.stale:
         metadata["stale"] = True
-    return 200, {"flags": flags, "metadata": metadata}, [("ETag", etag)]
+    return 200, b'{"flags":[' + flags + b'],"metadata":' + _encode(metadata).encode() + b"}", [("ETag", etag)]
 
 
 # --- Unleash client API -------------------------------------------------------------------------------------
@@ -440,10 +452,10 @@ def frontend(request):
     etag = _context_etag(entry, ctx)
     if _etag_matches(request, etag):
         return 304, None, [("ETag", etag)]
-    evaluate = entry.snapshot.evaluate
+    resolve = entry.snapshot.resolve
     toggles = []
     for name in entry.names:
-        evaluation = evaluate(name, ctx)
+        evaluation = resolve(name, ctx)
         if evaluation.enabled:
             toggles.append({"name": name, "enabled": True, "variant": evaluation.variant_dict(),
                             "impressionData": evaluation.impression_data})
@@ -541,7 +553,7 @@ def handle(environ, body=None, path=None):
     if secure and config["hsts"]:
         headers.append(("Strict-Transport-Security", config["hsts"]))
     incoming = environ.get("HTTP_X_REQUEST_ID", "")
-    headers.append(("X-Request-ID", incoming if incoming and _REQUEST_ID.match(incoming) else uuid.uuid4().hex))
+    headers.append(("X-Request-ID", incoming if incoming and _REQUEST_ID.match(incoming) else os.urandom(16).hex()))
     _cors(request, headers, config)
     if request.method == "HEAD":
         data = b""

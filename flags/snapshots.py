@@ -210,12 +210,14 @@ class EnvironmentSnapshot:
     feature_json: dict  # name → serialised feature (segments by id)
     inlined_json: dict  # name → serialised feature with its segments inlined (features with segments only)
     flag_types: dict
+    refs: dict  # segment id → the names of the features that refer to it (existing or not)
     provisional: bool = False  # read inside a transaction: may hold uncommitted rows; the refresher leaves it
     stale: bool = False  # the database could not be reached at the last attempt
     dirty: bool = False  # this process changed the environment: the next request reloads first
     checked: float = 0.0  # when the published token was last compared
     verified: float = 0.0  # when the database was last asked
     persisted: bool = False
+    answers: dict = field(default_factory=dict)  # the edge's serialised OFREP answers, by what was decided
     _bodies: dict = field(default_factory=dict)
 
     def etag(self, variant=""):
@@ -251,6 +253,7 @@ class EnvironmentSnapshot:
         if stale != self.stale:
             self.stale = stale
             self._bodies.clear()
+            self.answers.clear()
 
 
 def _serialise(features, segments, names=None):
@@ -265,12 +268,16 @@ def _serialise(features, segments, names=None):
 
 def _assemble(environment_id, name, revision, token, features, segments, *, provisional=False, stale=False):
     feature_json, inlined_json = _serialise(features, segments)
+    refs = {}
+    for feature_name, feature in features.items():
+        for sid in documents.segment_ids(feature):
+            refs.setdefault(sid, set()).add(feature_name)
     snapshot = Snapshot.from_client_features(
-        {"version": 2, "features": list(features.values()), "segments": list(segments.values())})
+        {"version": 2, "features": list(features.values()), "segments": list(segments.values())}, copy_input=False)
     return EnvironmentSnapshot(
         environment_id=environment_id, environment_name=name, token=token, revision=revision, snapshot=snapshot,
         features=features, segments=segments, names=sorted(features), feature_json=feature_json,
-        inlined_json=inlined_json, flag_types={n: f.get("type") for n, f in features.items()},
+        inlined_json=inlined_json, flag_types={n: f.get("type") for n, f in features.items()}, refs=refs,
         provisional=provisional, stale=stale)
 
 
@@ -314,20 +321,27 @@ def _incremental(entry):
 
 
 def _apply_changes(entry, revision, token, keys, segment_ids):
+    """The new snapshot: only the named flags read and compiled again, only the segments' users re-serialised;
+    the rest is shared with ``entry`` (the work is proportional to the change, not to the environment)."""
     features = dict(entry.features)
+    refs = {sid: set(names) for sid, names in entry.refs.items()}
     loaded = documents.served_flags(entry.environment_id, keys) if keys else {}
     removed = [k for k in keys if k not in loaded and k in features]
+    for key in [*removed, *(k for k in loaded if k in features)]:
+        for sid in documents.segment_ids(features[key]):
+            refs[sid].discard(key)
+            if not refs[sid]:
+                del refs[sid]
     for key in removed:
         del features[key]
     features.update(loaded)
-    referenced = set().union(*(documents.segment_ids(f) for f in features.values())) if features else set()
-    segments = {sid: doc for sid, doc in entry.segments.items() if sid in referenced and sid not in segment_ids}
-    wanted = (segment_ids | (referenced - set(entry.segments))) & referenced
-    segments.update(documents.segment_documents(wanted))
-    # Which features need serialising again: the changed ones, and those inlining a changed segment.
-    touched = set(loaded)
-    if segment_ids:
-        touched |= {n for n, f in features.items() if documents.segment_ids(f) & segment_ids}
+    for key, feature in loaded.items():
+        for sid in documents.segment_ids(feature):
+            refs.setdefault(sid, set()).add(key)
+    segments = {sid: doc for sid, doc in entry.segments.items() if sid in refs and sid not in segment_ids}
+    segments.update(documents.segment_documents({sid for sid in refs if sid not in segments}))
+    # Serialised again: the changed flags, and those that inline a changed segment.
+    touched = set(loaded).union(*(refs.get(sid, ()) for sid in segment_ids))
     feature_json, inlined_json = dict(entry.feature_json), dict(entry.inlined_json)
     for key in removed:
         feature_json.pop(key, None)
@@ -345,11 +359,12 @@ def _apply_changes(entry, revision, token, keys, segment_ids):
     for key in removed:
         flag_types.pop(key, None)
     flag_types.update({n: f.get("type") for n, f in loaded.items()})
-    names = entry.names if set(features) == set(entry.features) else sorted(features)
+    same_names = not removed and all(k in entry.features for k in loaded)
     return EnvironmentSnapshot(
         environment_id=entry.environment_id, environment_name=entry.environment_name, token=token,
-        revision=revision, snapshot=entry.snapshot.apply_delta(events), features=features, segments=segments,
-        names=names, feature_json=feature_json, inlined_json=inlined_json, flag_types=flag_types,
+        revision=revision, snapshot=entry.snapshot.apply_delta(events, copy_input=False), features=features,
+        segments=segments, names=entry.names if same_names else sorted(features), feature_json=feature_json,
+        inlined_json=inlined_json, flag_types=flag_types, refs=refs,
         provisional=entry.provisional or _in_transaction())
 
 
@@ -683,7 +698,8 @@ def _key_table():
                            "marked stale", exc)
         fresh.checked = fresh.verified = time.monotonic()
         _state["keys"] = fresh
-        return fresh
+    _ensure_refresher()
+    return fresh
 
 
 def _refresh_keys(table, now):
@@ -711,13 +727,20 @@ def _refresh_keys(table, now):
         _state["keys"] = fresh
 
 
+_digests: dict = {}
+
+
 def lookup_key(raw):
     """The active key ``raw`` (KeyInfo) or None. Revocations reach every process within the check interval."""
     if not raw or len(raw) > 200:
         return None
     table = _key_table()
-    _ensure_refresher()
-    return table.by_digest.get(digest(raw))
+    hashed = _digests.get(raw)
+    if hashed is None:
+        if len(_digests) >= 10_000:
+            _digests.clear()
+        hashed = _digests[raw] = digest(raw)
+    return table.by_digest.get(hashed)
 
 
 def keys_stale():
