@@ -597,12 +597,19 @@ def segment_save(*, name, constraints, description="", segment=None, by=None):
     """Create or edit a segment. New constraints are validated; constraints it already has (an imported one that
     can never match, say) are kept without being refused again."""
     _require_any(by)
-    stored = [] if segment is None else Segment.objects.get(pk=segment.pk).constraints
-    problems = validate_constraints([c for c in constraints if c not in stored]) if isinstance(constraints, list) \
-        else validate_constraints(constraints)
+    problems = segment_problems(constraints, segment=segment)
     if problems:
         raise errors.ValidationFailed(f"segment {name!r}: " + "; ".join(problems), reasons=problems)
     return _segment_write(segment, name=name, description=description, constraints=constraints, by=by)
+
+
+def segment_problems(constraints, *, segment=None):
+    """What is wrong with new constraints of ``segment`` (None: a new segment); the constraints it already has are
+    not refused again (an imported one that can never match, say)."""
+    if not isinstance(constraints, list):
+        return validate_constraints(constraints)
+    stored = [] if segment is None or segment.pk is None else Segment.objects.get(pk=segment.pk).constraints
+    return validate_constraints([c for c in constraints if c not in stored])
 
 
 SEGMENT_FIELDS = ["name", "description", "constraints"]
