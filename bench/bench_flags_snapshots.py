@@ -130,7 +130,9 @@ def main():
         edge = Server("flags.edge:application", env, args.workers, 1)
         url = f"{edge.base}/ofrep/v1/evaluate/flags/flag-00002"
         try:
-            subprocess.run(["wrk", "-t1", "-c8", "-d3s", "-s", str(script), url], capture_output=True)
+            # warm both workers: each builds the 10,000-flag snapshot once, on its first request
+            for _ in range(3):
+                subprocess.run(["wrk", "-t2", "-c16", "-d5s", "-s", str(script), url], capture_output=True)
 
             def wrk():
                 run = subprocess.run(["wrk", "-t2", f"-c{args.connections}", f"-d{args.duration}s", "--latency",

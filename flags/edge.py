@@ -19,7 +19,8 @@ import os
 
 from django.conf import settings
 
-if not settings.configured:  # run as its own process: gunicorn flags.edge:application
+STANDALONE = not settings.configured  # run as its own process: gunicorn flags.edge:application
+if STANDALONE:
     import django
 
     os.environ.setdefault("DJANGO_SETTINGS_MODULE", "pmrelease.settings")
@@ -645,3 +646,6 @@ def _plain(start_response, status, payload):
 
 
 application = _standalone
+if STANDALONE:
+    # Each worker loads the key table and its environments' snapshots as it starts, beside its first requests.
+    threading.Thread(target=snapshots.warm, name="flags-warm", daemon=True).start()

@@ -743,6 +743,20 @@ def lookup_key(raw):
     return table.by_digest.get(hashed)
 
 
+def warm():
+    """Load the key table and the snapshot of every environment that has a key (a process starting up)."""
+    try:
+        table = _key_table()
+        for environment_id in sorted({info.environment_id for info in table.by_digest.values()}):
+            get(environment_id)
+    except Unavailable as exc:
+        logger.warning("flags: nothing to start from yet: %s", exc)
+    except Exception:
+        logger.exception("flags: warming up failed; the first requests load what they need")
+    finally:
+        connections.close_all()
+
+
 def keys_stale():
     table = _state["keys"]
     return table is not None and table.stale

@@ -10,6 +10,7 @@ from django.core.management.base import CommandError
 from django.utils import timezone
 
 from flags import services, snapshots
+from flags.engine import Snapshot
 from flags.models import (
     ApiKey,
     ApprovalPolicy,
@@ -398,7 +399,6 @@ def test_import_flags__unleash_document__engine_results_identical_and_export_rou
     out = io.StringIO()
     call_command("import_flags", "--environment", "staging", "--format", "unleash", str(path), stdout=out)
     assert "2 flag(s) were created: parent, child" in out.getvalue()
-    from flags.engine import Snapshot
 
     theirs = Snapshot.from_client_features(UNLEASH_DOC)
     ours = snapshots.get(envs["staging"].pk).snapshot
@@ -499,3 +499,57 @@ def test_stale_flags__past_lifetime_or_unused__listed_and_owner_notified_once(ma
     assert services.notify_stale_flags() == 1
     assert mail.outbox[-1].to == ["dev@example.com"] and "old-release" in mail.outbox[-1].body
     assert services.notify_stale_flags() == 0
+
+
+# --- lossless import --------------------------------------------------------------------------------------------
+def test_flags_import__dry_run__plan_of_created_changed_unchanged_and_nothing_written(envs, make_flag):
+    make_flag("same", enabled={"staging": True})
+    make_flag("other", enabled={"staging": False})
+    doc = services.transfer.export_document(envs["staging"])
+    doc["features"] = [f for f in doc["features"] if f["name"] in ("same", "other")]
+    next(f for f in doc["features"] if f["name"] == "other")["enabled"] = True
+    doc["features"].append({"name": "new-one", "enabled": True, "strategies": [], "variants": [
+        {"name": "v", "weight": 1000, "payload": {"type": "string", "value": "AKIAIOSFODNN7EXAMPLE"}}]})
+    audit_rows = AuditEvent.objects.count()
+    report = services.flags_import(environment=envs["staging"], doc=doc, by="import_flags", dry_run=True)
+    assert (report.created, report.changed, report.unchanged) == (["new-one"], ["other"], ["same"])
+    assert any("looks like it holds a secret (AWS Access Key)" in w for w in report.warnings)
+    assert not FeatureFlag.objects.filter(key="new-one").exists() and not _state("other", "staging").enabled
+    assert AuditEvent.objects.count() == audit_rows
+    applied = services.flags_import(environment=envs["staging"], doc=doc, by="import_flags")
+    assert (applied.created, applied.changed, applied.unchanged) == (["new-one"], ["other"], ["same"])
+    assert _state("other", "staging").enabled
+    assert _state("new-one", "staging").variants[0]["payload"]["value"] == "AKIAIOSFODNN7EXAMPLE"  # kept, warned
+
+
+def test_flags_import__variant_weights_as_given__nobody_moves(envs):
+    variants = [{"name": f"v{i}", "weight": 33, "payload": {"type": "string", "value": str(i)}} for i in range(3)]
+    doc = {"version": 1, "features": [{"name": "experiment", "enabled": True, "strategies": [], "variants": variants}]}
+    services.flags_import(environment=envs["staging"], doc=doc, by="import_flags")
+    assert _state("experiment", "staging").variants == variants  # not 334/333/333
+    theirs = Snapshot.from_client_features(doc)
+    ours = snapshots.get(envs["staging"].pk).snapshot
+    assert all(ours.get_variant("experiment", {"userId": str(u)}) == theirs.get_variant("experiment", {
+        "userId": str(u)}) for u in range(300))
+
+
+def test_flags_import__portal_flags_exported_then_imported__unchanged(envs, make_flag):
+    make_flag("portal-made", enabled={"staging": True}, variants={"staging": [
+        {"name": "a", "weightType": "variable"}, {"name": "b", "weightType": "variable"}]})
+    exported = services.transfer.export_document(envs["staging"])
+    report = services.flags_import(environment=envs["staging"], doc=exported, by="import_flags")
+    assert report.unchanged == ["portal-made"] and not report.changed
+    assert FeatureFlag.objects.get(key="portal-made").unleash == {}
+
+
+def test_flag_state_edit__payload_changed__weights_kept_so_nobody_moves(envs, make_flag):
+    make_flag("exp", enabled={"staging": True}, variants={"staging": [
+        {"name": "a", "weightType": "variable"}, {"name": "b", "weightType": "variable"},
+        {"name": "c", "weightType": "variable"}]})
+    state = _state("exp", "staging")
+    assert [v["weight"] for v in state.variants] == [334, 333, 333]  # computed once, when edited
+    edited = [dict(v, payload={"type": "string", "value": "x"}) if v["name"] == "a" else v for v in state.variants]
+    services.flag_state_update(state=state, variants=edited)
+    assert [v["weight"] for v in _state("exp", "staging").variants] == [334, 333, 333]
+    services.flag_state_update(state=_state("exp", "staging"), variants=edited[:2])
+    assert [v["weight"] for v in _state("exp", "staging").variants] == [500, 500]  # the weighting changed
