@@ -193,7 +193,11 @@ def parse_json(raw):
     if not raw.strip():
         return None
     try:
-        data = json.loads(raw)
+        try:
+            text = raw.decode()  # JSON on the wire is UTF-8; anything else is left to json's detection
+        except UnicodeDecodeError:
+            text = raw
+        data = json.loads(text)
     except RecursionError:
         raise ValueError(f"the request body nests more than {MAX_JSON_DEPTH} levels deep") from None
     except (ValueError, UnicodeDecodeError) as exc:

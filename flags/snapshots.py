@@ -397,6 +397,7 @@ def reset():
     """Drop everything this process holds and stop its refresher (tests)."""
     with _lock:
         _entries.clear()
+        _saved_at.clear()
         _state["keys"] = None
         _state["generation"] += 1
         _state["refresher"] = None
@@ -563,10 +564,18 @@ def _saved_revision(path):
         return None, None
 
 
+_saved_at: dict = {}
+
+
 def _save_all():
+    """Save what changed, each environment at most once per FLAGS_EDGE_VERIFY_SECONDS (a flag toggled every second
+    at 10,000 flags must not cost a 3 MB write every second in every process)."""
+    now = time.monotonic()
     for entry in list(_entries.values()):
         if not entry.persisted and not entry.provisional and not entry.stale:
-            save(entry)
+            if now - _saved_at.get(entry.environment_id, -1e9) >= _verify_interval():
+                save(entry)
+                _saved_at[entry.environment_id] = now
     table = _state["keys"]
     if table is not None and not table.persisted and not table.provisional and not table.stale:
         _save_keys(table)
