@@ -231,12 +231,17 @@ def flag_update(*, flag, data, by=None, reason=""):
             flag.dependencies = _dependencies(flag)  # the portal's parent replaces imported dependencies
         flag.unleash = transfer.source_after_edit(flag.unleash, {_FEATURE_KEYS[n] for n in edited
                                                                  if n in _FEATURE_KEYS})
-        flag.save()
-        b, a = audit.diff(before, _fields(flag, FLAG_FIELDS))
-        if a:
-            audit.record(action="flag.update", obj=flag, by=by, before=b, after=a, reason=reason)
-            _changed_everywhere(flags=[flag.key])
+        _flag_save(flag, before, FLAG_FIELDS, by=by, reason=reason)
     return flag
+
+
+def _flag_save(flag, before, fields, *, by, reason):
+    """Save an edited flag; when ``fields`` changed, audit them and tell every environment's snapshot."""
+    flag.save()
+    b, a = audit.diff(before, _fields(flag, fields))
+    if a:
+        audit.record(action="flag.update", obj=flag, by=by, before=b, after=a, reason=reason)
+        _changed_everywhere(flags=[flag.key])
 
 
 def state_for(flag, environment):
@@ -834,11 +839,7 @@ def _flag_import_update(flag, columns, source, *, by, reason):
             setattr(flag, name, value)
         _require_where_enabled(by, flag, _serving_changes(before, flag))
         errors.full_clean(flag, exclude=["key"])
-        flag.save()
-        b, a = audit.diff(before, _fields(flag, fields))
-        if a:
-            audit.record(action="flag.update", obj=flag, by=by, before=b, after=a, reason=reason)
-            _changed_everywhere(flags=[flag.key])
+        _flag_save(flag, before, fields, by=by, reason=reason)
     return flag
 
 

@@ -462,17 +462,25 @@ def _refresh_here(environment_id, entry):
     return fresh
 
 
+def _current_by_token(held, scope, now):
+    """Whether ``held`` (a snapshot or the key table) is current by the published token alone: no database check
+    is due (it is every FLAGS_EDGE_VERIFY_SECONDS, and every round while stale)."""
+    if held.stale or now - held.verified >= _verify_interval():
+        return False
+    try:
+        current = read_published(scope) == held.token
+    except Exception:  # the cache is unreachable: ask the database
+        return False
+    if current:
+        held.checked = now
+    return current
+
+
 def _refresh_env(entry, now):
     """The refresher's check of one environment."""
     scope = env_scope(entry.environment_id)
-    verify = entry.stale or now - entry.verified >= _verify_interval()
-    if not verify:
-        try:
-            if read_published(scope) == entry.token:
-                entry.checked = now
-                return
-        except Exception:  # the cache is unreachable: ask the database
-            pass
+    if _current_by_token(entry, scope, now):
+        return
     with _env_lock(entry.environment_id):
         current = _entries.get(entry.environment_id)
         if current is not entry or entry.dirty:
@@ -555,13 +563,32 @@ def _write(path, data):
     temp.replace(path)
 
 
-def _saved_revision(path):
+def _read_saved(path, what):
+    """``(head, body)`` of a saved file (its two JSON lines), None when there is none or it cannot be read."""
     try:
         with open(path, "rb") as handle:
-            head = json.loads(handle.readline())
-        return int(head["revision"]), head.get("token")
+            return json.loads(handle.readline()), json.loads(handle.readline())
+    except FileNotFoundError:
+        return None
+    except (OSError, ValueError) as exc:
+        logger.error("flags: the saved %s %s cannot be read: %s", what, path, exc)
+        return None
+
+
+def _save(path, held, head, body):
+    """Write ``head`` and the serialised ``body`` of ``held`` (a snapshot or the key table) unless the file holds a
+    newer revision, from another process; ``held`` is then persisted."""
+    try:
+        with open(path, "rb") as handle:
+            saved = json.loads(handle.readline())
+        revision = int(saved["revision"])
+        kept = revision > held.revision or revision == held.revision and saved.get("token") == held.token
     except (OSError, ValueError, KeyError, TypeError):
-        return None, None
+        kept = False
+    if not kept:
+        _write(path, documents.dumps({"format": _FORMAT, **head, "revision": held.revision, "token": held.token})
+               + b"\n" + body() + b"\n")
+    held.persisted = True
 
 
 _saved_at: dict = {}
@@ -583,28 +610,16 @@ def _save_all():
 
 def save(entry):
     """Write ``entry`` to the snapshot directory (a newer saved revision, from another process, is kept)."""
-    path = _snapshot_dir() / f"env-{entry.environment_id}.json"
-    saved, token = _saved_revision(path)
-    if saved is not None and (saved > entry.revision or saved == entry.revision and token == entry.token):
-        entry.persisted = True
-        return
-    head = {"format": _FORMAT, "environment_id": entry.environment_id, "environment_name": entry.environment_name,
-            "revision": entry.revision, "token": entry.token}
-    _write(path, documents.dumps(head) + b"\n" + entry.body(True) + b"\n")
-    entry.persisted = True
+    _save(_snapshot_dir() / f"env-{entry.environment_id}.json", entry,
+          {"environment_id": entry.environment_id, "environment_name": entry.environment_name},
+          lambda: entry.body(True))
 
 
 def _load_saved(environment_id):
-    path = _snapshot_dir() / f"env-{environment_id}.json"
-    try:
-        with open(path, "rb") as handle:
-            head = json.loads(handle.readline())
-            doc = json.loads(handle.readline())
-    except FileNotFoundError:
+    saved = _read_saved(_snapshot_dir() / f"env-{environment_id}.json", "snapshot")
+    if saved is None:
         return None
-    except (OSError, ValueError) as exc:
-        logger.error("flags: the saved snapshot %s cannot be read: %s", path, exc)
-        return None
+    head, doc = saved
     features = {f["name"]: f for f in doc.get("features") or () if isinstance(f, dict) and f.get("name")}
     segments = {s["id"]: s for s in doc.get("segments") or () if isinstance(s, dict) and "id" in s}
     entry = _assemble(environment_id, head["environment_name"], int(head["revision"]), head["token"], features,
@@ -655,29 +670,16 @@ def _load_keys():
 
 
 def _save_keys(table):
-    path = _snapshot_dir() / "keys.json"
-    saved, token = _saved_revision(path)
-    if saved is not None and (saved > table.revision or saved == table.revision and token == table.token):
-        table.persisted = True
-        return
-    head = {"format": _FORMAT, "revision": table.revision, "token": table.token}
     keys = [{"hash": h, "id": k.id, "environment_id": k.environment_id, "environment_name": k.environment_name,
              "kind": k.kind, "name": k.name, "rate_limit": k.rate_limit} for h, k in table.by_digest.items()]
-    _write(path, documents.dumps(head) + b"\n" + documents.dumps(keys) + b"\n")
-    table.persisted = True
+    _save(_snapshot_dir() / "keys.json", table, {}, lambda: documents.dumps(keys))
 
 
 def _load_saved_keys():
-    path = _snapshot_dir() / "keys.json"
-    try:
-        with open(path, "rb") as handle:
-            head = json.loads(handle.readline())
-            keys = json.loads(handle.readline())
-    except FileNotFoundError:
+    saved = _read_saved(_snapshot_dir() / "keys.json", "key table")
+    if saved is None:
         return None
-    except (OSError, ValueError) as exc:
-        logger.error("flags: the saved key table %s cannot be read: %s", path, exc)
-        return None
+    head, keys = saved
     by_digest = {k["hash"]: KeyInfo(k["id"], k["environment_id"], k["environment_name"], k["kind"], k["name"],
                                     k["rate_limit"]) for k in keys}
     return KeyTable(token=head["token"], revision=int(head["revision"]), by_digest=by_digest, stale=True,
@@ -712,14 +714,8 @@ def _key_table():
 
 
 def _refresh_keys(table, now):
-    verify = table.stale or now - table.verified >= _verify_interval()
-    if not verify:
-        try:
-            if read_published(KEYS_SCOPE) == table.token:
-                table.checked = now
-                return
-        except Exception:
-            pass
+    if _current_by_token(table, KEYS_SCOPE, now):
+        return
     with _keys_lock:
         if _state["keys"] is not table or table.dirty:
             return

@@ -104,121 +104,96 @@ def _is_int(value):
     return isinstance(value, int) and not isinstance(value, bool)
 
 
-def _check_constraint(constraint, label):
-    if not isinstance(constraint, dict):
-        return [f"{label} must be an object"]
+def _is_text(value):
+    return isinstance(value, str)
+
+
+def _is_bool(value):
+    return isinstance(value, bool)
+
+
+def _texts(value):
+    return isinstance(value, list) and all(isinstance(v, str) for v in value)
+
+
+def _overrides(value):
+    return isinstance(value, list) and all(isinstance(o, dict) and isinstance(o.get("contextName"), str)
+                                           and isinstance(o.get("values"), list) for o in value)
+
+
+def _payload(value):
+    return isinstance(value, dict) and isinstance(value.get("type"), str) and isinstance(value.get("value"), str)
+
+
+def _parameters(value):
+    return isinstance(value, dict) and all(isinstance(v, str | int | float) and not isinstance(v, bool)
+                                           for v in value.values())
+
+
+# An object's fields and what each must be when it is given (None counts as not given); ``!``: required.
+_CONSTRAINT = {"!contextName": (_is_text, "a string"), "!operator": (_is_text, "a string"),
+               "values": (_texts, "a list of strings"), "value": (lambda v: isinstance(v, str | int | float),
+                                                                  "a string"),
+               "inverted": (_is_bool, "true or false"), "caseInsensitive": (_is_bool, "true or false")}
+_VARIANT = {"!name": (_is_text, "a string"), "weight": (_is_int, "a whole number"),
+            "weightType": (_is_text, "a string"), "stickiness": (_is_text, "a string"),
+            "payload": (_payload, "an object with a string type and a string value"),
+            "overrides": (_overrides, "a list of {contextName, values}")}
+_STRATEGY = {"!name": (lambda v: isinstance(v, str) and bool(v), "a non-empty string"),
+             "parameters": (_parameters, "an object of strings"),
+             "segments": (lambda v: isinstance(v, list) and all(_is_int(s) for s in v), "a list of segment ids")}
+_DEPENDENCY = {"!feature": (lambda v: isinstance(v, str) and bool(v), "a flag name"),
+               "enabled": (_is_bool, "true or false"), "variants": (_texts, "a list of variant names")}
+_FEATURE = {"enabled": (_is_bool, "true or false"), "stale": (_is_bool, "true or false"),
+            "impressionData": (_is_bool, "true or false"), "type": (_is_text, "a string"),
+            "description": (_is_text, "a string"), "project": (_is_text, "a string")}
+
+
+def _check(item, where, fields):
+    """What is wrong with the types of ``item``'s fields (``fields``: see _CONSTRAINT)."""
+    if not isinstance(item, dict):
+        return [f"{where} must be an object"]
     problems = []
-    if not isinstance(constraint.get("contextName"), str):
-        problems.append(f"{label}: contextName must be a string")
-    if not isinstance(constraint.get("operator"), str):
-        problems.append(f"{label}: operator must be a string")
-    if "values" in constraint and constraint["values"] is not None and (
-            not isinstance(constraint["values"], list) or not all(isinstance(v, str) for v in constraint["values"])):
-        problems.append(f"{label}: values must be a list of strings")
-    if constraint.get("value") is not None and not isinstance(constraint["value"], str | int | float):
-        problems.append(f"{label}: value must be a string")
-    for name in ("inverted", "caseInsensitive"):
-        if constraint.get(name) is not None and not isinstance(constraint[name], bool):
-            problems.append(f"{label}: {name} must be true or false")
+    for key, (valid, what) in fields.items():
+        name = key.lstrip("!")
+        value = item.get(name)
+        if (value is not None or key.startswith("!")) and not valid(value):
+            problems.append(f"{where}: {name} must be {what}")
     return problems
+
+
+def _each(value, label, what, check):
+    """What is wrong with a list field: not a list, or what ``check(item, number)`` says of its items."""
+    if value is None:
+        return []
+    if not isinstance(value, list):
+        return [f"{label}: {what} must be a list"]
+    return [p for i, item in enumerate(value, 1) for p in check(item, i)]
 
 
 def _check_constraints(constraints, label):
-    if constraints is None:
-        return []
-    if not isinstance(constraints, list):
-        return [f"{label}: constraints must be a list"]
-    return [p for i, c in enumerate(constraints) for p in _check_constraint(c, f"{label}: constraint {i + 1}")]
+    return _each(constraints, label, "constraints", lambda c, i: _check(c, f"{label}: constraint {i}", _CONSTRAINT))
 
 
 def _check_variants(variants, label, item="variant"):
-    if variants is None:
-        return []
-    if not isinstance(variants, list):
-        return [f"{label}: variants must be a list"]
-    problems = []
-    for i, variant in enumerate(variants):
-        where = f"{label}: {item} {i + 1}"
-        if not isinstance(variant, dict):
-            problems.append(f"{where} must be an object")
-            continue
-        if not isinstance(variant.get("name"), str):
-            problems.append(f"{where}: name must be a string")
-        if "weight" in variant and not _is_int(variant["weight"]):
-            problems.append(f"{where}: weight must be a whole number")
-        for name in ("weightType", "stickiness"):
-            if variant.get(name) is not None and not isinstance(variant[name], str):
-                problems.append(f"{where}: {name} must be a string")
-        payload = variant.get("payload")
-        if payload is not None and (not isinstance(payload, dict) or not isinstance(payload.get("type"), str)
-                                    or not isinstance(payload.get("value"), str)):
-            problems.append(f"{where}: payload must be an object with a string type and a string value")
-        overrides = variant.get("overrides")
-        if overrides is not None and (not isinstance(overrides, list) or not all(
-                isinstance(o, dict) and isinstance(o.get("contextName"), str) and isinstance(o.get("values"), list)
-                for o in overrides)):
-            problems.append(f"{where}: overrides must be a list of {{contextName, values}}")
-    return problems
+    return _each(variants, label, "variants", lambda v, i: _check(v, f"{label}: {item} {i}", _VARIANT))
 
 
 def _check_strategy(strategy, label):
-    if not isinstance(strategy, dict):
-        return [f"{label} must be an object"]
-    problems = []
-    if not isinstance(strategy.get("name"), str) or not strategy["name"]:
-        problems.append(f"{label}: name must be a non-empty string")
-    parameters = strategy.get("parameters")
-    if parameters is not None:
-        if not isinstance(parameters, dict):
-            problems.append(f"{label}: parameters must be an object")
-        else:
-            problems.extend(f"{label}: parameter {k!r} must be a string" for k, v in parameters.items()
-                            if not isinstance(v, str | int | float) or isinstance(v, bool))
-    problems.extend(_check_constraints(strategy.get("constraints"), label))
-    problems.extend(_check_variants(strategy.get("variants"), label))
-    segments = strategy.get("segments")
-    if segments is not None and (not isinstance(segments, list) or not all(_is_int(s) for s in segments)):
-        problems.append(f"{label}: segments must be a list of segment ids")
+    problems = _check(strategy, label, _STRATEGY)
+    if isinstance(strategy, dict):
+        problems += _check_constraints(strategy.get("constraints"), label)
+        problems += _check_variants(strategy.get("variants"), label)
     return problems
 
 
 def _check_feature(feature, label):
-    problems = []
-    for name in ("enabled", "stale"):
-        if feature.get(name) is not None and not isinstance(feature[name], bool):
-            problems.append(f"{label}: {name} must be true or false")
-    if feature.get("impressionData") is not None and not isinstance(feature["impressionData"], bool):
-        problems.append(f"{label}: impressionData must be true or false")
-    for name in ("type", "description", "project"):
-        if feature.get(name) is not None and not isinstance(feature[name], str):
-            problems.append(f"{label}: {name} must be a string")
-    strategies = feature.get("strategies")
-    if strategies is not None:
-        if not isinstance(strategies, list):
-            problems.append(f"{label}: strategies must be a list")
-        else:
-            for i, strategy in enumerate(strategies):
-                problems.extend(_check_strategy(strategy, f"{label}: strategy {i + 1}"))
-    problems.extend(_check_variants(feature.get("variants"), label, "variants: variant"))
-    dependencies = feature.get("dependencies")
-    if dependencies is not None:
-        if not isinstance(dependencies, list):
-            problems.append(f"{label}: dependencies must be a list")
-        else:
-            for i, dependency in enumerate(dependencies):
-                where = f"{label}: dependency {i + 1}"
-                if not isinstance(dependency, dict):
-                    problems.append(f"{where} must be an object")
-                    continue
-                if not isinstance(dependency.get("feature"), str) or not dependency["feature"]:
-                    problems.append(f"{where}: feature must be a flag name")
-                if dependency.get("enabled") is not None and not isinstance(dependency["enabled"], bool):
-                    problems.append(f"{where}: enabled must be true or false")
-                variants = dependency.get("variants")
-                if variants is not None and (not isinstance(variants, list)
-                                             or not all(isinstance(v, str) for v in variants)):
-                    problems.append(f"{where}: variants must be a list of variant names")
-    return problems
+    return (_check(feature, label, _FEATURE)
+            + _each(feature.get("strategies"), label, "strategies",
+                    lambda s, i: _check_strategy(s, f"{label}: strategy {i}"))
+            + _check_variants(feature.get("variants"), label, "variants: variant")
+            + _each(feature.get("dependencies"), label, "dependencies",
+                    lambda d, i: _check(d, f"{label}: dependency {i}", _DEPENDENCY)))
 
 
 def parse_document(doc):

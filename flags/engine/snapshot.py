@@ -27,6 +27,15 @@ def _same(value):
     return value
 
 
+def _variant_reason(reason: str, how: str) -> str:
+    """The reason once a variant was picked: a weighted split is a SPLIT, an override a targeting match."""
+    if how == "split":
+        return SPLIT
+    if how == "override" and reason != SPLIT:
+        return TARGETING_MATCH
+    return reason
+
+
 @dataclass(slots=True)
 class Evaluation:
     """The outcome of evaluating one flag for one context, with an OFREP-style reason and an explanation.
@@ -430,10 +439,7 @@ class Snapshot:
                 impression_data=impression,
             )
         index, how, variant_text = variants.pick_explained(ctx)
-        if how == "split":
-            reason = SPLIT
-        elif how == "override" and reason != SPLIT:
-            reason = TARGETING_MATCH
+        reason = _variant_reason(reason, how)
         if index < 0:
             variant_name, payload, variant_enabled = "disabled", None, False
         else:
@@ -487,10 +493,7 @@ class Snapshot:
             return Evaluation(name, True, reason=reason, strategy_index=strategy_index, strategy_name=strategy_name,
                               impression_data=impression)
         index, how = variants.pick_how(ctx)
-        if how == "split":
-            reason = SPLIT
-        elif how == "override" and reason != SPLIT:
-            reason = TARGETING_MATCH
+        reason = _variant_reason(reason, how)
         if index < 0:
             return Evaluation(name, True, reason=reason, strategy_index=strategy_index, strategy_name=strategy_name,
                               impression_data=impression)
