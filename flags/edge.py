@@ -623,7 +623,6 @@ def mount(fallback):
             return _wsgi(environ, start_response)
         return fallback(environ, start_response)
 
-    dispatch.edge = _wsgi
     return dispatch
 
 
