@@ -178,6 +178,7 @@ def main():
     args = parser.parse_args()
     if shutil.which("wrk") is None:
         sys.exit("wrk is not installed (apt-get install -y wrk)")
+    load_before = os.getloadavg()[0]
     var_dir = Path(tempfile.mkdtemp(prefix="flags-bench-"))
     env = _env(var_dir)
     python = sys.executable
@@ -225,7 +226,7 @@ def main():
         results[label] = runs[len(runs) // 2] + ([r[0] for r in runs],)
     print(f"gunicorn {args.workers} worker(s) x {args.threads} thread(s), wrk {args.connections} connections, "
           f"{args.duration}s per run, median of {args.runs} runs, {os.cpu_count()} CPU(s), "
-          f"load average before: {os.getloadavg()[0]:.2f}")
+          f"load average before: {load_before:.2f}, after: {os.getloadavg()[0]:.2f}")
     print(f"{'endpoint':34} {'req/s':>9} {'p50 ms':>8} {'p99 ms':>8} {'errors':>7}  runs (req/s)")
     for label, (rps, p50, p99, errors, runs) in results.items():
         print(f"{label:34} {rps:9.0f} {p50:8.2f} {p99:8.2f} {errors:7d}  {', '.join(f'{r:.0f}' for r in runs)}")
