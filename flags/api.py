@@ -46,8 +46,9 @@ class FlagSerializer(serializers.ModelSerializer):
     class Meta:
         model = FeatureFlag
         fields = ["key", "description", "type", "owner", "tags", "lifecycle", "impression_data", "parent",
-                  "parent_enabled", "parent_variants", "monitoring_metrics", "monitoring_alerts", "created_at",
-                  "updated_at", "environments"]
+                  "parent_enabled", "parent_variants", "dependencies", "monitoring_metrics", "monitoring_alerts",
+                  "created_at", "updated_at", "environments"]
+        read_only_fields = ["dependencies"]  # what is served: from the parent fields, or as imported
 
     def get_environments(self, flag):
         visible = self.context.get("visible")
