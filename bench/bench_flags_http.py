@@ -1,13 +1,21 @@
-"""Benchmark: OFREP single-flag and bulk (100 flags) requests under gunicorn, against an empty Django JSON view
-served the same way in the same run (the framework's own limit on this machine).
+"""Benchmark: the flag edge under gunicorn against a raw WSGI callable returning the same bytes, and against an
+empty Django JSON view, under the same gunicorn settings in the same run.
 
-    python bench/bench_flags_http.py [--duration 10] [--connections 32] [--workers 2] [--threads 2]
+    python bench/bench_flags_http.py [--duration 10] [--connections 32] [--workers 2] [--runs 3]
 
-Needs ``wrk`` (``apt-get install -y wrk``). Sets up a throw-away SQLite database under a temporary VAR_DIR
-with 100 flags in one environment (a flexibleRollout with two constraints among them) and a client key, then
-runs gunicorn (sync workers, the same middleware stack as production) with this module as the URL
-configuration: ``/bench/empty`` (an empty JSON view) and the portal's own routes. Prints req/s, p50 and p99
-for each endpoint and the ratio of OFREP to the empty view.
+Needs ``wrk`` (``apt-get install -y wrk``). Sets up a throw-away SQLite database under a temporary VAR_DIR with
+100 flags in one environment (a flexibleRollout with two constraints among them) and a client key, and runs,
+each with the same gunicorn settings (sync workers):
+
+- the portal (``pmrelease.wsgi``, the edge mounted in front of Django) plus ``/bench/empty``, an empty Django
+  JSON view routed through Django's whole middleware stack: the empty view, and OFREP single / bulk and client
+  features answered by the edge inside the portal;
+- the edge as its own process (``flags.edge:application``): OFREP single, bulk (100 flags), client features;
+- a raw WSGI callable returning the bytes and headers of the edge's OFREP single answer.
+
+The servers run side by side (an idle sync worker costs nothing); each case is measured ``--runs`` times, the
+cases interleaved so that a change in the machine's load hits them alike, after a warm-up that reaches every
+worker; the run with the median req/s is reported with its p50 / p99. Prints the ratio of the edge's OFREP single flag to the raw callable (target ≥ 75 %, p99 ≤ 10 ms).
 """
 from __future__ import annotations
 
@@ -22,34 +30,48 @@ import subprocess
 import sys
 import tempfile
 import time
+import urllib.request
 from pathlib import Path
 
 ROOT = Path(os.path.abspath(__file__)).parents[1]
 sys.path.insert(0, str(ROOT))
 
-# --- when imported by gunicorn: the WSGI application with the extra empty view ------------------------------
-if os.environ.get("FLAGS_BENCH_SERVER") == "1":
+# --- when imported by gunicorn: the portal with the extra empty view, or the raw callable ---------------------
+if os.environ.get("FLAGS_BENCH_SERVER") == "portal":
     os.environ.setdefault("DJANGO_SETTINGS_MODULE", "pmrelease.settings")
     from django.conf import settings
-    from django.core.wsgi import get_wsgi_application
 
     settings.ROOT_URLCONF = "bench.bench_flags_http"
-    application = get_wsgi_application()  # django.setup() first: the portal's URLs import the admin
-
     from django.http import JsonResponse
     from django.urls import include, path
+
+    from pmrelease.wsgi import application  # noqa: F401  (the edge mounted in front of Django)
 
     def empty(request):
         return JsonResponse({})
 
     urlpatterns = [path("bench/empty", empty), path("", include("pmrelease.urls"))]
 
+if os.environ.get("FLAGS_BENCH_SERVER") == "raw":
+    _RAW = json.loads(os.environ["FLAGS_BENCH_RAW"])
+    _RAW_BODY = _RAW["body"].encode()
+    _RAW_HEADERS = [(k, v) for k, v in _RAW["headers"]]
+
+    def raw(environ, start_response):
+        """The floor: no parsing, no lookup, the edge's answer as fixed bytes (it reads the body as the edge does)."""
+        length = int(environ.get("CONTENT_LENGTH") or 0)
+        if length:
+            environ["wsgi.input"].read(length)
+        start_response("200 OK", _RAW_HEADERS)
+        return [_RAW_BODY]
+
 FLAG = "new-checkout"
 LUA = """
 wrk.method = "{method}"
 wrk.body = '{body}'
 wrk.headers["Content-Type"] = "application/json"
-wrk.headers["Authorization"] = "Bearer {key}"
+wrk.headers["Authorization"] = "{auth}"
+wrk.headers["Unleash-Client-Spec"] = "5.0.0"
 """
 
 
@@ -58,6 +80,7 @@ def _env(var_dir):
         os.environ, VAR_DIR=str(var_dir), DEBUG="false", SECRET_KEY="bench-" + "x" * 60, ALLOWED_HOSTS="127.0.0.1",
         SECURE_SSL_REDIRECT="false", SESSION_COOKIE_SECURE="false", CSRF_COOKIE_SECURE="false",
         DATABASE_URL=f"sqlite:///{var_dir}/bench.sqlite3", LOG_LEVEL="WARNING", FLAGS_USAGE_FLUSH_SECONDS="30",
+        DJANGO_SETTINGS_MODULE="pmrelease.settings",
     )
 
 
@@ -100,6 +123,50 @@ def _parse_wrk(output):
     return rps, latency["50"], latency["99"], int(errors.group(1)) if errors else 0
 
 
+class Server:
+    def __init__(self, app, env, workers, threads):
+        self.port = _free_port()
+        self.base = f"http://127.0.0.1:{self.port}"
+        gunicorn = str(Path(sys.executable).parent / "gunicorn")
+        self.process = subprocess.Popen(
+            [gunicorn, app, "--bind", f"127.0.0.1:{self.port}", "--workers", str(workers), "--threads", str(threads),
+             "--log-level", "warning", "--backlog", "2048"], cwd=ROOT, env=env, start_new_session=True)
+        for _ in range(200):
+            try:
+                socket.create_connection(("127.0.0.1", self.port), timeout=0.2).close()
+                return
+            except OSError:
+                time.sleep(0.1)
+        raise SystemExit(f"{app} did not start")
+
+    def stop(self):
+        os.killpg(self.process.pid, signal.SIGTERM)
+        self.process.wait(timeout=15)
+
+
+def _script(label, method, payload, auth, var_dir):
+    script = var_dir / f"{abs(hash(label))}.lua"
+    script.write_text(LUA.format(method=method, body=payload, auth=auth))
+    return script
+
+
+def _wrk(args, script, url, *, warm=False):
+    if warm:  # reach every worker (snapshot build, key table) before measuring
+        subprocess.run(["wrk", "-t1", "-c8", "-d2s", "-s", str(script), url], capture_output=True)
+        return None
+    run = subprocess.run(["wrk", f"-t{args.wrk_threads}", f"-c{args.connections}", f"-d{args.duration}s",
+                          "--latency", "-s", str(script), url], capture_output=True, text=True)
+    return _parse_wrk(run.stdout)
+
+
+def _fetch(url, body, auth):
+    request = urllib.request.Request(url, data=body.encode(), method="POST",
+                                     headers={"Content-Type": "application/json", "Authorization": auth})
+    with urllib.request.urlopen(request) as response:
+        return response.read().decode(), [(k, v) for k, v in response.getheaders()
+                                          if k.lower() not in ("date", "server", "connection", "x-request-id")]
+
+
 def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--duration", type=int, default=10)
@@ -107,57 +174,68 @@ def main():
     parser.add_argument("--workers", type=int, default=2)
     parser.add_argument("--threads", type=int, default=1, help="gunicorn threads per worker (1: sync worker)")
     parser.add_argument("--wrk-threads", type=int, default=2)
+    parser.add_argument("--runs", type=int, default=3, help="runs per case (the median is reported)")
     args = parser.parse_args()
     if shutil.which("wrk") is None:
         sys.exit("wrk is not installed (apt-get install -y wrk)")
+    load_before = os.getloadavg()[0]
     var_dir = Path(tempfile.mkdtemp(prefix="flags-bench-"))
     env = _env(var_dir)
     python = sys.executable
     subprocess.run([python, "manage.py", "migrate", "-v0"], cwd=ROOT, env=env, check=True)
-    out = subprocess.run([python, "-c", SETUP], cwd=ROOT, env=dict(env, DJANGO_SETTINGS_MODULE="pmrelease.settings"),
-                         check=True, capture_output=True, text=True).stdout
+    out = subprocess.run([python, "-c", SETUP], cwd=ROOT, env=env, check=True, capture_output=True, text=True).stdout
     key = re.search(r"KEY=(\S+)", out).group(1)
-    port = _free_port()
-    server = subprocess.Popen(
-        [str(Path(python).parent / "gunicorn"), "bench.bench_flags_http:application", "--bind", f"127.0.0.1:{port}",
-         "--workers", str(args.workers), "--threads", str(args.threads), "--log-level", "warning",
-         "--backlog", "2048"],
-        cwd=ROOT, env=dict(env, FLAGS_BENCH_SERVER="1"), start_new_session=True)
-    base = f"http://127.0.0.1:{port}"
+    body = json.dumps({"context": {"targetingKey": "user-42", "plan": "pro", "environment": "production"}})
+    bearer = f"Bearer {key}"
+    servers = []
     try:
-        for _ in range(100):
-            try:
-                socket.create_connection(("127.0.0.1", port), timeout=0.2).close()
-                break
-            except OSError:
-                time.sleep(0.1)
-        body = json.dumps({"context": {"targetingKey": "user-42", "plan": "pro", "environment": "production"}})
+        portal = Server("bench.bench_flags_http:application", dict(env, FLAGS_BENCH_SERVER="portal"), args.workers,
+                        args.threads)
+        servers.append(portal)
+        edge = Server("flags.edge:application", env, args.workers, args.threads)
+        servers.append(edge)
+        answer, headers = _fetch(f"{edge.base}/ofrep/v1/evaluate/flags/{FLAG}", body, bearer)
+        raw = Server("bench.bench_flags_http:raw", dict(env, FLAGS_BENCH_SERVER="raw", FLAGS_BENCH_RAW=json.dumps(
+            {"body": answer, "headers": headers})), args.workers, args.threads)
+        servers.append(raw)
         cases = [
-            ("empty Django JSON view", "GET", "/bench/empty", ""),
-            ("OFREP single flag", "POST", f"/ofrep/v1/evaluate/flags/{FLAG}", body),
-            ("OFREP bulk (100 flags)", "POST", "/ofrep/v1/evaluate/flags", body),
+            ("raw WSGI callable, same bytes", raw, "POST", f"/ofrep/v1/evaluate/flags/{FLAG}", body, bearer),
+            ("edge: OFREP single flag", edge, "POST", f"/ofrep/v1/evaluate/flags/{FLAG}", body, bearer),
+            ("edge: OFREP bulk (100 flags)", edge, "POST", "/ofrep/v1/evaluate/flags", body, bearer),
+            ("edge: client features", edge, "GET", "/api/client/features", "", key),
+            ("empty Django JSON view", portal, "GET", "/bench/empty", "", bearer),
+            ("portal: OFREP single flag", portal, "POST", f"/ofrep/v1/evaluate/flags/{FLAG}", body, bearer),
+            ("portal: OFREP bulk (100 flags)", portal, "POST", "/ofrep/v1/evaluate/flags", body, bearer),
+            ("portal: client features", portal, "GET", "/api/client/features", "", key),
         ]
-        results = {}
-        for label, method, url, payload in cases:
-            script = var_dir / f"{abs(hash(label))}.lua"
-            script.write_text(LUA.format(method=method, body=payload, key=key))
-            # warm every worker (snapshot build, key lookup) before measuring
-            subprocess.run(["wrk", "-t1", "-c4", "-d2s", "-s", str(script), base + url], capture_output=True)
-            run = subprocess.run(["wrk", f"-t{args.wrk_threads}", f"-c{args.connections}", f"-d{args.duration}s",
-                                  "--latency", "-s", str(script), base + url], capture_output=True, text=True)
-            results[label] = _parse_wrk(run.stdout)
-        print(f"gunicorn {args.workers} worker(s) x {args.threads} thread(s), wrk {args.connections} connections, "
-              f"{args.duration}s each, {os.cpu_count()} CPU(s)")
-        print(f"{'endpoint':28} {'req/s':>10} {'p50 ms':>8} {'p99 ms':>8} {'errors':>7}")
-        for label, (rps, p50, p99, errors) in results.items():
-            print(f"{label:28} {rps:10.0f} {p50:8.2f} {p99:8.2f} {errors:7d}")
-        empty = results["empty Django JSON view"][0]
-        single = results["OFREP single flag"][0]
-        print(f"OFREP single / empty view: {single / empty:.0%}" if empty else "empty view: no successful requests")
+        scripts = {label: _script(label, method, payload, auth, var_dir) for label, _s, method, _u, payload, auth
+                   in cases}
+        for label, server, _m, url, _p, _a in cases:
+            _wrk(args, scripts[label], server.base + url, warm=True)
+        measured = {label: [] for label, *_ in cases}
+        for _ in range(args.runs):  # interleaved: a change in the machine's load hits every case alike
+            for label, server, _m, url, _p, _a in cases:
+                measured[label].append(_wrk(args, scripts[label], server.base + url))
     finally:
-        os.killpg(server.pid, signal.SIGTERM)
-        server.wait(timeout=10)
+        for server in servers:
+            server.stop()
         shutil.rmtree(var_dir, ignore_errors=True)
+    results = {}
+    for label, runs in measured.items():
+        runs.sort(key=lambda r: r[0])
+        results[label] = runs[len(runs) // 2] + ([r[0] for r in runs],)
+    print(f"gunicorn {args.workers} worker(s) x {args.threads} thread(s), wrk {args.connections} connections, "
+          f"{args.duration}s per run, median of {args.runs} runs, {os.cpu_count()} CPU(s), "
+          f"load average before: {load_before:.2f}, after: {os.getloadavg()[0]:.2f}")
+    print(f"{'endpoint':34} {'req/s':>9} {'p50 ms':>8} {'p99 ms':>8} {'errors':>7}  runs (req/s)")
+    for label, (rps, p50, p99, errors, runs) in results.items():
+        print(f"{label:34} {rps:9.0f} {p50:8.2f} {p99:8.2f} {errors:7d}  {', '.join(f'{r:.0f}' for r in runs)}")
+    raw_rps = results["raw WSGI callable, same bytes"][0]
+    edge_rps, _, edge_p99 = results["edge: OFREP single flag"][:3]
+    print(f"edge OFREP single / raw WSGI callable: {edge_rps / raw_rps:.0%} (target >= 75 %), p99 {edge_p99:.2f} ms "
+          "(target <= 10 ms)")
+    print(f"empty Django view / raw WSGI callable: {results['empty Django JSON view'][0] / raw_rps:.0%}")
+    print(f"edge OFREP single / empty Django view: {edge_rps / results['empty Django JSON view'][0]:.0%}")
 
 
 if __name__ == "__main__":

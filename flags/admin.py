@@ -19,7 +19,8 @@ from pmrelease.roles import Capability
 from releases import access
 from releases.models import Environment
 
-from . import rollouts, services
+from . import rollouts, selectors, services
+from .context import unleash_context
 from .models import (
     ApiKey,
     ApprovalPolicy,
@@ -31,6 +32,14 @@ from .models import (
     RolloutKind,
     Segment,
 )
+
+
+def _badge(warnings):
+    """A warning badge whose title says why (an imported construct that can never match, say)."""
+    if not warnings:
+        return ""
+    return format_html('<span title="{}" style="padding:1px 5px;border-radius:3px;background:#f0ad4e;color:#000;'
+                       'cursor:help">&#9888; {}</span>', "\n".join(warnings), len(warnings))
 
 
 def _summary(state):
@@ -65,14 +74,16 @@ class FeatureFlagForm(forms.ModelForm):
 @admin.register(FeatureFlag)
 class FeatureFlagAdmin(ServiceAdminMixin, AuditHistoryMixin, admin.ModelAdmin):
     form = FeatureFlagForm
-    list_display = ["key", "type", "lifecycle", "owner", "environment_matrix"]
+    list_display = ["key", "type", "lifecycle", "owner", "environment_matrix", "warnings"]
     list_filter = ["type", "lifecycle"]
     search_fields = ["key", "description", "tags"]
-    readonly_fields = ["created_at", "updated_at", "environment_links"]
+    readonly_fields = ["created_at", "updated_at", "environment_links", "served_dependencies", "warnings"]
     change_list_template = "admin/flags/featureflag/change_list.html"
     fieldsets = [
         (None, {"fields": ["key", "description", "type", "owner", "tags", "lifecycle", "impression_data"]}),
-        ("Dependency", {"fields": ["parent", "parent_enabled", "parent_variants"]}),
+        ("Dependency", {"fields": ["parent", "parent_enabled", "parent_variants", "served_dependencies"],
+                        "description": "Setting a parent here replaces dependencies imported from Unleash."}),
+        ("Warnings", {"fields": ["warnings"]}),
         ("Monitoring (stored; nothing reads it yet)", {"fields": ["monitoring_metrics", "monitoring_alerts"]}),
         ("Environments", {"fields": ["environment_links", "created_at", "updated_at"]}),
     ]
@@ -113,6 +124,18 @@ class FeatureFlagAdmin(ServiceAdminMixin, AuditHistoryMixin, admin.ModelAdmin):
             " ", '<a href="{}" title="{}" style="padding:1px 5px;border-radius:3px;color:#fff;background:{}">{}: {}</a>',
             ((reverse("admin:flags_featureflag_state", args=[obj.pk, s.environment.name]), s.environment.name,
               "#2e7d32" if s.enabled else "#9e9e9e", s.environment.name, _summary(s)) for s in states))
+
+    @admin.display(description="warnings")
+    def warnings(self, obj):
+        """Why the flag can never match somewhere (kept as imported), per environment."""
+        if not obj or not obj.pk:
+            return ""
+        by_env = selectors.flag_warnings(obj)
+        return _badge([f"{env}: {w}" for env, warnings in by_env.items() for w in warnings]) or "none"
+
+    @admin.display(description="served dependencies")
+    def served_dependencies(self, obj):
+        return json.dumps(obj.dependencies, ensure_ascii=False) if obj and obj.dependencies else "none"
 
     @admin.display(description="per environment")
     def environment_links(self, obj):
@@ -193,6 +216,9 @@ class FeatureFlagAdmin(ServiceAdminMixin, AuditHistoryMixin, admin.ModelAdmin):
         state = services.state_for(flag, environment)
         by = request.user
         action = request.POST.get("action") if request.method == "POST" else None
+        if request.method == "GET":
+            for warning in selectors.state_warnings(state):
+                messages.warning(request, f"never matches here: {warning}")
         forms_data = {"strategies": json.dumps(state.strategies, indent=2),
                       "variants": json.dumps(state.variants, indent=2)}
         evaluation = None
@@ -241,8 +267,6 @@ class FeatureFlagAdmin(ServiceAdminMixin, AuditHistoryMixin, admin.ModelAdmin):
                     f"configuration copied from {source_env.name}"):
                 return HttpResponseRedirect(request.path)
         elif action == "evaluate":
-            from .views import unleash_context
-
             try:
                 raw = json.loads(request.POST.get("context") or "{}")
                 ctx = unleash_context(raw, environment=environment.name, remote_address="")
@@ -274,7 +298,7 @@ class SegmentForm(forms.ModelForm):
         fields = ["name", "description", "constraints"]
 
     def clean_constraints(self):
-        problems = services.validate_constraints(self.cleaned_data["constraints"])
+        problems = services.segment_problems(self.cleaned_data["constraints"], segment=self.instance)
         if problems:
             raise forms.ValidationError(problems)
         return self.cleaned_data["constraints"]
@@ -283,8 +307,12 @@ class SegmentForm(forms.ModelForm):
 @admin.register(Segment)
 class SegmentAdmin(ServiceAdminMixin, AuditHistoryMixin, admin.ModelAdmin):
     form = SegmentForm
-    list_display = ["name", "id", "description"]
+    list_display = ["name", "id", "description", "warnings"]
     search_fields = ["name"]
+
+    @admin.display(description="warnings")
+    def warnings(self, obj):
+        return _badge(selectors.segment_warnings(obj))
 
     def save_model(self, request, obj, form, change):
         saved = services.segment_save(name=obj.name, constraints=obj.constraints, description=obj.description,

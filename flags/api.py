@@ -14,6 +14,7 @@ from releases import access
 from releases.models import Environment
 
 from . import services, transfer
+from .context import unleash_context
 from .models import FeatureFlag, FlagChangeRequest, FlagEnvironment, GradualRollout, RampStatus, Segment
 
 
@@ -45,8 +46,9 @@ class FlagSerializer(serializers.ModelSerializer):
     class Meta:
         model = FeatureFlag
         fields = ["key", "description", "type", "owner", "tags", "lifecycle", "impression_data", "parent",
-                  "parent_enabled", "parent_variants", "monitoring_metrics", "monitoring_alerts", "created_at",
-                  "updated_at", "environments"]
+                  "parent_enabled", "parent_variants", "dependencies", "monitoring_metrics", "monitoring_alerts",
+                  "created_at", "updated_at", "environments"]
+        read_only_fields = ["dependencies"]  # what is served: from the parent fields, or as imported
 
     def get_environments(self, flag):
         visible = self.context.get("visible")
@@ -203,8 +205,6 @@ def ramp_action(request, key, env, action):
 @api_view(["POST"])
 def state_evaluate(request, key, env):
     """{"context": {...}}: evaluate as that context; says which strategy / constraint decided."""
-    from .views import unleash_context
-
     state = _state(request, key, env)
     data = _require_object(request)
     try:

@@ -60,6 +60,10 @@ class Segment(models.Model):
     name = models.CharField(max_length=100, unique=True)
     description = models.TextField(blank=True)
     constraints = models.JSONField(default=list, blank=True)
+    unleash = models.JSONField(
+        default=dict, blank=True, editable=False,
+        help_text="an imported segment's keys in their order and the fields the portal has no column for",
+    )
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)
 
@@ -70,7 +74,14 @@ class Segment(models.Model):
         return self.name
 
     def as_unleash(self):
-        return {"id": self.pk, "name": self.name, "constraints": self.constraints}
+        """The segment as Unleash serves it; an imported one exactly as it was given (its keys, in order)."""
+        values = {"id": self.pk, "name": self.name, "constraints": self.constraints}
+        keys = (self.unleash or {}).get("keys")
+        if keys is None:
+            return values
+        values["description"] = self.description
+        extra = self.unleash.get("extra") or {}
+        return {key: extra[key] if key in extra else values[key] for key in keys if key in extra or key in values}
 
 
 class FeatureFlag(models.Model):
@@ -89,6 +100,12 @@ class FeatureFlag(models.Model):
     )
     parent_enabled = models.BooleanField(default=True, help_text="require the parent on (or off, when unticked)")
     parent_variants = models.JSONField(default=list, blank=True, help_text="require one of these parent variants")
+    # What is served as the Unleash "dependencies": derived from the parent fields when they are edited here, or
+    # an imported list kept exactly as given (several parents, a parent that does not exist, ...).
+    dependencies = models.JSONField(default=list, blank=True, editable=False)
+    # An imported flag's Unleash keys in their order and the fields the portal has no column for (project,
+    # stale, ...): what the export needs to give the document back as it was imported. Empty: the portal's own.
+    unleash = models.JSONField(default=dict, blank=True, editable=False)
     # The seed's per-flag monitoring: stored and editable; nothing reads it yet (a later issue adds guarded ramps).
     monitoring_metrics = models.JSONField(default=list, blank=True, help_text="metric names to watch")
     monitoring_alerts = models.JSONField(
@@ -148,14 +165,34 @@ class ConfigVersion(models.Model):
 
     scope = models.CharField(max_length=40, unique=True)
     token = models.CharField(max_length=32, default="")
+    revision = models.BigIntegerField(default=0, help_text="incremented by every change (under the row's lock)")
     updated_at = models.DateTimeField(auto_now=True)
 
     def __str__(self):
-        return f"{self.scope}: {self.token}"
+        return f"{self.scope}: {self.revision} {self.token}"
 
     @staticmethod
     def new_token():
         return uuid.uuid4().hex
+
+
+class ConfigChange(models.Model):
+    """The change log of a scope: which flag or segment changed at which revision (``flag_key`` ``*``: all).
+
+    A process holding a snapshot at revision R reloads only what the entries after R name; old entries are
+    pruned (a process further behind rebuilds in full).
+    """
+
+    scope = models.CharField(max_length=40)
+    revision = models.BigIntegerField()
+    flag_key = models.CharField(max_length=100, blank=True)
+    segment_id = models.BigIntegerField(null=True, blank=True)
+
+    class Meta:
+        indexes = [models.Index(fields=["scope", "revision"], name="flags_change_scope_rev")]
+
+    def __str__(self):
+        return f"{self.scope}@{self.revision}: {self.flag_key or f'segment {self.segment_id}'}"
 
 
 class RampStatus(models.TextChoices):

@@ -14,7 +14,8 @@ import secrets
 from django.conf import settings
 from django.contrib.auth import get_user_model
 from django.core.mail import send_mail
-from django.db import IntegrityError, transaction
+from django.core.management.color import no_style
+from django.db import IntegrityError, connection, transaction
 from django.db.models import F, Max
 from django.utils import timezone
 
@@ -24,8 +25,8 @@ from pmrelease.services import model_update
 from releases import access
 from releases.models import Environment
 
-from . import rollouts, snapshots, transfer
-from .engine import Snapshot
+from . import documents, rollouts, snapshots, transfer
+from .engine import Snapshot, compute_variant_weights
 from .engine.validation import validate_constraint, validate_strategy, validate_variants
 from .models import (
     ApiKey,
@@ -87,13 +88,9 @@ def _require_any(by):
         )
 
 
-def _bump(environments):
-    for env in environments:
-        snapshots.bump(snapshots.env_scope(env.pk if hasattr(env, "pk") else env))
-
-
-def _bump_all():
-    _bump(Environment.objects.values_list("pk", flat=True))
+def _changed_everywhere(*, flags=(), segments=()):
+    """Flag definitions and segments are the same in every environment: each environment's snapshot reloads them."""
+    snapshots.changed(list(Environment.objects.values_list("pk", flat=True)), flags=flags, segments=segments)
 
 
 def _fields(instance, names):
@@ -146,20 +143,37 @@ def flag_create(*, key, description="", type=FlagType.RELEASE, owner=None, tags=
         setattr(flag, name, value)
     errors.full_clean(flag)
     _validate_flag(flag)
+    flag.dependencies = _dependencies(flag)
+    return _flag_insert(flag, by=by)
+
+
+def _flag_insert(flag, *, by, reason=""):
     with transaction.atomic():
         try:
             with transaction.atomic():
                 flag.save()
         except IntegrityError:
-            raise errors.ValidationFailed(f"a flag {key!r} already exists", field_errors={"key": ["exists"]}) from None
-        for env in Environment.objects.all():
-            FlagEnvironment.objects.create(flag=flag, environment=env)
-        audit.record(action="flag.create", obj=flag, by=by, after=_fields(flag, ["key", *FLAG_FIELDS]))
-        _bump_all()
+            raise errors.ValidationFailed(f"a flag {flag.key!r} already exists",
+                                          field_errors={"key": ["exists"]}) from None
+        FlagEnvironment.objects.bulk_create([FlagEnvironment(flag=flag, environment=env)
+                                             for env in Environment.objects.all()])
+        audit.record(action="flag.create", obj=flag, by=by, after=_fields(flag, ["key", *FLAG_FIELDS, *IMPORTED_FIELDS]),
+                     reason=reason)
+        _changed_everywhere(flags=[flag.key])
     return flag
 
 
+def _dependencies(flag):
+    """The Unleash dependencies the parent fields stand for."""
+    return documents.dependencies_of(flag.parent.key if flag.parent_id else None, flag.parent_enabled,
+                                     flag.parent_variants)
+
+
 DEPENDENCY_FIELDS = ("parent", "parent_enabled", "parent_variants")
+IMPORTED_FIELDS = ("dependencies", "unleash")  # what only the import writes (the parent fields derive dependencies)
+# The feature keys the flag fields are exported as.
+_FEATURE_KEYS = {"description": "description", "type": "type", "impression_data": "impressionData",
+                 "parent": "dependencies", "parent_enabled": "dependencies", "parent_variants": "dependencies"}
 
 
 def _serving_changes(before, flag):
@@ -208,15 +222,26 @@ def flag_update(*, flag, data, by=None, reason=""):
         before = _fields(flag, FLAG_FIELDS)
         for name, value in data.items():
             setattr(flag, name, value)
-        errors.full_clean(flag)
+        errors.full_clean(flag, exclude=["key"])  # the key never changes (an imported one is kept as it was)
         _validate_flag(flag)
-        _require_where_enabled(by, flag, _serving_changes(before, flag))
-        flag.save()
-        b, a = audit.diff(before, _fields(flag, FLAG_FIELDS))
-        if a:
-            audit.record(action="flag.update", obj=flag, by=by, before=b, after=a, reason=reason)
-            _bump_all()
+        changed = _serving_changes(before, flag)
+        _require_where_enabled(by, flag, changed)
+        edited = [name for name in FLAG_FIELDS if before[name] != getattr(flag, flag._meta.get_field(name).attname)]
+        if set(edited) & set(DEPENDENCY_FIELDS):
+            flag.dependencies = _dependencies(flag)  # the portal's parent replaces imported dependencies
+        flag.unleash = transfer.source_after_edit(flag.unleash, {_FEATURE_KEYS[n] for n in edited
+                                                                 if n in _FEATURE_KEYS})
+        _flag_save(flag, before, FLAG_FIELDS, by=by, reason=reason)
     return flag
+
+
+def _flag_save(flag, before, fields, *, by, reason):
+    """Save an edited flag; when ``fields`` changed, audit them and tell every environment's snapshot."""
+    flag.save()
+    b, a = audit.diff(before, _fields(flag, fields))
+    if a:
+        audit.record(action="flag.update", obj=flag, by=by, before=b, after=a, reason=reason)
+        _changed_everywhere(flags=[flag.key])
 
 
 def state_for(flag, environment):
@@ -225,19 +250,57 @@ def state_for(flag, environment):
 
 
 # --- per-environment configuration ---------------------------------------------------------------------
-def validate_config(*, strategies, variants):
-    """Messages saying what is wrong with strategies / variants (empty list: valid)."""
+def validate_config(*, strategies, variants, stored=None):
+    """Messages saying what is wrong with strategies / variants (empty list: valid).
+
+    ``stored``: the configuration being edited. What it already holds, unchanged — a strategy, a constraint, a
+    segment reference or the variants, say an imported construct that can never match — is not refused again;
+    new input is validated in full."""
     problems = []
     if not isinstance(strategies, list):
         return ["strategies must be a list"]
-    segment_ids = set(Segment.objects.values_list("pk", flat=True))
+    stored = stored or {}
+    kept = [s for s in stored.get("strategies") or [] if isinstance(s, dict)]
+    kept_constraints = [c for s in kept for c in s.get("constraints") or []]
+    kept_names = {s.get("name") for s in kept}
+    kept_segments = {i for s in kept for i in s.get("segments") or [] if isinstance(i, int)}
+    segment_ids = set(Segment.objects.values_list("pk", flat=True)) | kept_segments
     for index, strategy in enumerate(strategies):
+        if strategy in kept:
+            continue
         label = f"strategy {index + 1}"
         if isinstance(strategy, dict) and strategy.get("name"):
             label += f" ({strategy['name']})"
-        problems.extend(f"{label}: {m}" for m in validate_strategy(strategy, segment_ids=segment_ids))
-    problems.extend(f"flag variants: {m}" for m in validate_variants(variants))
+        checked = strategy
+        if isinstance(strategy, dict) and isinstance(strategy.get("constraints"), list):
+            checked = dict(strategy, constraints=[c for c in strategy["constraints"] if c not in kept_constraints])
+        unknown_kept = isinstance(strategy, dict) and strategy.get("name") in kept_names
+        problems.extend(f"{label}: {m}" for m in validate_strategy(checked, segment_ids=segment_ids)
+                        if not (unknown_kept and m.startswith("unknown strategy")))
+    if variants != stored.get("variants"):
+        problems.extend(f"flag variants: {m}" for m in validate_variants(variants))
     return problems
+
+
+def _weighting(variants):
+    return [(v.get("name"), v.get("weight"), v.get("weightType")) for v in variants or [] if isinstance(v, dict)]
+
+
+def _weighed(variants, kept):
+    """Variants with their weights as they will be served. Weights are computed (the way the Unleash server
+    does) only when the weighting changed — names, weights or weight types differ from every kept list — so
+    that editing a payload or an override never moves a user to another variant."""
+    if not isinstance(variants, list) or not variants or any(_weighting(variants) == _weighting(k) for k in kept):
+        return variants
+    return compute_variant_weights([dict(v, stickiness=v.get("stickiness") or "default") for v in variants])
+
+
+def _weighed_config(config, stored):
+    """``config`` with the variant weights to serve (flag variants and each strategy's)."""
+    kept = [s.get("variants") for s in stored["strategies"] if isinstance(s, dict) and s.get("variants")]
+    strategies = [dict(s, variants=_weighed(s["variants"], kept)) if isinstance(s, dict) and s.get("variants")
+                  else s for s in config["strategies"]]
+    return dict(config, variants=_weighed(config["variants"], [stored["variants"]]), strategies=strategies)
 
 
 def requires_approval(environment):
@@ -285,16 +348,17 @@ def _normalise_config(state, enabled, strategies, variants, rollout):
         if rollout not in RolloutKind.values:
             raise errors.ValidationFailed(f"rollout {rollout!r} is not one of {', '.join(RolloutKind.values)}")
         config["rollout"] = rollout
-    problems = validate_config(strategies=config["strategies"], variants=config["variants"])
+    stored = state.config()
+    problems = validate_config(strategies=config["strategies"], variants=config["variants"], stored=stored)
     if problems:
         raise errors.ValidationFailed(
             f"{state.flag.key} @ {state.environment.name}: " + "; ".join(problems), reasons=problems
         )
-    return config
+    return _weighed_config(config, stored)
 
 
 def _locked(state):
-    return FlagEnvironment.objects.select_for_update().select_related("flag", "environment").get(pk=state.pk)
+    return FlagEnvironment.objects.select_for_update(of=("self",)).select_related("flag", "environment").get(pk=state.pk)
 
 
 def _apply(state, config, *, by, reason, action="flag.state.update"):
@@ -307,7 +371,7 @@ def _apply(state, config, *, by, reason, action="flag.state.update"):
     b, a = audit.diff(before, state.config())
     if a:
         audit.record(action=action, obj=state, by=by, before=b, after=a, reason=reason)
-        _bump([state.environment])
+        snapshots.changed([state.environment_id], flags=[state.flag.key])
     return state
 
 
@@ -385,7 +449,7 @@ def rollout_config(*, state, percentage):
         config["rollout"] = RolloutKind.PERCENTAGE
     if percentage > 0:
         config["enabled"] = True
-    problems = validate_config(strategies=config["strategies"], variants=config["variants"])
+    problems = validate_config(strategies=config["strategies"], variants=config["variants"], stored=state.config())
     if problems:
         raise errors.ValidationFailed("; ".join(problems), reasons=problems)
     return config
@@ -490,7 +554,7 @@ def change_request_create(*, state, by, reason="", enabled=_UNSET, strategies=_U
 def change_request_approve(*, change, by, comment=""):
     """A second person approves: the change is applied (refused if the state changed meanwhile)."""
     with transaction.atomic():
-        change = FlagChangeRequest.objects.select_for_update().select_related("state__environment", "state__flag").get(
+        change = FlagChangeRequest.objects.select_for_update(of=("self",)).select_related("state__environment", "state__flag").get(
             pk=change.pk)
         if change.status != ChangeStatus.PENDING:
             raise errors.TransitionNotAllowed(f"this change is already {change.get_status_display().lower()}")
@@ -535,24 +599,60 @@ def validate_constraints(constraints):
 
 
 def segment_save(*, name, constraints, description="", segment=None, by=None):
+    """Create or edit a segment. New constraints are validated; constraints it already has (an imported one that
+    can never match, say) are kept without being refused again."""
     _require_any(by)
-    problems = validate_constraints(constraints)
+    problems = segment_problems(constraints, segment=segment)
     if problems:
         raise errors.ValidationFailed(f"segment {name!r}: " + "; ".join(problems), reasons=problems)
+    return _segment_write(segment, name=name, description=description, constraints=constraints, by=by)
+
+
+def segment_problems(constraints, *, segment=None):
+    """What is wrong with new constraints of ``segment`` (None: a new segment); the constraints it already has are
+    not refused again (an imported one that can never match, say)."""
+    if not isinstance(constraints, list):
+        return validate_constraints(constraints)
+    stored = [] if segment is None or segment.pk is None else Segment.objects.get(pk=segment.pk).constraints
+    return validate_constraints([c for c in constraints if c not in stored])
+
+
+SEGMENT_FIELDS = ["name", "description", "constraints"]
+
+
+def _segment_write(segment, *, name, description, constraints, by, unleash=None, pk=None, reason=""):
+    """Write a segment (audited, every environment's snapshot told). ``unleash``: an imported segment's source
+    (None: an edit in the portal, which keeps the source of what it did not change); ``pk``: the id to create
+    it with (an import keeps the file's id when it is free)."""
     with transaction.atomic():
         if segment is None:
-            segment = Segment(name=name)
+            segment = Segment(pk=pk, name=name)
             before = None
         else:
             segment = Segment.objects.select_for_update().get(pk=segment.pk)
-            before = _fields(segment, ["name", "description", "constraints"])
+            before = _fields(segment, SEGMENT_FIELDS)
+        new = {"name": name, "description": description, "constraints": constraints}
+        edited = [n for n in SEGMENT_FIELDS if before is not None and before[n] != new[n]]
         segment.name, segment.description, segment.constraints = name, description, constraints
+        segment.unleash = unleash if unleash is not None else transfer.source_after_edit(segment.unleash, edited)
         errors.full_clean(segment)
-        segment.save()
+        if before is None and pk is not None:
+            segment.save(force_insert=True)
+            _reset_sequence(Segment)
+        else:
+            segment.save()
         audit.record(action="flag.segment.save", obj=segment, by=by, before=before,
-                     after=_fields(segment, ["name", "description", "constraints"]))
-        _bump_all()
+                     after=_fields(segment, SEGMENT_FIELDS), reason=reason)
+        _changed_everywhere(segments=[segment.pk])
     return segment
+
+
+def _reset_sequence(model):
+    """After rows were inserted with their ids (PostgreSQL's sequence does not follow by itself)."""
+    statements = connection.ops.sequence_reset_sql(no_style(), [model])
+    with connection.cursor() as cursor:
+        for statement in statements:
+            cursor.execute(statement)
 
 
 def segment_references(segment):
@@ -583,8 +683,9 @@ def segment_delete(*, segment, by=None, reason=""):
         segment_check_unused(segment)
         before = _fields(segment, ["name", "description", "constraints"])
         audit.record(action="flag.segment.delete", obj=segment, by=by, before=before, reason=reason)
+        pk = segment.pk
         segment.delete()
-        _bump_all()
+        _changed_everywhere(segments=[pk])
 
 
 # --- API keys ------------------------------------------------------------------------------------------
@@ -603,7 +704,7 @@ def api_key_create(*, environment, kind, name="", by=None, rate_limit=None):
         )
         audit.record(action="flag.api_key.create", obj=key, by=by,
                      after={"environment": environment.name, "kind": kind, "name": name, "prefix": key.prefix})
-        snapshots.bump(snapshots.KEYS_SCOPE)
+        snapshots.keys_changed()
     return key, raw
 
 
@@ -617,60 +718,129 @@ def api_key_revoke(*, key, by=None, reason=""):
             return key
         model_update(instance=key, data={"revoked_at": timezone.now()}, fields=["revoked_at"], by=by,
                      action="flag.api_key.revoke", reason=reason)
-        snapshots.bump(snapshots.KEYS_SCOPE)
+        snapshots.keys_changed()
     return key
 
 
 # --- import (Unleash documents) ------------------------------------------------------------------------
-def flags_import(*, environment, doc, by=None, reason=""):
-    """Load an Unleash client-features document as ``environment``'s flags; returns the counts
-    ``{"created", "updated", "segments", "proposed"}``.
+def flags_import(*, environment, doc, by=None, reason="", dry_run=False):
+    """Load an Unleash client-features document as ``environment``'s flags, losslessly; returns the
+    :class:`transfer.ImportReport` (created, changed, unchanged, proposed, segments, warnings).
 
-    The file is read by ``transfer.parse_document`` first (every problem listed, nothing imported). Then, in one
-    transaction (an error anywhere imports nothing): segments matched by name (created, or changed when their
-    constraints differ), flags created or updated, each flag's state in ``environment`` set, dependencies linked.
+    The file is read by ``transfer.parse_document`` first: a document that is not an Unleash document is refused
+    listing every problem, and nothing is imported. Everything else is kept exactly as given (constructs that can
+    never match are kept, evaluate as the specification says, and are listed as warnings). A flag whose export
+    would already be the file's feature is unchanged; a segment is matched by name (a nameless one by its id)
+    and a new one keeps the file's id when it is free. In one transaction (an error anywhere imports nothing).
+    ``dry_run``: the report of what would happen, nothing written.
+
     A person needs full access to the environment; where its flag changes need a second person's approval, a
-    person's changed states are proposed as change requests (counted as "proposed") instead of applied. The
-    system and named system actors (``by="import_flags"``) apply them.
+    person's changed states are proposed as change requests instead of applied. The system and named system
+    actors (``by="import_flags"``) apply them.
     """
     _require(by, environment)
     plan = transfer.parse_document(doc)
-    counts = {"created": 0, "updated": 0, "segments": 0, "proposed": 0}
+    report = transfer.ImportReport(dry_run=dry_run)
+    live = FeatureFlag.objects.exclude(lifecycle=Lifecycle.ARCHIVED)
+    report.warnings = transfer.plan_warnings(
+        plan, existing_segments=set(Segment.objects.values_list("pk", flat=True)),
+        existing_flags=dict(live.values_list("key", "dependencies")))
     with transaction.atomic():
-        segment_ids = {}
-        for segment in plan.segments:
-            existing = Segment.objects.filter(name=segment.name).first()
-            if existing is None or existing.constraints != segment.constraints:
-                existing = segment_save(name=segment.name, constraints=segment.constraints,
-                                        description=segment.description, segment=existing, by=by)
-                counts["segments"] += 1
-            segment_ids[segment.id] = existing.pk
-        flags = {}
+        segment_ids = _import_segments(plan, report, by=by, reason=reason, dry_run=dry_run)
         for item in plan.flags:
-            flag = FeatureFlag.objects.filter(key=item.key).first()
-            data = {"description": item.description, "type": item.type, "impression_data": item.impression_data}
-            if flag is None:
-                flag = flag_create(key=item.key, by=by, **data)
-                counts["created"] += 1
-            else:
-                flag = flag_update(flag=flag, data=data, by=by, reason=reason or "import")
-                counts["updated"] += 1
-            flags[flag.key] = flag
-            _state, change = flag_state_change(
-                state=state_for(flag, environment), enabled=item.enabled, rollout=item.rollout,
-                strategies=item.strategies_with(segment_ids), variants=item.variants, by=by,
-                reason=reason or "import")
-            counts["proposed"] += change is not None
-        for item in plan.flags:
-            if item.dependency:
-                parent = flags.get(item.dependency["feature"]) or FeatureFlag.objects.get(
-                    key=item.dependency["feature"])
-                flag_update(flag=flags[item.key], data={
-                    "parent": parent, "parent_enabled": item.dependency["enabled"],
-                    "parent_variants": item.dependency["variants"]}, by=by, reason=reason or "import")
-        audit.record(action="flag.import", object_type="releases.environment", object_id=environment.pk,
-                     object_repr=environment.name, by=by, after=counts, reason=reason)
-    return counts
+            _import_flag(item, environment, segment_ids, report, by=by, reason=reason or "import", dry_run=dry_run)
+        if not dry_run:
+            audit.record(action="flag.import", object_type="releases.environment", object_id=environment.pk,
+                         object_repr=environment.name, by=by, after=report.counts(), reason=reason)
+    return report
+
+
+def _import_segments(plan, report, *, by, reason, dry_run):
+    """Create or change the file's segments; returns ``{file id: stored id}``."""
+    existing = {s.pk: s for s in Segment.objects.all()}
+    by_name = {s.name: s for s in existing.values()}
+    taken = set(existing)  # ids a new segment cannot be given
+    ids = {}
+    for item in plan.segments:
+        match = _segment_match(item, existing, by_name)
+        pk = None
+        if match is not None:
+            ids[item.id] = match.pk
+            if match.as_unleash() == dict(item.doc, id=match.pk):
+                report.segments_unchanged.append(item.stored_name)
+                continue
+            report.segments_changed.append(item.stored_name)
+        else:
+            pk = item.id if item.id not in taken else None  # the file's id when it is free
+            taken.add(item.id)
+            ids[item.id] = item.id
+            report.segments_created.append(item.stored_name)
+        if not dry_run:
+            columns, source = transfer.split_segment(item.doc)
+            ids[item.id] = _segment_write(
+                match, name=item.stored_name, description=columns.get("description", ""),
+                constraints=columns.get("constraints", []), unleash=source, by=by, pk=pk,
+                reason=reason or "import").pk
+    return ids
+
+
+def _segment_match(item, existing, by_name):
+    """The stored segment a file's segment is: the one of its name; for a nameless one, the nameless segment of
+    its id (what an import of it, or of its export, made), else the one of its generated name."""
+    if item.name is None:
+        candidate = existing.get(item.id)
+        if candidate is not None and "name" not in (candidate.unleash or {}).get("keys", ["name"]):
+            return candidate
+    return by_name.get(item.stored_name)
+
+
+def _import_flag(item, environment, segment_ids, report, *, by, reason, dry_run):
+    feature = item.with_segment_ids(segment_ids)
+    flag = FeatureFlag.objects.filter(key=item.key).first()
+    state = FlagEnvironment.objects.filter(flag=flag, environment=environment).first() if flag else None
+    if flag is not None and flag.lifecycle != Lifecycle.ARCHIVED and \
+            documents.feature_document(flag, state) == feature:
+        report.unchanged.append(item.key)
+        return
+    (report.changed if flag is not None else report.created).append(item.key)
+    if dry_run:
+        return
+    columns, state_columns, source = transfer.split_feature(feature, FlagType.values)
+    if flag is None:
+        flag = FeatureFlag(key=item.key, unleash=source, **columns)
+        errors.full_clean(flag, exclude=["key"])  # the name is kept as Unleash gave it (UTF-8, say)
+        flag = _flag_insert(flag, by=by, reason=reason)
+    else:
+        flag = _flag_import_update(flag, columns, source, by=by, reason=reason)
+    strategies = state_columns.get("strategies", [])
+    config = {"enabled": state_columns.get("enabled", False), "strategies": strategies,
+              "variants": state_columns.get("variants", []), "rollout": transfer._rollout_kind(strategies)}
+    current = state_for(flag, environment)
+    if current.strategies == strategies:
+        config["rollout"] = current.rollout
+    _state, change = _change(current, lambda s: config, by=by, reason=reason, propose=True, action="flag.state.import")
+    if change is not None:
+        report.proposed.append(item.key)
+
+
+def _flag_import_update(flag, columns, source, *, by, reason):
+    """Write an imported feature's flag-level fields (kept as given: not validated as new input is)."""
+    with transaction.atomic():
+        flag = FeatureFlag.objects.select_for_update().get(pk=flag.pk)
+        fields = [*FLAG_FIELDS, *IMPORTED_FIELDS]
+        before = _fields(flag, fields)
+        values = {"description": "", "type": FlagType.RELEASE, "impression_data": False, "dependencies": [],
+                  **columns, "unleash": source}
+        if flag.lifecycle == Lifecycle.ARCHIVED:
+            values["lifecycle"] = Lifecycle.LIVE  # Unleash serves it: so does the portal
+        if values["dependencies"] != _dependencies(flag):
+            values.update(parent=None, parent_enabled=True, parent_variants=[])  # the file's dependencies rule
+        for name, value in values.items():
+            setattr(flag, name, value)
+        _require_where_enabled(by, flag, _serving_changes(before, flag))
+        errors.full_clean(flag, exclude=["key"])
+        _flag_save(flag, before, fields, by=by, reason=reason)
+    return flag
 
 
 # --- gradual ramps -------------------------------------------------------------------------------------
@@ -707,7 +877,7 @@ def ramp_start(*, state, steps, stickiness="default", by=None, reason="", now=No
         config["rollout"] = RolloutKind.GRADUAL
         if rollouts.rollout_percentage(config["strategies"]) is None:
             config["strategies"] = rollouts.percentage(state.flag.key, current or 0, stickiness=stickiness)
-        problems = validate_config(strategies=config["strategies"], variants=config["variants"])
+        problems = validate_config(strategies=config["strategies"], variants=config["variants"], stored=state.config())
         if problems:
             raise errors.ValidationFailed(f"{state}: " + "; ".join(problems), reasons=problems)
         _apply(state, config, by=by, reason=reason)
@@ -723,7 +893,7 @@ def ramp_advance(*, ramp, now=None):
     """Apply the next step if it is due (idempotent: nothing when not due, paused or finished)."""
     now = now or timezone.now()
     with transaction.atomic():
-        ramp = GradualRollout.objects.select_for_update().select_related("state__flag", "state__environment").get(
+        ramp = GradualRollout.objects.select_for_update(of=("self",)).select_related("state__flag", "state__environment").get(
             pk=ramp.pk)
         if ramp.status != RampStatus.RUNNING or ramp.next_step_at is None or ramp.next_step_at > now:
             return ramp
@@ -764,7 +934,7 @@ def advance_due_ramps(now=None):
 
 
 def _ramp_transition(ramp, by, allowed, action):
-    ramp = GradualRollout.objects.select_for_update().select_related("state__flag", "state__environment").get(
+    ramp = GradualRollout.objects.select_for_update(of=("self",)).select_related("state__flag", "state__environment").get(
         pk=ramp.pk)
     _require(by, ramp.state.environment)
     if ramp.status not in allowed:
@@ -970,5 +1140,5 @@ def notify_stale_flags(now=None):
 def evaluate_as(*, flag, environment, context):
     """Evaluate one flag for a context against the environment's current configuration, with an explanation
     of which strategy and constraint decided."""
-    doc = snapshots.build_document(environment)
+    doc = documents.build_document(environment)
     return Snapshot.from_client_features(doc).evaluate(flag.key, context)

@@ -224,6 +224,13 @@ FLAGS_METRICS_BUCKET_SECONDS = env.int("FLAGS_METRICS_BUCKET_SECONDS", default=3
 FLAGS_USAGE_FLUSH_SECONDS = env.float("FLAGS_USAGE_FLUSH_SECONDS", default=30)
 FLAGS_STALE_UNUSED_DAYS = env.int("FLAGS_STALE_UNUSED_DAYS", default=30)
 FLAGS_CORS_ORIGINS = env.list("FLAGS_CORS_ORIGINS", default=["*"])
+# --- flag edge (issue 14): the lean serving path, its database checks and its saved snapshots ---
+FLAGS_EDGE_VERIFY_SECONDS = env.float("FLAGS_EDGE_VERIFY_SECONDS", default=5.0)
+FLAGS_EDGE_SNAPSHOT_DIR = Path(env.str("FLAGS_EDGE_SNAPSHOT_DIR", default=str(VAR_DIR / "flags" / "edge")))
+# WSGI applications wrapped around Django by pmrelease/wsgi.py, named (not imported) like the apps' URLs:
+# each is called with the application inside it and answers its own paths (the flag edge: docs/flags.md).
+WSGI_MOUNTS = ["flags.edge.mount"]
+# --- end flag edge ---
 
 # Public status page (docs/status-page.md)
 STATUS_PAGE_ID = env.str("STATUS_PAGE_ID", default="penguinmails")

@@ -81,3 +81,26 @@ def test_project_imports__never_guarded_by_except_importerror():
                         for h in node.handlers):
                     offending.append(f"{path.relative_to(ROOT)}:{node.lineno}")
     assert not offending, offending
+
+
+def test_row_locks__never_for_update_over_a_join():
+    """``select_for_update()`` with ``select_related`` locks the joined rows too, in an order the planner picks:
+    the lock order of releases/deploy/locks.py (environments → releases → deployments) then breaks. Lock
+    ``of=("self",)`` and take the other rows through the lock helpers."""
+    offending = []
+    for app in APPS:
+        for path in (ROOT / app).rglob("*.py"):
+            if "migrations" in path.parts:
+                continue
+            for node in ast.walk(ast.parse(path.read_text())):
+                if not (isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute)):
+                    continue
+                chain, inner = [], node
+                while isinstance(inner, ast.Call) and isinstance(inner.func, ast.Attribute):
+                    chain.append(inner)
+                    inner = inner.func.value
+                names = {c.func.attr for c in chain}
+                locks = [c for c in chain if c.func.attr == "select_for_update"]
+                if "select_related" in names and locks and not any(k.arg == "of" for k in locks[0].keywords):
+                    offending.append(f"{path.relative_to(ROOT)}:{node.lineno}")
+    assert not sorted(set(offending)), sorted(set(offending))

@@ -61,6 +61,25 @@ class CompiledStrategy:
     variants: VariantSet | None
     error: str | None = None
     warnings: list[str] = field(default_factory=list)
+    # What ``explain`` would say the reason is, without its text (the serving path): the core's kind, the seed a
+    # sticky rollout needs (missing: a targeting miss), and the constraints alone.
+    kind: str = STATIC
+    seed_of: Callable[[dict], object] | None = None
+    constraints_check: Predicate = _true
+
+    def passed_kind(self, ctx: dict) -> str:
+        """The reason kind of this strategy when ``check(ctx)`` passed (as ``explain`` gives it)."""
+        if self.kind == STATIC and self.constraints:
+            return TARGETING_MATCH
+        return self.kind
+
+    def failed_on_split(self, ctx: dict) -> bool:
+        """When ``check(ctx)`` failed: whether it failed on its percentage (a SPLIT), not on targeting."""
+        if self.kind != SPLIT or self.error is not None:
+            return False
+        if self.seed_of is not None and self.seed_of(ctx) is None:
+            return False
+        return self.constraints_check(ctx)
 
     @property
     def label(self) -> str:
@@ -409,4 +428,24 @@ def compile_strategy(
         if core is not None:
             preds.append(core)
         check = _combine(preds)
-    return CompiledStrategy(index, name, check, constraints, origins, explain, variants, error, warnings)
+    kind, seed_of = _kind(name, params) if error is None else (TARGETING_MATCH, None)
+    return CompiledStrategy(index, name, check, constraints, origins, explain, variants, error, warnings, kind,
+                            seed_of, _combine([c.predicate for c in constraints]))
+
+
+def _kind(name: str, params: dict) -> tuple[str, Callable[[dict], object] | None]:
+    """The reason kind a strategy's core gives (the kinds of the explainers above) and the seed it needs."""
+    if name == "default":
+        return STATIC, None
+    if name in ("flexibleRollout", "gradualRolloutUserId", "gradualRolloutSessionId", "gradualRolloutRandom"):
+        percentage = _percentage(params, "rollout" if name == "flexibleRollout" else "percentage")
+        kind = SPLIT if percentage is not None and percentage < 100 else STATIC
+        if name == "gradualRolloutUserId":
+            return kind, lambda ctx: ctx.get("userId")
+        if name == "gradualRolloutSessionId":
+            return kind, lambda ctx: ctx.get("sessionId")
+        stickiness = _param(params, "stickiness") or "default"
+        if name == "flexibleRollout" and stickiness not in ("default", "random"):
+            return kind, make_getter(stickiness)
+        return kind, None
+    return TARGETING_MATCH, None

@@ -139,6 +139,16 @@ class VariantSet:
             target = _hash(f"{self.group_prefix}{seed}", VARIANT_SEED, False) % total + 1
         return bisect_left(self.cumulative, target)
 
+    def pick_how(self, ctx: dict) -> tuple[int, str]:
+        """(index, how) as ``pick_explained`` gives them, without the text."""
+        if self.overrides:
+            hit = self._override(ctx)
+            if hit is not None:
+                return hit[0], "override"
+        if self.total <= 0:
+            return -1, "single"
+        return self.pick(ctx), "split" if self.active_count > 1 else "single"
+
     def pick_explained(self, ctx: dict) -> tuple[int, str, str]:
         """(index, how, text) where how is "override", "split" or "single"."""
         if self.overrides:

@@ -3,20 +3,21 @@ import pytest
 from django.core.cache import cache
 from django.test import Client
 
-from flags import services, snapshots, usage, views
+from flags import edge, services, snapshots, usage
 
 
 @pytest.fixture(autouse=True)
-def _flags_isolation(settings):
+def _flags_isolation(settings, tmp_path):
     """Each test starts with empty per-process snapshots, key cache and rate-limit buckets."""
     settings.FLAGS_USAGE_FLUSH_SECONDS = 0
+    settings.FLAGS_EDGE_SNAPSHOT_DIR = tmp_path / "edge-snapshots"
     snapshots.reset()
-    views._buckets.clear()
+    edge._buckets.clear()
     usage._counts.clear()
     cache.clear()
     yield
     snapshots.reset()
-    views._buckets.clear()
+    edge._buckets.clear()
     usage._counts.clear()
 
 
@@ -63,3 +64,15 @@ def make_key(envs):
 @pytest.fixture
 def http():
     return Client()
+
+
+def pytest_terminal_summary(terminalreporter):
+    """How many cases of the specification passed through import_flags and both SDKs (test_spec_import)."""
+    passed = sum(dict(report.user_properties).get("spec_cases", 0)
+                 for report in terminalreporter.stats.get("passed", []) if report.when == "call")
+    failed = [r for r in terminalreporter.stats.get("failed", []) if "test_spec_import.py::test_spec_state__" in
+              getattr(r, "nodeid", "")]
+    if passed or failed:
+        terminalreporter.write_line(
+            f"Unleash specification through import_flags, Unleash SDK and OFREP: {passed} cases passed"
+            + (f", {len(failed)} file(s) failed" if failed else ""))

@@ -190,3 +190,73 @@ def test_approval_policy_admin__save__through_audited_service(client, users, env
     assert ApprovalPolicy.objects.get().require_approval is True
     event = AuditEvent.objects.get(action="flag.approval_policy.set")
     assert event.after == {"environment": "staging", "require_approval": True}
+
+
+# --- imported constructs that can never match: kept, badged, saved unchanged -----------------------------
+IMPORTED = {"version": 2, "segments": [{"id": 41, "constraints": [
+    {"contextName": "plan", "operator": "IN", "values": []}]}], "features": [
+    {"name": "Feature.Hellø", "enabled": True, "strategies": [{"name": "default", "constraints": [
+        {"contextName": "plan", "operator": "NOT_A_VALID_OPERATOR", "value": "x"}]}]},
+    {"name": "two-parents", "enabled": True, "strategies": [],
+     "dependencies": [{"feature": "Feature.Hellø"}, {"feature": "gone"}]},
+    {"name": "missing-segment", "enabled": True, "strategies": [{"name": "default", "segments": [404]}]},
+]}
+
+
+@pytest.fixture
+def imported(envs):
+    services.flags_import(environment=envs["staging"], doc=IMPORTED, by="import_flags")
+    return {f.key: f for f in FeatureFlag.objects.all()}
+
+
+def test_admin__imported_constructs__warning_badges_saying_why(ops_client, client, users, imported):
+    page = ops_client.get(reverse("admin:flags_featureflag_changelist")).content.decode()
+    assert "&#9888;" in page and "unknown operator evaluates to false" in page
+    assert "parent &#x27;gone&#x27; does not exist" in page and "segment 404 does not exist" in page
+    state_page = ops_client.get(_state_url(imported["Feature.Hellø"], "staging")).content.decode()
+    assert "never matches here" in state_page.lower() and "NOT_A_VALID_OPERATOR" in state_page
+    client.force_login(users["admin"])
+    segments = client.get(reverse("admin:flags_segment_changelist")).content.decode()
+    assert "a constraint without values never matches" in segments
+
+
+def test_admin__imported_flag_saved_unchanged__not_refused_and_kept(ops_client, imported, envs):
+    flag = imported["two-parents"]
+    response = ops_client.post(reverse("admin:flags_featureflag_change", args=[flag.pk]),
+                               _flag_form(description="still two parents"), follow=True)
+    assert response.status_code == 200 and "errornote" not in response.content.decode()
+    flag.refresh_from_db()
+    assert flag.description == "still two parents"
+    assert flag.dependencies == [{"feature": "Feature.Hellø"}, {"feature": "gone"}]
+    hello = imported["Feature.Hellø"]
+    state = services.state_for(hello, envs["staging"])
+    response = ops_client.post(_state_url(hello, "staging"), {
+        "action": "save", "strategies": json.dumps(state.strategies), "variants": "[]"}, follow=True)
+    assert "saved" in response.content.decode().lower()
+    state.refresh_from_db()
+    assert not state.enabled and state.strategies[0]["constraints"][0]["operator"] == "NOT_A_VALID_OPERATOR"
+
+
+def test_admin__new_constraint_that_never_matches__refused_saying_why(ops_client, imported):
+    hello = imported["Feature.Hellø"]
+    strategies = [{"name": "default", "constraints": [{"contextName": "plan", "operator": "IN", "values": []}]}]
+    response = ops_client.post(_state_url(hello, "staging"), {
+        "action": "save", "enabled": "on", "strategies": json.dumps(strategies), "variants": "[]"}, follow=True)
+    assert "IN needs at least one value" in response.content.decode()
+
+
+def test_admin__imported_segment_saved_unchanged__not_refused(client, users, imported):
+    client.force_login(users["admin"])
+    segment = Segment.objects.get(pk=41)
+    response = client.post(reverse("admin:flags_segment_change", args=[segment.pk]), {
+        "name": segment.name, "description": "kept as imported", "constraints": json.dumps(segment.constraints)},
+        follow=True)
+    assert response.status_code == 200 and "errornote" not in response.content.decode()
+    segment.refresh_from_db()
+    assert segment.description == "kept as imported" and segment.constraints[0]["values"] == []
+
+
+def test_flag_edit__imported_dependencies__replaced_by_a_parent_set_in_the_portal(imported):
+    flag = services.flag_update(flag=imported["two-parents"], data={"parent": imported["missing-segment"]})
+    assert flag.dependencies == [{"feature": "missing-segment", "enabled": True}]
+    assert "dependencies" in flag.unleash["keys"]

@@ -160,3 +160,70 @@ def test_evaluate__spec_variant_case__agrees_with_get_variant(file_name: str, in
     case = suite["variantTests"][index]
     evaluation = snapshot.evaluate(case["toggleName"], case["context"])
     assert evaluation.variant_dict() == case["expectedResult"], evaluation.explanation
+
+
+def _decided(evaluation):
+    return (evaluation.enabled, evaluation.variant_dict(), evaluation.reason, evaluation.strategy_index,
+            evaluation.strategy_name, evaluation.flag_not_found, evaluation.impression_data)
+
+
+@pytest.mark.parametrize("file_name", SPEC_FILES)
+def test_resolve__every_flag_for_every_spec_context__decides_as_evaluate(file_name: str):
+    """The serving path (``resolve``, no explanation text) gives every flag of each state the same enabled,
+    variant, reason and strategy as ``evaluate`` for every context of the file (random draws replayed)."""
+    import random
+
+    snapshot, suite = _suite(file_name)
+    contexts = [c["context"] for c in (suite.get("tests") or []) + (suite.get("variantTests") or [])]
+    contexts += [{}, {"userId": "1"}, {"sessionId": "s"}, {"properties": {"customField": "x"}}]
+    for number, ctx in enumerate(contexts):
+        for name in [*snapshot.feature_names(), "no-such-flag"]:
+            random.seed(number)
+            explained = snapshot.evaluate(name, ctx)
+            random.seed(number)
+            assert _decided(snapshot.resolve(name, ctx)) == _decided(explained), (name, ctx, explained.explanation)
+
+
+def _random_feature(rng, index):
+    constraint = rng.choice([[], [{"contextName": "plan", "operator": "IN", "values": ["pro"]}],
+                             [{"contextName": "plan", "operator": "IN", "values": ["pro"], "inverted": True}]])
+    strategies = []
+    for _ in range(rng.randint(0, 3)):
+        name = rng.choice(["default", "flexibleRollout", "userWithId", "gradualRolloutUserId", "remoteAddress"])
+        parameters = {"flexibleRollout": {"rollout": str(rng.choice([0, 30, 100])), "groupId": "g",
+                                          "stickiness": rng.choice(["default", "userId", "sessionId", "plan"])},
+                      "userWithId": {"userIds": "1,2,3"}, "gradualRolloutUserId": {"percentage": "50", "groupId": "x"},
+                      "remoteAddress": {"IPs": "10.0.0.0/8"}}.get(name, {})
+        strategy = {"name": name, "parameters": parameters, "constraints": rng.choice([[], constraint])}
+        if rng.random() < 0.3:
+            strategy["variants"] = [{"name": "s1", "weight": 500, "stickiness": "default"},
+                                    {"name": "s2", "weight": 500, "stickiness": "default"}]
+        strategies.append(strategy)
+    feature = {"name": f"f{index}", "enabled": rng.random() < 0.9, "strategies": strategies}
+    if rng.random() < 0.4:
+        feature["variants"] = [{"name": "a", "weight": rng.choice([0, 1, 50]), "stickiness": "default",
+                                "overrides": [{"contextName": "userId", "values": ["7"]}]},
+                               {"name": "b", "weight": 50, "payload": {"type": "string", "value": "b"}}]
+    if index and rng.random() < 0.3:
+        feature["dependencies"] = [{"feature": f"f{rng.randrange(index)}", "enabled": rng.random() < 0.8}]
+    return feature
+
+
+@pytest.mark.parametrize("seed", range(20))
+def test_resolve__random_flags_and_contexts__decides_as_evaluate(seed: int):
+    import random
+
+    rng = random.Random(seed)
+    snapshot = Snapshot.from_client_features({"features": [_random_feature(rng, i) for i in range(12)]},
+                                             hostname="h")
+    for number in range(60):
+        ctx = {k: v for k, v in {"userId": str(rng.randint(1, 9)), "sessionId": rng.choice([None, "s1", "s2"]),
+                                 "remoteAddress": rng.choice([None, "10.1.1.1", "8.8.8.8"]),
+                                 "properties": {"plan": rng.choice(["pro", "free"])}}.items() if v is not None}
+        if rng.random() < 0.2:
+            ctx.pop("userId")
+        for name in snapshot.feature_names():
+            random.seed(number)
+            explained = snapshot.evaluate(name, ctx)
+            random.seed(number)
+            assert _decided(snapshot.resolve(name, ctx)) == _decided(explained), (name, ctx, explained.explanation)

@@ -58,6 +58,24 @@ def test_openfeature_ofrep__live_server__boolean_string_object_and_errors(openfe
     assert mismatch.value == "fallback" and mismatch.error_code == ErrorCode.TYPE_MISMATCH
 
 
+def test_openfeature_ofrep__disabled_boolean_string_and_object_flags__callers_default_with_reason_disabled(
+        openfeature_client, make_key, envs):
+    """A disabled flag has no value in OFREP (open-feature/protocol#46): the provider gives the caller's default,
+    of whatever type, with reason DISABLED, and no TYPE_MISMATCH for string and object flags."""
+    for key in ("new-checkout", "banner-text", "checkout-config"):
+        services.flag_toggle(state=services.state_for(services.FeatureFlag.objects.get(key=key), envs["production"]),
+                             enabled=False)
+    client = openfeature_client(make_key("production", "client"))
+    pro = EvaluationContext(targeting_key="user-1", attributes={"plan": "pro"})
+
+    boolean = client.get_boolean_details("new-checkout", True, pro)
+    assert (boolean.value, boolean.reason, boolean.error_code) == (True, Reason.DISABLED, None)
+    text = client.get_string_details("banner-text", "the default banner", pro)
+    assert (text.value, text.reason, text.error_code) == ("the default banner", Reason.DISABLED, None)
+    config = client.get_object_details("checkout-config", {"steps": 3}, pro)
+    assert (config.value, config.reason, config.error_code) == ({"steps": 3}, Reason.DISABLED, None)
+
+
 def test_openfeature_ofrep__bad_key__default_value_with_error(openfeature_client):
     client = openfeature_client("not-a-real-key")
     details = client.get_boolean_details("new-checkout", True, EvaluationContext("user-1", {"plan": "pro"}))

@@ -4,7 +4,7 @@ import json
 import pytest
 
 from flags import services
-from flags.models import ClientApplication, ConfigVersion, FeatureFlag, FlagEnvironment, FlagMetricsBucket
+from flags.models import ClientApplication, FeatureFlag, FlagEnvironment, FlagMetricsBucket
 from pmrelease.models import AuditEvent
 
 pytestmark = pytest.mark.django_db
@@ -51,10 +51,28 @@ def test_ofrep_flag__context_not_matching__value_false_variant_off(http, flags, 
     assert body["value"] is False and body["variant"] == "off"
 
 
-def test_ofrep_flag__disabled_flag__reason_disabled(http, flags, make_key):
+def test_ofrep_flag__disabled_flag__no_value_reason_disabled(http, flags, make_key):
+    """OFREP's disabled flag (open-feature/protocol#46): no value, so the provider gives the caller's default."""
     body = _post(http, "/ofrep/v1/evaluate/flags/prod-only", {"context": {}}, make_key("staging")).json()
-    assert body == {"key": "prod-only", "value": False, "reason": "DISABLED", "variant": "off",
+    assert body == {"key": "prod-only", "reason": "DISABLED", "variant": "disabled",
                     "metadata": {"environment": "staging", "flagType": "release"}}
+
+
+def test_ofrep_bulk__disabled_flag__listed_without_value(http, flags, make_key):
+    body = _post(http, "/ofrep/v1/evaluate/flags", {"context": {}}, make_key("staging")).json()
+    by_key = {f["key"]: f for f in body["flags"]}
+    assert "value" not in by_key["prod-only"] and by_key["prod-only"]["reason"] == "DISABLED"
+    assert by_key["staging-only"]["value"] is True
+
+
+@pytest.mark.parametrize("method", ["get", "post"])
+def test_frontend__disabled_flag__not_listed(http, flags, make_key, method):
+    """The frontend API's equivalent: a disabled flag is absent, so the frontend SDKs give the caller's default."""
+    key = make_key("staging", "frontend")
+    response = getattr(http, method)("/api/frontend", HTTP_AUTHORIZATION=key,
+                                     **({"data": "{}", "content_type": "application/json"} if method == "post" else {}))
+    names = {t["name"] for t in response.json()["toggles"]}
+    assert "prod-only" not in names and "staging-only" in names
 
 
 def test_ofrep_flag__variants__payload_returned_typed(http, flags, make_key):
@@ -98,11 +116,11 @@ def test_api_key__revoked__401_within_the_process(http, flags, envs):
 
 def test_api_key__staging_key__never_sees_production(http, flags, make_key):
     staging = make_key("staging", "admin")
-    assert _post(http, "/ofrep/v1/evaluate/flags/prod-only", {}, staging).json()["value"] is False
+    assert _post(http, "/ofrep/v1/evaluate/flags/prod-only", {}, staging).json()["reason"] == "DISABLED"
     assert _post(http, "/ofrep/v1/evaluate/flags/staging-only", {}, staging).json()["value"] is True
     production = make_key("production")
     assert _post(http, "/ofrep/v1/evaluate/flags/prod-only", {}, production).json()["value"] is True
-    assert _post(http, "/ofrep/v1/evaluate/flags/staging-only", {}, production).json()["value"] is False
+    assert _post(http, "/ofrep/v1/evaluate/flags/staging-only", {}, production).json()["reason"] == "DISABLED"
     features = http.get("/api/client/features", HTTP_AUTHORIZATION=production).json()["features"]
     assert {f["name"]: f["enabled"] for f in features}["staging-only"] is False
     assert {f["name"]: f["enabled"] for f in features}["prod-only"] is True
@@ -166,7 +184,8 @@ def test_ofrep_bulk__every_flag_and_etag__304_when_unchanged(http, flags, make_k
     assert first.status_code == 200
     body = first.json()
     assert {f["key"] for f in body["flags"]} == {"new-checkout", "theme", "staging-only", "prod-only"}
-    assert all({"key", "value", "reason", "variant", "metadata"} <= set(f) for f in body["flags"])
+    assert all({"key", "reason", "variant", "metadata"} <= set(f) for f in body["flags"])
+    assert all("value" in f for f in body["flags"] if f["reason"] != "DISABLED")
     etag = first["ETag"]
     again = _post(http, "/ofrep/v1/evaluate/flags", {"context": {"targetingKey": "u1", "plan": "pro"}}, key,
                   HTTP_IF_NONE_MATCH=etag)
@@ -204,22 +223,26 @@ def test_flag_edit__same_process__seen_by_the_next_request(http, flags, make_key
     assert _post(http, "/ofrep/v1/evaluate/flags/staging-only", {}, key).json()["value"] is True
     flag = FeatureFlag.objects.get(key="staging-only")
     services.flag_toggle(state=services.state_for(flag, envs["staging"]), enabled=False)
-    assert _post(http, "/ofrep/v1/evaluate/flags/staging-only", {}, key).json()["value"] is False
+    assert _post(http, "/ofrep/v1/evaluate/flags/staging-only", {}, key).json()["reason"] == "DISABLED"
 
 
-def test_flag_snapshot__token_published_elsewhere__rebuilt_after_the_check_interval(flags, envs, settings):
-    """Another process's edit: only the published token and the database change, not this process's memory."""
+@pytest.mark.django_db(transaction=True)
+def test_flag_snapshot__token_published_elsewhere__refreshed_by_the_refresher(flags, envs):
+    """Another process's edit: only the database, its change log and the published token change, not this
+    process's memory; the refresher's next round brings the one changed flag in."""
     from flags import snapshots
 
-    settings.FLAGS_VERSION_CHECK_SECONDS = 0
     entry = snapshots.get(envs["staging"].pk)
-    assert entry.snapshot.is_enabled("staging-only", {})
-    FlagEnvironment.objects.filter(flag__key="staging-only", environment=envs["staging"]).update(enabled=False)
-    scope = snapshots.env_scope(envs["staging"].pk)
-    token = "f" * 32
-    ConfigVersion.objects.filter(scope=scope).update(token=token)
-    snapshots.publish(scope, token)
-    assert not snapshots.get(envs["staging"].pk).snapshot.is_enabled("staging-only", {})
+    assert entry.snapshot.is_enabled("staging-only", {}) and not entry.provisional
+    services.flag_toggle(state=services.state_for(FeatureFlag.objects.get(key="staging-only"), envs["staging"]),
+                         enabled=False)
+    entry.dirty = False  # as in another process: nothing told this one
+    assert snapshots.get(envs["staging"].pk) is entry and entry.snapshot.is_enabled("staging-only", {})
+    snapshots.refresh_once()
+    fresh = snapshots.get(envs["staging"].pk)
+    assert fresh is not entry and not fresh.snapshot.is_enabled("staging-only", {})
+    assert fresh.revision == entry.revision + 1 and fresh.snapshot.is_enabled("new-checkout", {"properties": {
+        "plan": "pro"}})
 
 
 # --- Unleash client API ------------------------------------------------------------------------------------

@@ -10,6 +10,7 @@ from django.core.management.base import CommandError
 from django.utils import timezone
 
 from flags import services, snapshots
+from flags.engine import Snapshot
 from flags.models import (
     ApiKey,
     ApprovalPolicy,
@@ -354,10 +355,10 @@ def test_segment_delete__referenced_by_a_flag__refused_naming_the_flag(used_segm
 
 def test_segment_delete__unused__deleted_bumped_and_audited(envs):
     segment = services.segment_save(name="unused", constraints=[])
-    token = snapshots._db_token(snapshots.env_scope(envs["staging"].pk))
+    version = snapshots._db_version(snapshots.env_scope(envs["staging"].pk))
     services.segment_delete(segment=segment)
     assert not Segment.objects.exists()
-    assert snapshots._db_token(snapshots.env_scope(envs["staging"].pk)) != token
+    assert snapshots._db_version(snapshots.env_scope(envs["staging"].pk))[0] == version[0] + 1
     assert AuditEvent.objects.filter(action="flag.segment.delete").exists()
 
 
@@ -397,8 +398,7 @@ def test_import_flags__unleash_document__engine_results_identical_and_export_rou
     path.write_text(json.dumps(UNLEASH_DOC))
     out = io.StringIO()
     call_command("import_flags", "--environment", "staging", "--format", "unleash", str(path), stdout=out)
-    assert "2 flag(s) created" in out.getvalue()
-    from flags.engine import Snapshot
+    assert "2 flag(s) were created: parent, child" in out.getvalue()
 
     theirs = Snapshot.from_client_features(UNLEASH_DOC)
     ours = snapshots.get(envs["staging"].pk).snapshot
@@ -411,20 +411,36 @@ def test_import_flags__unleash_document__engine_results_identical_and_export_rou
     again = Snapshot.from_client_features(json.loads(exported.getvalue()))
     assert again.get_variant("child", {"userId": "3", "properties": {"region": "eu-1"}}) == theirs.get_variant(
         "child", {"userId": "3", "properties": {"region": "eu-1"}})
-    counts = services.flags_import(environment=envs["staging"], doc=json.loads(exported.getvalue()))
-    assert counts["created"] == 0 and counts["updated"] == 2
+    report = services.flags_import(environment=envs["staging"], doc=json.loads(exported.getvalue()))
+    assert sorted(report.unchanged) == ["child", "parent"] and not report.created and not report.changed
 
 
-def test_import_flags__invalid_strategy__nothing_imported_and_every_problem_listed(envs, tmp_path):
+def test_import_flags__not_an_unleash_document__nothing_imported_and_every_problem_listed(envs, tmp_path):
     doc = json.loads(json.dumps(UNLEASH_DOC))
-    doc["features"][0]["strategies"] = [{"name": "flexibleRollout", "parameters": {"rollout": "abc"}}]
-    doc["features"][1]["type"] = "weird"
+    doc["features"][0]["strategies"] = "default"
+    doc["features"][1]["enabled"] = "yes"
+    doc["features"].append({"description": "no name"})
     path = tmp_path / "bad.json"
     path.write_text(json.dumps(doc))
     with pytest.raises(CommandError) as failed:
         call_command("import_flags", "--environment", "staging", str(path))
-    assert "rollout 'abc' is not a number" in str(failed.value) and "type 'weird'" in str(failed.value)
-    assert not FeatureFlag.objects.exists()
+    message = str(failed.value)
+    assert "feature 'parent': strategies must be a list" in message
+    assert "feature 'child': enabled must be true or false" in message and "features[2]: needs a name" in message
+    assert not FeatureFlag.objects.exists() and not Segment.objects.exists()
+
+
+def test_import_flags__constructs_that_never_match__kept_as_given_with_warnings(envs, tmp_path):
+    doc = json.loads(json.dumps(UNLEASH_DOC))
+    doc["features"][0]["strategies"] = [{"name": "flexibleRollout", "parameters": {"rollout": "abc"}}]
+    doc["features"][1]["type"] = "weird"
+    path = tmp_path / "odd.json"
+    path.write_text(json.dumps(doc))
+    out = io.StringIO()
+    call_command("import_flags", "--environment", "staging", str(path), stdout=out)
+    assert "rollout 'abc' is not a number" in out.getvalue()
+    exported = services.transfer.export_document(envs["staging"])["features"]
+    assert sorted(exported, key=lambda f: f["name"]) == sorted(doc["features"], key=lambda f: f["name"])
 
 
 def test_flags_import__person_without_full_access__permission_denied_and_nothing_imported(envs, users):
@@ -434,31 +450,32 @@ def test_flags_import__person_without_full_access__permission_denied_and_nothing
 
 
 def test_flags_import__person_where_approval_required__flags_created_states_proposed(envs, users):
-    counts = services.flags_import(environment=envs["production"], doc=UNLEASH_DOC, by=users["ops"])
-    assert counts == {"created": 2, "updated": 0, "segments": 1, "proposed": 2}
+    report = services.flags_import(environment=envs["production"], doc=UNLEASH_DOC, by=users["ops"])
+    assert report.created == ["parent", "child"] and report.proposed == ["parent", "child"]
+    assert report.segments_created == ["eu-users"]
     assert not FlagEnvironment.objects.filter(environment=envs["production"], enabled=True).exists()
     changes = services.FlagChangeRequest.objects.filter(state__environment=envs["production"], status="pending")
     assert {c.state.flag.key for c in changes} == {"parent", "child"}
     assert all(c.proposed["enabled"] and c.requested_by == users["ops"] for c in changes)
-    assert FeatureFlag.objects.get(key="child").parent.key == "parent"
+    assert FeatureFlag.objects.get(key="child").dependencies == [{"feature": "parent", "enabled": True}]
 
 
 def test_flags_import__person_with_full_access__applied_and_audited_as_that_person(envs, users):
-    counts = services.flags_import(environment=envs["staging"], doc=UNLEASH_DOC, by=users["ops"])
-    assert counts["proposed"] == 0 and _state("child", "staging").enabled
+    report = services.flags_import(environment=envs["staging"], doc=UNLEASH_DOC, by=users["ops"])
+    assert report.proposed == [] and _state("child", "staging").enabled
     assert _state("child", "staging").strategies[0]["segments"] == [services.Segment.objects.get().pk]
     assert AuditEvent.objects.get(action="flag.import").actor_username == "ops"
 
 
 def test_flags_import__a_later_step_fails__nothing_imported(envs, monkeypatch):
-    real = services.flag_state_change
+    real = services._change
 
-    def failing_on_child(*, state, **kwargs):
+    def failing_on_child(state, build, **kwargs):
         if state.flag.key == "child":
             raise errors.ValidationFailed("refused")
-        return real(state=state, **kwargs)
+        return real(state, build, **kwargs)
 
-    monkeypatch.setattr(services, "flag_state_change", failing_on_child)
+    monkeypatch.setattr(services, "_change", failing_on_child)
     with pytest.raises(errors.ValidationFailed, match="refused"):
         services.flags_import(environment=envs["staging"], doc=UNLEASH_DOC, by="import_flags")
     assert not FeatureFlag.objects.exists() and not services.Segment.objects.exists()
@@ -482,3 +499,57 @@ def test_stale_flags__past_lifetime_or_unused__listed_and_owner_notified_once(ma
     assert services.notify_stale_flags() == 1
     assert mail.outbox[-1].to == ["dev@example.com"] and "old-release" in mail.outbox[-1].body
     assert services.notify_stale_flags() == 0
+
+
+# --- lossless import --------------------------------------------------------------------------------------------
+def test_flags_import__dry_run__plan_of_created_changed_unchanged_and_nothing_written(envs, make_flag):
+    make_flag("same", enabled={"staging": True})
+    make_flag("other", enabled={"staging": False})
+    doc = services.transfer.export_document(envs["staging"])
+    doc["features"] = [f for f in doc["features"] if f["name"] in ("same", "other")]
+    next(f for f in doc["features"] if f["name"] == "other")["enabled"] = True
+    doc["features"].append({"name": "new-one", "enabled": True, "strategies": [], "variants": [
+        {"name": "v", "weight": 1000, "payload": {"type": "string", "value": "AKIAIOSFODNN7EXAMPLE"}}]})
+    audit_rows = AuditEvent.objects.count()
+    report = services.flags_import(environment=envs["staging"], doc=doc, by="import_flags", dry_run=True)
+    assert (report.created, report.changed, report.unchanged) == (["new-one"], ["other"], ["same"])
+    assert any("looks like it holds a secret (AWS Access Key)" in w for w in report.warnings)
+    assert not FeatureFlag.objects.filter(key="new-one").exists() and not _state("other", "staging").enabled
+    assert AuditEvent.objects.count() == audit_rows
+    applied = services.flags_import(environment=envs["staging"], doc=doc, by="import_flags")
+    assert (applied.created, applied.changed, applied.unchanged) == (["new-one"], ["other"], ["same"])
+    assert _state("other", "staging").enabled
+    assert _state("new-one", "staging").variants[0]["payload"]["value"] == "AKIAIOSFODNN7EXAMPLE"  # kept, warned
+
+
+def test_flags_import__variant_weights_as_given__nobody_moves(envs):
+    variants = [{"name": f"v{i}", "weight": 33, "payload": {"type": "string", "value": str(i)}} for i in range(3)]
+    doc = {"version": 1, "features": [{"name": "experiment", "enabled": True, "strategies": [], "variants": variants}]}
+    services.flags_import(environment=envs["staging"], doc=doc, by="import_flags")
+    assert _state("experiment", "staging").variants == variants  # not 334/333/333
+    theirs = Snapshot.from_client_features(doc)
+    ours = snapshots.get(envs["staging"].pk).snapshot
+    assert all(ours.get_variant("experiment", {"userId": str(u)}) == theirs.get_variant("experiment", {
+        "userId": str(u)}) for u in range(300))
+
+
+def test_flags_import__portal_flags_exported_then_imported__unchanged(envs, make_flag):
+    make_flag("portal-made", enabled={"staging": True}, variants={"staging": [
+        {"name": "a", "weightType": "variable"}, {"name": "b", "weightType": "variable"}]})
+    exported = services.transfer.export_document(envs["staging"])
+    report = services.flags_import(environment=envs["staging"], doc=exported, by="import_flags")
+    assert report.unchanged == ["portal-made"] and not report.changed
+    assert FeatureFlag.objects.get(key="portal-made").unleash == {}
+
+
+def test_flag_state_edit__payload_changed__weights_kept_so_nobody_moves(envs, make_flag):
+    make_flag("exp", enabled={"staging": True}, variants={"staging": [
+        {"name": "a", "weightType": "variable"}, {"name": "b", "weightType": "variable"},
+        {"name": "c", "weightType": "variable"}]})
+    state = _state("exp", "staging")
+    assert [v["weight"] for v in state.variants] == [334, 333, 333]  # computed once, when edited
+    edited = [dict(v, payload={"type": "string", "value": "x"}) if v["name"] == "a" else v for v in state.variants]
+    services.flag_state_update(state=state, variants=edited)
+    assert [v["weight"] for v in _state("exp", "staging").variants] == [334, 333, 333]
+    services.flag_state_update(state=_state("exp", "staging"), variants=edited[:2])
+    assert [v["weight"] for v in _state("exp", "staging").variants] == [500, 500]  # the weighting changed

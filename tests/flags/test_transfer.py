@@ -29,3 +29,30 @@ def test_parse_document__malformed__refused_listing_the_problem(doc, problem):
     with pytest.raises(errors.ValidationFailed) as refused:
         transfer.parse_document(doc)
     assert problem in refused.value.reasons
+
+
+def test_parse_document__same_name_twice_or_over_100_characters__refused():
+    with pytest.raises(errors.ValidationFailed) as refused:
+        transfer.parse_document({"features": [{"name": "a"}, {"name": "a"}, {"name": "x" * 101}]})
+    assert "feature 'a': given twice" in refused.value.reasons
+    assert any("at most 100 characters" in r for r in refused.value.reasons)
+
+
+def test_parse_document__what_the_specification_defines__kept_with_warnings():
+    doc = {"features": [
+        {"name": "Feature.UTF-8.😊", "enabled": True, "strategies": [{"name": "default", "constraints": [
+            {"contextName": "ip", "operator": "IN_CIDR", "values": ["10.0.0.0/8", "bad::cidr"]},
+            {"contextName": "name", "operator": "REGEX", "value": "^(?=a)b$"}]}],
+         "dependencies": [{"feature": "p1"}, {"feature": "p2", "enabled": False}]},
+        {"name": "p1", "enabled": True, "dependencies": [{"feature": "p2"}]},
+        {"name": "p2", "enabled": False, "project": "billing", "createdAt": "2024-01-01T00:00:00Z"},
+    ]}
+    plan = transfer.parse_document(doc)
+    warnings = transfer.plan_warnings(plan, existing_segments=set(), existing_flags={})
+    assert any("'bad::cidr' is not a valid IP address" in w for w in warnings)
+    assert any("look-ahead is not supported" in w for w in warnings)
+    assert any("parent 'p1' depends on other flags itself" in w for w in warnings)
+    assert [f.doc for f in plan.flags] == doc["features"]  # kept exactly as given
+    columns, state, source = transfer.split_feature(doc["features"][2], {"release"})
+    assert source == {"keys": ["name", "enabled", "project", "createdAt"],
+                      "extra": {"project": "billing", "createdAt": "2024-01-01T00:00:00Z"}}
