@@ -7,12 +7,18 @@ class ChangesConfig(AppConfig):
     verbose_name = "Change management"
 
     def ready(self):
+        from flags import hooks as flag_hooks
+        from flags import signals as flag_signals
         from releases import signals
         from releases.deploy import hooks
 
         from . import services
 
         hooks.deployment_gate.provide(services.deployment_gate)
+        flag_hooks.decide.provide(services.decide_flag_change)
+        flag_hooks.reference.provide(services.flag_change_reference)
+        flag_signals.flag_change_proposed.connect(services.on_flag_change_proposed,
+                                                  dispatch_uid="changes.flag_change_proposed")
         signals.deployment_started.connect(lambda sender, deployment, **kw: services.on_deployment_started(
             deployment=deployment), weak=False, dispatch_uid="changes.deployment_started")
         signals.deployment_finished.connect(services.on_deployment_finished, dispatch_uid="changes.deployment_finished")

@@ -11,6 +11,7 @@ from django.db import transaction
 from django.utils import timezone
 from django_fsm import can_proceed
 
+from flags import services as flags_services
 from pmrelease import approvals, audit, errors
 from pmrelease.approvals import Decision
 from pmrelease.roles import Capability, Role, user_roles
@@ -30,6 +31,7 @@ from .models import (
     ChangeRequest,
     ChangeStatus,
     ChangeTemplate,
+    ChangeType,
     ChangeWindow,
     CloseCode,
     EnvironmentChangePolicy,
@@ -157,6 +159,12 @@ def change_update(*, change, data, by, links=None):
             _require_requester(by, [*locked.environments.all(), *(data.get("environments") or [])])
         _check_people({"approvers": data.get("approvers", locked.approvers.all()),
                        "implementer": data.get("implementer", locked.implementer)}, locked.requested_by)
+        if locked.change_class == ChangeClass.FLAG_CHANGE:
+            fixed_fields = sorted(set(data) - {"title", "description"})
+            if fixed_fields:
+                raise errors.ValidationFailed(f"{locked} is a proposed flag change: what it changes is the proposal "
+                                              "(withdraw it and propose again)",
+                                              field_errors={name: ["set by the flag change"] for name in fixed_fields})
         if locked.template_id is not None:
             fixed = _template_content(locked.template)
             differs = sorted(name for name in fixed if name in data and data[name] != fixed[name])
@@ -257,6 +265,8 @@ def change_approve(*, change, by, comment=""):
             if result.satisfied:
                 locked.approve(by=by, reason="every role the policy names approved")
                 locked.save()
+                if locked.change_class == ChangeClass.FLAG_CHANGE:
+                    _apply_flag_change(locked, by, comment)
     if refusal is not None:
         raise refusal  # after the transaction: the refused attempt stays recorded
     change.refresh_from_db()
@@ -275,6 +285,12 @@ def change_reject(*, change, by, reason):
             raise errors.PermissionDenied(why)
         ChangeApproval.objects.update_or_create(change=locked, approver=by, round=locked.approval_round,
                                                 defaults={"decision": Decision.REJECTED, "comment": reason})
+        if locked.change_class == ChangeClass.FLAG_CHANGE:  # a proposal is not reworked: it ends here
+            locked.cancel(by=by, reason=f"rejected: {reason}")
+            locked.save()
+            for flag_change in _flag_changes(locked):
+                flags_services.change_request_reject(change=flag_change, by=by, comment=reason)
+            return locked
         locked.reject(by=by, reason=reason)
         locked.save()
     return locked
@@ -460,6 +476,8 @@ def change_cancel(*, change, by, reason):
             raise errors.PermissionDenied(f"only the requester or a release manager may cancel {locked}")
         locked.cancel(by=by, reason=reason)
         locked.save()
+        for flag_change in _flag_changes(locked):  # withdrawn by its requester (or rejected by a manager)
+            flags_services.change_request_reject(change=flag_change, by=by, comment=reason)
     return locked
 
 
@@ -548,6 +566,90 @@ def remind_open_reviews(now=None):
                   from_email=settings.DEFAULT_FROM_EMAIL, recipient_list=people)
     ChangeRequest.objects.filter(pk__in=[c.pk for c in due]).update(pir_reminded_at=now)
     return len(due)
+
+
+# --- flag changes: a second person's approval through a change request --------------------------------------
+FLAG_PLANS = {
+    "implementation_plan": "The proposed configuration (enabled, strategies, variants) is applied when approved.",
+    "rollback_plan": "Restore the configuration it was proposed against (the flag's page, or the audit history).",
+    "testing_plan": "Evaluate the flag for a test context on its page; watch the flag's usage counters.",
+}
+
+
+def _flag_changes(change):
+    from flags.models import FlagChangeRequest
+
+    content_type = ContentType.objects.get_for_model(FlagChangeRequest)
+    ids = [int(i) for i in change.links.filter(content_type=content_type).values_list("object_id", flat=True)]
+    return list(FlagChangeRequest.objects.filter(pk__in=ids, status="pending"))
+
+
+def _flag_summary(base, proposed):
+    parts = []
+    if base.get("enabled") != proposed.get("enabled"):
+        parts.append("enable" if proposed.get("enabled") else "disable")
+    for key in ("rollout", "strategies", "variants"):
+        if base.get(key) != proposed.get(key):
+            parts.append(f"{key} changed")
+    return ", ".join(parts) or "configuration changed"
+
+
+def on_flag_change_proposed(sender, *, change, **kwargs):
+    """A person proposed a flag change where a second person must approve: it becomes a change request of the
+    ``flag_change`` class, submitted at once (inside the proposing transaction)."""
+    state = change.state
+    summary = _flag_summary(change.base or {}, change.proposed or {})
+    requester = change.requested_by
+    request = change_create(by=requester, links=[change], change_class=ChangeClass.FLAG_CHANGE, data={
+        "title": f"Flag {state.flag.key} in {state.environment.name}: {summary}"[:200],
+        "description": (change.reason or "").strip()[:5000], "environments": [state.environment],
+        "type": ChangeType.ENHANCEMENT, "impact": "low", "likelihood": "low",
+        "planned_start": timezone.now(), "duration": 5, **FLAG_PLANS})
+    change_submit(change=request, by=requester)
+    return request
+
+
+def _apply_flag_change(change, by, comment):
+    """The flag change request's approval applies the flag change, and the change is done: implementing,
+    validating, closed (refused, and the approval with it, when the flag changed since it was proposed)."""
+    for flag_change in _flag_changes(change):
+        flags_services.change_request_apply(change=flag_change, by=by, comment=comment)
+    if change.implementer_id is None and getattr(by, "is_authenticated", False):
+        change.implementer = by  # who applied it (saved with the transitions)
+    for step in ("implement", "validate"):
+        getattr(change, step)(by=by, reason="the flag change was applied on approval")
+        change.save()
+    change.close(by=by, reason="applied", close_code=CloseCode.SUCCESSFUL, notes="applied on approval")
+    change.save()
+
+
+def flag_change_request(flag_change):
+    """The change request deciding ``flag_change`` (None for one proposed before change requests decided them)."""
+    content_type = ContentType.objects.get_for_model(type(flag_change))
+    return (ChangeRequest.objects.filter(change_class=ChangeClass.FLAG_CHANGE, links__content_type=content_type,
+                                         links__object_id=str(flag_change.pk)).order_by("-id").first())
+
+
+def decide_flag_change(*, change, by, approve, comment=""):
+    """A decision taken from the flags API: on the change request that decides the flag change."""
+    request = flag_change_request(change)
+    if request is None:
+        raise errors.TransitionNotAllowed(f"{change} has no change request to decide it on")
+    if approve:
+        change_approve(change=request, by=by, comment=comment)
+    else:
+        change_reject(change=request, by=by, reason=comment or "rejected")
+    change.refresh_from_db()
+    return change
+
+
+def flag_change_reference(*, change):
+    from django.urls import reverse
+
+    request = flag_change_request(change)
+    if request is None:
+        return None
+    return str(request), reverse("admin:changes_changerequest_change", args=[request.pk])
 
 
 # --- production gating ----------------------------------------------------------------------------------------

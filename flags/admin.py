@@ -19,7 +19,7 @@ from pmrelease.roles import Capability
 from releases import access
 from releases.models import Environment
 
-from . import rollouts, selectors, services
+from . import hooks, rollouts, selectors, services
 from .context import unleash_context
 from .models import (
     ApiKey,
@@ -377,36 +377,27 @@ class ApiKeyAdmin(ServiceAdminMixin, AuditHistoryMixin, admin.ModelAdmin):
 
 @admin.register(FlagChangeRequest)
 class FlagChangeRequestAdmin(admin.ModelAdmin):
-    list_display = ["state", "status", "requested_by", "decided_by", "created_at", "reason"]
+    """Proposed flag changes, read-only: each is decided on its change request's page (by whom the approval
+    policy names), never by a bulk action here."""
+
+    list_display = ["state", "status", "decided_on", "requested_by", "decided_by", "created_at", "reason"]
     list_filter = ["status"]
-    readonly_fields = ["state", "base", "proposed", "reason", "status", "requested_by", "decided_by", "decided_at",
-                       "created_at"]
-    actions = ["approve", "reject"]
+    readonly_fields = ["state", "decided_on", "base", "proposed", "reason", "status", "requested_by", "decided_by",
+                       "decided_at", "created_at"]
+
+    @admin.display(description="decided on")
+    def decided_on(self, obj):
+        found = hooks.reference(change=obj)
+        return format_html('<a href="{}">{}</a>', found[1], found[0]) if found else "—"
 
     def has_add_permission(self, request):
         return False
 
     def has_change_permission(self, request, obj=None):
-        return False  # decided through the approve / reject actions (services, audited), never edited
+        return False  # decided through its change request (services, audited), never edited
 
     def has_delete_permission(self, request, obj=None):
         return False  # the record of who proposed and who decided: reject or withdraw instead
-
-    def _decide(self, request, queryset, operation):
-        for change in queryset:
-            try:
-                operation(change=change, by=request.user)
-                messages.success(request, f"{change}: done")
-            except errors.DomainError as exc:
-                messages.error(request, f"{change}: {exc.text()}")
-
-    @admin.action(description="Approve and apply the selected changes (as the second person)")
-    def approve(self, request, queryset):
-        self._decide(request, queryset, services.change_request_approve)
-
-    @admin.action(description="Reject the selected changes")
-    def reject(self, request, queryset):
-        self._decide(request, queryset, services.change_request_reject)
 
 
 class ApprovalPolicyForm(forms.ModelForm):

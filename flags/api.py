@@ -254,10 +254,8 @@ def change_decide(request, pk, decision):
     if decision not in ("approve", "reject"):
         raise errors.ValidationFailed(f"unknown decision {decision!r} (approve or reject)")
     comment = request.data.get("comment", "") if isinstance(request.data, dict) else ""
-    if decision == "approve":
-        change = services.change_request_approve(change=change, by=request.user, comment=comment)
-    else:
-        change = services.change_request_reject(change=change, by=request.user, comment=comment)
+    change = services.change_request_decide(change=change, by=request.user, approve=decision == "approve",
+                                            comment=comment)
     return Response(ChangeSerializer(change).data)
 
 

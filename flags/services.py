@@ -25,7 +25,7 @@ from pmrelease.services import model_update
 from releases import access
 from releases.models import Environment
 
-from . import documents, rollouts, snapshots, transfer
+from . import documents, hooks, rollouts, signals, snapshots, transfer
 from .engine import Snapshot, compute_variant_weights
 from .engine.validation import validate_constraint, validate_strategy, validate_variants
 from .models import (
@@ -386,6 +386,7 @@ def _propose(state, config, *, by, reason):
         state=state, proposed=config, base=state.config(), reason=reason, requested_by=by if _is_person(by) else None,
     )
     audit.record(action="flag.change.propose", obj=state, by=by, before=change.base, after=config, reason=reason)
+    signals.flag_change_proposed.send(sender=FlagChangeRequest, change=change)
     return change
 
 
@@ -551,8 +552,15 @@ def change_request_create(*, state, by, reason="", enabled=_UNSET, strategies=_U
         raise errors.ValidationFailed("the proposed configuration is the same as the current one")
     with transaction.atomic():
         return _propose(state, config, by=by, reason=reason)
-def change_request_approve(*, change, by, comment=""):
-    """A second person approves: the change is applied (refused if the state changed meanwhile)."""
+def change_request_decide(*, change, by, approve, comment=""):
+    """A decision from the flags API: taken through the change request that decides the flag change (the
+    approval policy says who may; the change request's page is where people decide)."""
+    return hooks.decide(change=change, by=by, approve=approve, comment=comment)
+
+
+def change_request_apply(*, change, by, comment=""):
+    """The change request approving it was approved: the change is applied (refused if the state changed
+    meanwhile). Called by the changes app inside its approval's transaction."""
     with transaction.atomic():
         change = FlagChangeRequest.objects.select_for_update(of=("self",)).select_related("state__environment", "state__flag").get(
             pk=change.pk)
@@ -575,6 +583,7 @@ def change_request_approve(*, change, by, comment=""):
 
 
 def change_request_reject(*, change, by, comment=""):
+    """Its change request was rejected (or withdrawn by its requester): the flag change is not applied."""
     with transaction.atomic():
         change = FlagChangeRequest.objects.select_for_update().get(pk=change.pk)
         if change.status != ChangeStatus.PENDING:

@@ -108,13 +108,18 @@ def test_flag_admin__service_refuses_the_save__error_message_and_nothing_saved(o
     assert FeatureFlag.objects.get(pk=checkout.pk).description == ""
 
 
-def test_change_request_admin__approve_action_applies__edit_and_delete_not_allowed(client, users, envs, make_flag):
+def test_change_request_admin__decided_on_its_change_request_page__no_bulk_action(client, users, envs, make_flag):
+    from changes.models import ChangeRequest
+
     make_flag("pay")
     state = FlagEnvironment.objects.get(flag__key="pay", environment__name="production")
     change = services.change_request_create(state=state, enabled=True, by=users["ops"], reason="launch")
+    request = ChangeRequest.objects.get(change_class="flag_change")
     client.force_login(users["admin"])
-    client.post(reverse("admin:flags_flagchangerequest_changelist"),
-                {"action": "approve", "_selected_action": [change.pk], "index": 0})
+    listing = client.get(reverse("admin:flags_flagchangerequest_changelist")).content.decode()
+    assert 'name="action"' not in listing  # no bulk approve
+    assert reverse("admin:changes_changerequest_change", args=[request.pk]) in listing
+    client.post(reverse("admin:changes_changerequest_act", args=[request.pk, "approve"]), {"text": "go"})
     assert FlagChangeRequest.objects.get(pk=change.pk).status == "applied"
     assert FlagEnvironment.objects.get(pk=state.pk).enabled
     response = client.post(reverse("admin:flags_flagchangerequest_delete", args=[change.pk]), {"post": "yes"})

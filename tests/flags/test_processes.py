@@ -6,10 +6,10 @@ import json
 import time
 
 import pytest
-from rest_framework.authtoken.models import Token
 
 from flags import services
 from flags.models import ApiKey, FeatureFlag
+from pmrelease.tokens import issue_token
 from tests.flags.processes import Gunicorn, process_env, request, run
 
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.integration, pytest.mark.timeout(180)]
@@ -51,7 +51,7 @@ def test_changes_in_other_processes__edit_import_ramp_step_revocation__every_wor
     ramped = make_flag("ramped", enabled={"staging": False})
     services.ramp_start(state=services.state_for(ramped, envs["staging"]), steps="0, 100@60")
     key, raw = services.api_key_create(environment=envs["staging"], kind="client")
-    token = Token.objects.create(user=users["admin"]).key
+    token = issue_token(user=users["admin"], by=users["admin"])
     for flag in ("edited", "imported", "ramped"):  # both workers hold the environment's snapshot
         assert _seen_everywhere(portal, raw, flag, lambda status, body: status == 200 and (
             body.get("reason") == "DISABLED" or body.get("value") is False))

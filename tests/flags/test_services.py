@@ -262,10 +262,10 @@ def test_production_change__needs_second_person__proposed_then_approved(make_fla
         services.flag_toggle(state=state, enabled=True, by=users["ops"])
     change = services.change_request_create(state=state, enabled=True, by=users["ops"], reason="launch")
     assert not _state("pay", "production").enabled
-    with pytest.raises(errors.PermissionDenied, match="second person"):
-        services.change_request_approve(change=change, by=users["ops"])
+    with pytest.raises(errors.PermissionDenied, match="separation of duties"):
+        services.change_request_decide(change=change, by=users["ops"], approve=True)
     other_ops = users["admin"]
-    change = services.change_request_approve(change=change, by=other_ops)
+    change = services.change_request_decide(change=change, by=other_ops, approve=True)
     assert change.status == ChangeStatus.APPLIED and _state("pay", "production").enabled
 
 
