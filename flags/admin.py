@@ -19,7 +19,7 @@ from pmrelease.roles import Capability
 from releases import access
 from releases.models import Environment
 
-from . import hooks, rollouts, selectors, services
+from . import guards, hooks, rollouts, selectors, services
 from .context import unleash_context
 from .models import (
     ApiKey,
@@ -84,7 +84,7 @@ class FeatureFlagAdmin(ServiceAdminMixin, AuditHistoryMixin, admin.ModelAdmin):
         ("Dependency", {"fields": ["parent", "parent_enabled", "parent_variants", "served_dependencies"],
                         "description": "Setting a parent here replaces dependencies imported from Unleash."}),
         ("Warnings", {"fields": ["warnings"]}),
-        ("Monitoring (stored; nothing reads it yet)", {"fields": ["monitoring_metrics", "monitoring_alerts"]}),
+        ("Monitoring (the alerts guard gradual rollouts)", {"fields": ["monitoring_metrics", "monitoring_alerts"]}),
         ("Environments", {"fields": ["environment_links", "created_at", "updated_at"]}),
     ]
 
@@ -275,13 +275,15 @@ class FeatureFlagAdmin(ServiceAdminMixin, AuditHistoryMixin, admin.ModelAdmin):
                 messages.error(request, f"context: {exc}")
         history = AuditEvent.objects.filter(object_type="flags.flagenvironment", object_id=str(state.pk)).order_by(
             "-id")[:50]
+        guard_ramp = state.ramps.first()  # the latest, reverted ones included: a guard may have reverted it
         context = {
             **self.admin_site.each_context(request), "opts": self.model._meta, "flag": flag, "state": state,
             "environment": environment, "title": f"{flag.key} in {environment.name}",
             "can_edit": access.can(request.user, environment, Capability.DEPLOY),
             "needs_approval": services.requires_approval(environment), "forms_data": forms_data,
             "rollout_kinds": [k for k in RolloutKind.choices if k[0] != RolloutKind.CUSTOM],
-            "segments": Segment.objects.all(), "ramp": services.current_ramp(state),
+            "segments": Segment.objects.all(), "ramp": services.current_ramp(state), "guard_ramp": guard_ramp,
+            "guard_charts": guards.charts(guard_ramp) if guard_ramp else [],
             "environments": access.visible_environments(request.user).exclude(pk=environment.pk).order_by(
                 "position"), "copy_diff": copy_diff,
             "copy_source": copy_source, "evaluation": evaluation, "history": history,

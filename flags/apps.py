@@ -9,7 +9,8 @@ class FlagsConfig(AppConfig):
         from pmrelease import registry
         from releases.deploy import hooks
 
-        from . import services, snapshots
+        from . import guards, services, snapshots
 
         hooks.set_flag_rollout.provide(services.flag_set_rollout_for_deployment)
+        hooks.watch_participants.register("flag_ramps", guards.tick)
         registry.resolve_api_key.provide(snapshots.lookup_key)

@@ -1,6 +1,13 @@
 """Demo flags for ``manage.py seed_demo`` (idempotent): a release ramp, an experiment with variants, a kill switch,
-a segment-targeted beta and a dependent flag. API keys are not created here (``create_api_key`` prints them)."""
-from . import services
+a segment-targeted beta, a dependent flag, and a guarded ramp its guard paused. API keys are not created here
+(``create_api_key`` prints them)."""
+import datetime as dt
+
+from django.utils import timezone
+
+from pmrelease import providers
+
+from . import guards, services
 from .models import FeatureFlag, FlagType, GradualRollout, RolloutKind, Segment
 
 
@@ -20,9 +27,9 @@ def seed(*, envs, users, stdout, **_):
     # A release flag: on in development and staging, ramping gradually in production.
     checkout = services.flag_create(key="new-checkout", type=FlagType.RELEASE, owner=owner, tags=["checkout"],
                                     description="The redesigned checkout flow", monitoring_metrics=[
-                                        "checkout_error_rate", "checkout_p95_latency_ms"],
-                                    monitoring_alerts=[{"metric": "checkout_error_rate", "operator": ">",
-                                                        "threshold": 0.02, "action": "pause_rollout"}])
+                                        "error_rate", "response_time_p95"],
+                                    monitoring_alerts=[{"metric": "error_rate", "operator": ">", "threshold": 0.02,
+                                                        "duration": 120, "action": "pause_rollout"}])
     for env in ("development", "staging"):
         services.flag_toggle(state=state(checkout, env), enabled=True, reason="demo")
     if "production" in envs:
@@ -65,6 +72,35 @@ def seed(*, envs, users, stdout, **_):
 
     services.flag_create(key="contact-import-dedupe", type=FlagType.OPERATIONAL,
                          description="Deduplicate contacts during CSV import", tags=["contacts"])
+    if "production" in envs:
+        _guarded_ramp(envs["production"], owner)
     ramps = GradualRollout.objects.count()
     stdout.write(f"flags: {FeatureFlag.objects.count()} demo flags, {ramps} gradual rollout(s); "
                  f"create API keys with: manage.py create_api_key --environment staging --kind client")
+
+
+def _guarded_ramp(production, owner):
+    """A ramp its guard paused: started 40 minutes ago, healthy at 10 % and 25 %, then the flag's error rate
+    (samples the application pushes with the flag's key) above 5 % for two minutes at 50 %: the watch's rounds,
+    replayed every 30 s over that history, pause it — its chart is on the flag's production page."""
+    flag = services.flag_create(key="send-time-optimizer", type=FlagType.RELEASE, owner=owner, tags=["sending"],
+                                description="Send each e-mail at the hour its recipient usually opens mail",
+                                monitoring_metrics=["error_rate"],
+                                monitoring_alerts=[{"metric": "error_rate", "operator": ">", "threshold": 0.05,
+                                                    "duration": 120, "cooldown": 30, "action": "pause_rollout"}])
+    now = timezone.now().replace(microsecond=0)
+    start = now - dt.timedelta(minutes=40)
+    services.ramp_start(state=services.state_for(flag, production), steps="10, 25@10, 50@10, 100@30", now=start,
+                        reason="demo: guarded gradual rollout")
+    breach_from = now - dt.timedelta(minutes=12)
+    production.refresh_from_db(fields=["current_version"])  # the demo's history may have deployed since it loaded
+    version = production.current_version
+    moment = start
+    while moment <= now - dt.timedelta(minutes=5):
+        samples = [{"metric": "error_rate", "version": version, "flag": flag.key, "at": at.isoformat(),
+                    "value": (0.11 + 0.01 * (at.second % 3)) if at >= breach_from else 0.008 + 0.001 * (at.second % 5)}
+                   for at in (moment + dt.timedelta(seconds=s) for s in range(0, 30, 10))]
+        providers.ingest(production, samples)
+        services.advance_due_ramps(now=moment)
+        guards.tick(now=moment.timestamp() + 29.5)
+        moment += dt.timedelta(seconds=30)

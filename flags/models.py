@@ -106,11 +106,13 @@ class FeatureFlag(models.Model):
     # An imported flag's Unleash keys in their order and the fields the portal has no column for (project,
     # stale, ...): what the export needs to give the document back as it was imported. Empty: the portal's own.
     unleash = models.JSONField(default=dict, blank=True, editable=False)
-    # The seed's per-flag monitoring: stored and editable; nothing reads it yet (a later issue adds guarded ramps).
+    # The seed's per-flag monitoring. The alerts guard the flag's gradual ramps (flags.guards): the rollback watch
+    # judges them every tick while a ramp runs (and through the environment's bake time after it completes).
     monitoring_metrics = models.JSONField(default=list, blank=True, help_text="metric names to watch")
     monitoring_alerts = models.JSONField(
-        default=list, blank=True, help_text='alert configs: [{"metric", "operator", "threshold", "action"}]'
-    )
+        default=list, blank=True,
+        help_text='guards of the gradual ramps: [{"metric", "operator", "threshold", "duration" (s), "cooldown" '
+                  '(min), "no_data", "action": "pause_rollout" | "revert_rollout"}]')
     created_at = models.DateTimeField(default=timezone.now)
     updated_at = models.DateTimeField(auto_now=True)
     stale_notified_at = models.DateTimeField(null=True, blank=True)
@@ -219,6 +221,7 @@ class GradualRollout(models.Model):
     created_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL)
     created_at = models.DateTimeField(default=timezone.now)
     updated_at = models.DateTimeField(auto_now=True)
+    completed_at = models.DateTimeField(null=True, blank=True, help_text="when the last step applied")
 
     class Meta:
         ordering = ["-created_at"]
@@ -229,6 +232,26 @@ class GradualRollout(models.Model):
     @property
     def current_percentage(self):
         return self.steps[self.current_step]["percentage"] if self.current_step >= 0 else self.previous_percentage
+
+
+class GuardEvaluation(models.Model):
+    """One judgement of one of a flag's guards (``monitoring_alerts[guard]``) during one of its ramps."""
+
+    ramp = models.ForeignKey(GradualRollout, on_delete=models.CASCADE, related_name="guard_evaluations")
+    guard = models.PositiveSmallIntegerField(help_text="the index of the guard in the flag's monitoring alerts")
+    rule = models.CharField(max_length=200, help_text="the guard as it was judged")
+    at = models.DateTimeField(default=timezone.now)
+    decision = models.CharField(max_length=12)
+    value = models.FloatField(null=True, blank=True)
+    detail = models.CharField(max_length=500, blank=True)
+    action = models.CharField(max_length=20, blank=True, help_text="what firing did (paused, reverted)")
+
+    class Meta:
+        ordering = ["-at", "-id"]
+        indexes = [models.Index(fields=["ramp", "guard", "-at"]), models.Index(fields=["at"])]
+
+    def __str__(self):
+        return f"{self.rule} at {self.at:%H:%M:%S}: {self.decision}"
 
 
 class ApiKeyKind(models.TextChoices):

@@ -25,7 +25,7 @@ from pmrelease.services import model_update
 from releases import access
 from releases.models import Environment
 
-from . import documents, hooks, rollouts, signals, snapshots, transfer
+from . import documents, guards, hooks, rollouts, signals, snapshots, transfer
 from .engine import Snapshot, compute_variant_weights
 from .engine.validation import validate_constraint, validate_strategy, validate_variants
 from .models import (
@@ -113,9 +113,7 @@ def _validate_flag(flag):
         problems.append("tags must be a list of non-empty strings")
     if not isinstance(flag.monitoring_metrics, list) or not all(isinstance(m, str) for m in flag.monitoring_metrics):
         problems.append("monitoring metrics must be a list of metric names")
-    alerts = flag.monitoring_alerts
-    if not isinstance(alerts, list) or not all(isinstance(a, dict) and a.get("metric") for a in alerts):
-        problems.append('monitoring alerts must be a list of objects with at least a "metric"')
+    problems += guards.guard_problems(flag.monitoring_alerts)
     if not isinstance(flag.parent_variants, list) or not all(isinstance(v, str) for v in flag.parent_variants):
         problems.append("parent variants must be a list of variant names")
     if flag.parent_id:
@@ -915,7 +913,7 @@ def ramp_advance(*, ramp, now=None):
             # The schedule is anchored on when the step was due, so a late beat does not stretch the ramp.
             ramp.next_step_at = ramp.next_step_at + dt.timedelta(minutes=ramp.steps[index + 1]["minutes"])
         else:
-            ramp.status, ramp.next_step_at = RampStatus.COMPLETED, None
+            ramp.status, ramp.next_step_at, ramp.completed_at = RampStatus.COMPLETED, None, now
         ramp.save()
         audit.record(action="flag.ramp.step", obj=ramp.state, by=None,
                      after={"step": index + 1, "percentage": step["percentage"], "status": ramp.status})

@@ -67,3 +67,19 @@ provider_for = Hook("metric_provider_for", "the metric provider configured for a
                     "provider_for(environment) -> MetricProvider")
 ingest = Hook("metric_ingest", "push samples into the builtin metric store: ingest(environment, samples) where "
               "each sample is {metric, value, version, track, at}")
+
+
+def fetch_all(pairs):
+    """Ask each environment's provider once for its requests: ``pairs`` is ``[(environment, request)]``; returns
+    ``{request: Result}``. A provider that fails, or a bug in one, answers its own requests with the error and
+    never stops the others (the rollback watch and flag guards judge many environments in one round)."""
+    by_env = {}
+    for environment, request in pairs:
+        by_env.setdefault(environment.pk, (environment, []))[1].append(request)
+    results = {}
+    for environment, requests_ in by_env.values():
+        try:
+            results |= provider_for(environment).fetch(requests_)
+        except Exception as exc:  # one provider's bug must not stop the round
+            results |= {r: Result(error=f"{exc.__class__.__name__}: {exc}"[:400]) for r in requests_}
+    return results

@@ -59,22 +59,26 @@ class Exporter:
     def _advance(self):
         now = time.monotonic()
         elapsed, self.last = now - self.last, now
-        for version, ratio in self.ratios.items():
+        for (version, flag), ratio in self.ratios.items():
             for status, share in (("500", ratio), ("200", 1 - ratio)):
-                key = (version, status)
+                key = (version, flag, status)
                 self.counts[key] = self.counts.get(key, 0.0) + self.rps * elapsed * share
 
-    def set_ratio(self, version, ratio):
+    def set_ratio(self, version, ratio, *, flag=""):
+        """``flag``: the requests served with that feature flag on (a ``flag`` label, as an application whose
+        middleware labels its metrics with the flags in play would)."""
         with self.lock:
             self._advance()
-            self.ratios[version] = ratio
+            self.ratios[(version, flag)] = ratio
 
     def render(self):
         with self.lock:
             self._advance()
             lines = ["# TYPE http_requests_total counter"]
-            for (version, status), value in sorted(self.counts.items()):
-                lines.append(f'http_requests_total{{app="{self.app}",version="{version}",status="{status}"}} {value:.3f}')
+            for (version, flag, status), value in sorted(self.counts.items()):
+                flag_label = f',flag="{flag}"' if flag else ""
+                lines.append(f'http_requests_total{{app="{self.app}",version="{version}"{flag_label},status="{status}"}} '
+                             f'{value:.3f}')
         return "\n".join(lines) + "\n"
 
     def close(self):

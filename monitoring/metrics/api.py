@@ -25,6 +25,8 @@ class SampleSerializer(serializers.Serializer):
     value = serializers.FloatField()
     version = serializers.CharField(required=False)
     track = serializers.CharField(required=False, help_text="stable or canary (or any other track name)")
+    flag = serializers.CharField(required=False, help_text="the feature flag these samples measure (its key): "
+                                                           "what a flag's guarded ramp watches")
     at = serializers.DateTimeField(required=False, help_text="default: when the request arrives")
 
 

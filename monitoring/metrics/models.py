@@ -39,6 +39,8 @@ class MetricBucket(models.Model):
     metric = models.CharField(max_length=100)
     version = models.CharField(max_length=64, blank=True)
     track = models.CharField(max_length=20, blank=True)
+    flag = models.CharField(max_length=100, blank=True, default="",
+                            help_text="the feature flag the samples measure (a flag's guarded ramp reads these)")
     start = models.DateTimeField()
     count = models.PositiveIntegerField(default=0)
     sum = models.FloatField(default=0.0)
@@ -48,7 +50,7 @@ class MetricBucket(models.Model):
     last_at = models.DateTimeField(null=True)
 
     class Meta:
-        constraints = [models.UniqueConstraint(fields=["environment", "metric", "version", "track", "start"],
+        constraints = [models.UniqueConstraint(fields=["environment", "metric", "version", "track", "flag", "start"],
                                                name="metric_bucket_unique")]
         indexes = [models.Index(fields=["start"]),
                    models.Index(fields=["environment", "metric", "start"])]

@@ -109,8 +109,8 @@ def test_queries(*, environment, by, now=None):
 # --- the builtin store: ingest and retention ------------------------------------------------------------------
 def _sample_problems(index, item, now):
     if not isinstance(item, dict):
-        return f"samples[{index}]: an object with metric, value, version, track, at"
-    unknown = set(item) - {"metric", "value", "version", "track", "at"}
+        return f"samples[{index}]: an object with metric, value, version, track, flag, at"
+    unknown = set(item) - {"metric", "value", "version", "track", "flag", "at"}
     if unknown:
         return f"samples[{index}]: unknown fields {', '.join(sorted(unknown))}"
     if not isinstance(item.get("metric"), str) or not METRIC_NAME.fullmatch(item["metric"]):
@@ -118,7 +118,7 @@ def _sample_problems(index, item, now):
     value = item.get("value")
     if isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value):
         return f"samples[{index}].value: a finite number"
-    for name, limit in (("version", 64), ("track", 20)):
+    for name, limit in (("version", 64), ("track", 20), ("flag", 100)):
         if not isinstance(item.get(name, ""), str) or len(item.get(name, "")) > limit:
             return f"samples[{index}].{name}: a string of at most {limit} characters"
     at = item.get("at")
@@ -154,7 +154,7 @@ def ingest(*, environment_id, samples, now=None):
     for item in samples:
         at = item.get("at") or now
         start = dt.datetime.fromtimestamp(at.timestamp() - at.timestamp() % size, tz=dt.UTC)
-        key = (item["metric"], item.get("version", ""), item.get("track", ""), start)
+        key = (item["metric"], item.get("version", ""), item.get("track", ""), item.get("flag", ""), start)
         agg = buckets.setdefault(key, {"count": 0, "sum": 0.0, "min": math.inf, "max": -math.inf,
                                        "last": None, "last_at": None})
         value = float(item["value"])
@@ -164,13 +164,14 @@ def ingest(*, environment_id, samples, now=None):
         if agg["last_at"] is None or at >= agg["last_at"]:
             agg["last"], agg["last_at"] = value, at
     with transaction.atomic():
-        for (metric, version, track, start), agg in sorted(buckets.items(), key=lambda kv: kv[0][3]):
-            _add(environment_id, metric, version, track, start, agg)
+        for (metric, version, track, flag, start), agg in sorted(buckets.items(), key=lambda kv: kv[0][4]):
+            _add(environment_id, metric, version, track, flag, start, agg)
     return len(samples)
 
 
-def _add(environment_id, metric, version, track, start, agg):
-    key = {"environment_id": environment_id, "metric": metric, "version": version, "track": track, "start": start}
+def _add(environment_id, metric, version, track, flag, start, agg):
+    key = {"environment_id": environment_id, "metric": metric, "version": version, "track": track, "flag": flag,
+           "start": start}
     try:
         with transaction.atomic():
             MetricBucket.objects.create(**key, **agg)

@@ -156,18 +156,7 @@ class Evaluation:
 
 def fetch(evaluations):
     """Ask each environment's provider once for every request of ``evaluations``: {request: Result}."""
-    by_env = {}
-    for evaluation in evaluations:
-        by_env.setdefault(evaluation.deployment.environment_id, (evaluation.deployment.environment, []))[1].append(
-            evaluation)
-    results = {}
-    for environment, group in by_env.values():
-        requests_ = [r for e in group for r in e.requests()]
-        try:
-            results |= providers.provider_for(environment).fetch(requests_)
-        except Exception as exc:  # a provider bug must not stop the watch for every other environment
-            results |= {r: providers.Result(error=f"{exc.__class__.__name__}: {exc}"[:400]) for r in requests_}
-    return results
+    return providers.fetch_all((e.deployment.environment, r) for e in evaluations for r in e.requests())
 
 
 def evaluate(deployment, *, now=None, window=None, tick=30.0, source="analysis"):

@@ -6,7 +6,8 @@ deployment under its row lock, on the triggers as they are then (their ``last_fi
 (two beats, or a tick and an analysis step) never fire a trigger twice, and a deployment already rolling
 back is left alone. Actions go through the existing services: ``rollback`` starts the engine's automatic
 rollback (for a running deployment) or a post-success rollback (in its bake time), ``alert`` e-mails the
-people who may deploy there and audits it, ``scale_up`` asks the backend to scale.
+people who may deploy there and audits it, ``scale_up`` asks the backend to scale. Then the registered watch
+participants take their turn (``hooks.watch_participants``: the flags app's guarded ramps).
 """
 import datetime as dt
 import logging
@@ -28,7 +29,7 @@ from ..models import (
     TriggerAction,
     TriggerEvaluation,
 )
-from . import locks, triggers
+from . import hooks, locks, triggers
 
 logger = logging.getLogger(__name__)
 
@@ -61,6 +62,12 @@ def tick(*, now=None, dispatch=True):
         by_deployment.setdefault(evaluation.deployment.pk, []).append(evaluation)
     for action in _decide(by_deployment, results, moment, report, dispatch):
         action()  # backend I/O, after the commit
+    for name in hooks.watch_participants.names():
+        try:
+            report[name] = hooks.watch_participants.get(name)(
+                now=now_ts, tick_seconds=settings.MONITORING_TICK_SECONDS, dispatch=dispatch)
+        except Exception:
+            logger.exception("rollback-trigger watch: participant %s failed", name)
     return report
 
 

@@ -5,6 +5,7 @@ from django.utils import timezone
 
 from changes import compliance
 from changes.models import ChangeFreeze, ChangeRequest, ChangeWindow
+from flags.models import GradualRollout
 from pmrelease import audit
 from releases.models import Deployment, Environment, Release
 
@@ -37,6 +38,11 @@ def test_seed_demo__twice__same_organisation_and_engine_made_history(settings, t
     first = Deployment.objects.filter(release__version="2.0.0").order_by("id")
     assert [d.environment.name for d in first] == ["development", "staging", "production"]
     assert (timezone.now() - first.last().finished_at).days >= 39
+    # a flag's ramp its guard paused at 50 %, after the error rate of the flag's requests stayed above 5 %
+    guarded = GradualRollout.objects.get(state__flag__key="send-time-optimizer")
+    assert guarded.status == "paused" and guarded.current_percentage == 50
+    assert guarded.guard_evaluations.filter(decision="fired", action="paused").count() == 1
+    assert guarded.guard_evaluations.filter(decision="ok").count() > 20
     assert audit.verify().ok
 
 
