@@ -90,7 +90,7 @@ class Gunicorn:
             self.process.wait(timeout=15)
 
 
-def request(url, *, method="GET", body=None, headers=None, timeout=5):
+def request(url, *, method="GET", body=None, headers=None, timeout=15):
     """(status, parsed JSON or None, headers)."""
     data = None if body is None else json.dumps(body).encode()
     req = urllib.request.Request(url, data=data, method=method, headers={"Content-Type": "application/json",
