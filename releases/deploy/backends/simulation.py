@@ -39,6 +39,7 @@ class SimulationBackend(Backend):
             time.sleep(delay)
         with transaction.atomic():
             target = DeploymentTarget.objects.select_for_update().get(pk=self.target.pk)
+            ctx.check_lease()  # under the target's lock: a new holder's same effect waits for this one, then finds it done
             state = dict(target.state or {})
             before = json.dumps(state, sort_keys=True)
             change(state)
