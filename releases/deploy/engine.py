@@ -53,6 +53,7 @@ class Outcome:
     resume_in: float | None = None  # seconds, for "wait"
     wait_for_person: str = ""  # for "wait": what a person must do
     lines: list = field(default_factory=list)
+    simulated_ci: list = field(default_factory=list)  # for "wait" on gates: [(gate id, seconds)] to report
 
 
 def _now():
@@ -187,6 +188,9 @@ def complete(deployment_id, step_id, generation, outcome, *, dispatch=True):
                 dep.save()
             elif still_ours and outcome.resume_in is not None:
                 dispatch_advance(dep.pk, countdown=max(outcome.resume_in, 0.05), dispatch=dispatch)
+            if still_ours:
+                for gate_id, seconds in outcome.simulated_ci:
+                    _dispatch_simulated_ci(dep.pk, gate_id, seconds, dispatch)
             return "step waits"
         step.status = StepStatus.FAILED
         step.finished_at = now
@@ -194,6 +198,14 @@ def complete(deployment_id, step_id, generation, outcome, *, dispatch=True):
         if still_ours:
             _on_step_failure(dep, step, outcome.message, dispatch=dispatch)
         return "step failed"
+
+
+def _dispatch_simulated_ci(deployment_id, gate_id, seconds, dispatch):
+    if not dispatch:
+        return
+    from ..tasks import simulated_ci_report
+
+    transaction.on_commit(lambda: simulated_ci_report.apply_async((deployment_id, gate_id), countdown=seconds))
 
 
 def _on_step_failure(dep, step, message, *, dispatch):
@@ -458,7 +470,12 @@ def _gates(dep, step, backend, ctx):
         return Outcome("failed", "blocking gate failed: " + ", ".join(verdict.blocking))
     if verdict.waiting:
         names = ", ".join(g.name for g, _ in verdict.waiting)
-        return Outcome("wait", f"waiting for results: {names}", resume_in=verdict.poll_in(now))
+        outcome = Outcome("wait", f"waiting for results: {names}", resume_in=verdict.poll_in(now))
+        ci = backend.simulated_ci()
+        if ci is not None:
+            outcome.simulated_ci = [(g.pk, ci["after_seconds"]) for g, _ in verdict.waiting]
+            ctx.log(f"simulated CI ({backend.name} backend): results for {names} in {ci['after_seconds']:g} s")
+        return outcome
     if verdict.warnings:
         warned = ", ".join(verdict.warnings)
         return Outcome("wait", "gate failed with on-failure 'warn': " + warned,

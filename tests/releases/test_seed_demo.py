@@ -6,7 +6,7 @@ from django.utils import timezone
 from changes import compliance
 from changes.models import ChangeFreeze, ChangeRequest, ChangeWindow
 from pmrelease import audit
-from releases.models import Deployment, Environment, Release
+from releases.models import Deployment, DeploymentTarget, Environment, GateResult, Release
 
 
 @pytest.mark.django_db
@@ -37,6 +37,11 @@ def test_seed_demo__twice__same_organisation_and_engine_made_history(settings, t
     first = Deployment.objects.filter(release__version="2.0.0").order_by("id")
     assert [d.environment.name for d in first] == ["development", "staging", "production"]
     assert (timezone.now() - first.last().finished_at).days >= 39
+    # the walkthrough's deployments get their gate results from the simulated CI (staging: one failing E2E run)
+    ci = {t.environment.name: t.config["simulation"]["ci"] for t in DeploymentTarget.objects.all()}
+    assert set(ci) == set(running) and all(c["after_seconds"] == 5 for c in ci.values())
+    assert ci["staging"]["fail"] == {"e2e-tests": 1} and ci["development"]["fail"] == {}
+    assert not GateResult.objects.filter(source="simulated").exists()  # the history's results are CI's own
     assert audit.verify().ok
 
 

@@ -73,6 +73,11 @@ class Backend:
         and reported as the backend's (None or [] when it has none)."""
         return None
 
+    def simulated_ci(self):
+        """A simulated CI (the simulator's ``ci`` config): {"after_seconds", "fail": {gate slug: runs}}, or None
+        when real CI reports the gates."""
+        return None
+
     def run_rollback_step(self, ctx, step):
         """Execute one step of the release's rollback plan: (ok, output)."""
         ctx.log(f"manual step (no command runner on the {self.name} backend): {step['description']}")
