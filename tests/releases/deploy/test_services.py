@@ -483,9 +483,17 @@ def test_automatic_rollback_in_production__incident_draft_on_its_components(user
                      parameters={"pause": 0, "simulate": {"fail_health_check_at_weight": 10}}))
     assert dep.status == "rolled_back"
     incident = Incident.objects.get()
-    assert incident.name == f"Automatic rollback of {release.version} on production"
+    # public wording from the template; the engineering detail only in the internal notes
+    assert incident.name == "Errors during an update of Sending API"
+    body = incident.updates.get().body
+    assert "rolled back automatically" in body and "restored" in body
+    assert "injected" not in body and "healthz" not in body and release.version not in body
+    assert f"Automatic rollback of {release.version} on production (deployment #{dep.pk})" in incident.internal_notes
+    assert "injected failure" in incident.internal_notes
     assert incident.environment == envs["production"]
-    assert [c.name for c in incident.components.all()] == ["Sending API"]
+    # the rollback restored service: operational proposed for the linked component, nothing set
+    assert incident.proposed_components == {str(api.pk): "operational"}
+    assert not incident.components.exists()
     assert not incident.is_published  # the production policy is "draft": an operator publishes it
 
 
