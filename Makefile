@@ -8,6 +8,10 @@ RUN_STAMP := $(VENV)/.installed-run-$(HASH)
 TEST_STAMP := $(VENV)/.installed-test-$(HASH)
 PIP := $(PY) -m pip install -q --disable-pip-version-check
 PORT ?= 8000
+# Every public link (approval e-mails, subscription confirmations, status.json page.url, the Atom feed) starts with
+# PORTAL_URL; `make run` derives it from PORT unless it is set. (honcho gives each process its own PORT, so the
+# worker and beat would not know the web's port: they get PORTAL_URL instead.)
+PORTAL_URL ?= http://127.0.0.1:$(PORT)
 
 .PHONY: install install-test run test lint check migrate seed worker clean fuzz
 
@@ -36,15 +40,16 @@ migrate: install
 seed: migrate
 	$(PY) manage.py seed_demo
 
-# Web (gunicorn on 127.0.0.1:$(PORT)), Celery worker and beat together; embedded SQLite and filesystem
-# broker under var/ unless DATABASE_URL / REDIS_URL say otherwise.
+# The development runner: web (gunicorn on 127.0.0.1:$(PORT)), Celery worker and beat together under honcho
+# (which stops all of them when one dies); embedded SQLite and filesystem broker under var/ unless
+# DATABASE_URL / REDIS_URL say otherwise. Production runs them as separate services: deploy/README.md.
 run: seed
 	@echo ""
-	@echo "  PenguinMails Release Portal: http://127.0.0.1:$(PORT)/admin/"
+	@echo "  PenguinMails Release Portal: $(PORTAL_URL)/admin/"
 	@echo "  Log in as admin, ops, approver, approver2, dev, qa, product, support or security"
-	@echo "  with the password 'penguin-demo'.  API docs: http://127.0.0.1:$(PORT)/api/docs/"
+	@echo "  with the password 'penguin-demo'.  API docs: $(PORTAL_URL)/api/docs/"
 	@echo ""
-	PATH=$(CURDIR)/$(VENV)/bin:$$PATH PORT=$(PORT) $(VENV)/bin/honcho start -p $(PORT)
+	PATH=$(CURDIR)/$(VENV)/bin:$$PATH PORT=$(PORT) PORTAL_URL=$(PORTAL_URL) $(VENV)/bin/honcho start -p $(PORT)
 
 worker: install
 	$(VENV)/bin/celery -A pmrelease worker -l info --concurrency 2

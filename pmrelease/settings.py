@@ -180,6 +180,13 @@ SPECTACULAR_SETTINGS = {
 # advance_deployment task's time limits are derived from it, and the Redis visibility timeout stays above
 # them (a message unacknowledged for that long is handed to another worker).
 DEPLOY_STEP_TIME_LIMIT = env.int("DEPLOY_STEP_TIME_LIMIT", default=1800)
+# Crash recovery (releases/deploy/leases.py): a running step's lease is this short and renewed by a heartbeat
+# every third of it while its worker lives; the watchdog (beat, every DEPLOY_WATCHDOG_SECONDS, read by
+# releases/beat.py) hands a step whose lease ran out to another worker; a step whose worker vanished
+# DEPLOY_MAX_WORKER_LOSSES times in a row fails (it is likely what kills them).
+DEPLOY_LEASE_SECONDS = env.float("DEPLOY_LEASE_SECONDS", default=10.0)
+DEPLOY_WATCHDOG_SECONDS = env.float("DEPLOY_WATCHDOG_SECONDS", default=5.0)
+DEPLOY_MAX_WORKER_LOSSES = env.int("DEPLOY_MAX_WORKER_LOSSES", default=10)
 if REDIS_URL:
     CELERY_BROKER_URL = REDIS_URL
     CELERY_BROKER_TRANSPORT_OPTIONS = {"visibility_timeout": max(3600, 2 * (DEPLOY_STEP_TIME_LIMIT + 120))}

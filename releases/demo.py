@@ -184,10 +184,18 @@ def _environments():
     return envs
 
 
+# The demo's simulated CI (SimulationBackend ``ci``): every gate a deployment waits for gets its result through the
+# real gate service a few seconds later; staging's first E2E run fails, to show a 'warn' gate's override.
+SIMULATED_CI = {"after_seconds": 5, "fail": {}}
+SIMULATED_CI_FAILURES = {"staging": {"e2e-tests": 1}}
+
+
 def _deployment_config(envs):
     for name, (strategy, params) in TARGETS.items():
+        ci = {**SIMULATED_CI, "fail": SIMULATED_CI_FAILURES.get(name, {})}
         DeploymentTarget.objects.get_or_create(environment=envs[name], defaults={
-            "backend": "simulation", "default_strategy": strategy, "default_parameters": params})
+            "backend": "simulation", "default_strategy": strategy, "default_parameters": params,
+            "config": {"simulation": {"ci": ci}}})
     for position, (name, env, tests, required, timeout, on_failure) in enumerate(gates.SEED_TESTING_GATES):
         gates.ensure_gate(envs[env], name=name, tests=tests, required=required, timeout=timeout,
                                 on_failure=on_failure, position=position)

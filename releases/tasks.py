@@ -29,6 +29,14 @@ def advance_deployment(deployment_id):
 
 
 @shared_task
+def simulated_ci_report(deployment_id, gate_id):
+    """The simulation backend's CI: report a gate's result through the real gate service (idempotent)."""
+    from .deploy import services as deploy_services
+
+    return deploy_services.simulated_ci_report(deployment_id=deployment_id, gate_id=gate_id)
+
+
+@shared_task
 def deployment_watchdog():
     """Resume deployments whose worker vanished, fail those that cannot finish, start queued ones."""
     from .deploy import engine

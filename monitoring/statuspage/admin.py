@@ -177,11 +177,20 @@ class IncidentAdmin(ServiceAdminMixin, OperatorMixin, AuditHistoryMixin, admin.M
     inlines = [IncidentUpdateInline]
     change_form_template = "admin/monitoring/incident/change_form.html"
     readonly_fields = ["name", "status", "impact", "published_at", "started_at", "identified_at", "monitoring_at",
-                       "resolved_at", "postmortem", "environment", "affected_summary"]
+                       "resolved_at", "postmortem", "environment", "affected_summary", "proposed_summary",
+                       "internal_notes"]
 
     @admin.display(boolean=True, description="published")
     def is_published(self, obj):
         return obj.is_published
+
+    @admin.display(description="proposed component statuses (confirm them when publishing)")
+    def proposed_summary(self, obj):
+        names = dict(Component.objects.filter(pk__in=[int(k) for k in obj.proposed_components or {}])
+                     .values_list("pk", "name"))
+        labels = dict(ComponentStatus.choices)
+        return ", ".join(f"{names[int(k)]} ({labels.get(v, v)})" for k, v in (obj.proposed_components or {}).items()
+                         if int(k) in names) or "—"
 
     @admin.display(description="affected components")
     def affected_summary(self, obj):
@@ -241,10 +250,13 @@ class IncidentAdmin(ServiceAdminMixin, OperatorMixin, AuditHistoryMixin, admin.M
             raise PermissionDenied
         change_url = reverse("admin:monitoring_incident_change", args=[pk])
         affected = list(incident.affected.select_related("component"))
+        confirm = _publish_rows(incident, affected) if name == "publish" else []
         if request.method == "POST":
             try:
                 if name == "publish":
-                    incidents.incident_publish(incident=incident, by=request.user)
+                    incidents.incident_publish(incident=incident, by=request.user, component_statuses={
+                        row["component"]: request.POST.get(f"component_{row['component'].pk}")
+                        for row in confirm if request.POST.get(f"component_{row['component'].pk}")})
                 else:
                     statuses = {a.component: request.POST.get(f"component_{a.component_id}") for a in affected
                                 if request.POST.get(f"component_{a.component_id}")}
@@ -265,8 +277,21 @@ class IncidentAdmin(ServiceAdminMixin, OperatorMixin, AuditHistoryMixin, admin.M
             "needs_body": name != "publish", "affected": affected,
             "statuses": ComponentStatus.choices, "change_url": change_url,
             "default_status": st.OPERATIONAL if name == "resolve" else "",
+            "confirm": confirm, "first_update": incident.updates.order_by("created_at", "id").first(),
         }
         return TemplateResponse(request, "admin/monitoring/action_form.html", context)
+
+
+def _publish_rows(incident, affected):
+    """The components a draft's publication sets, each with its status to confirm: the engine's proposal, or the
+    status set on the draft; the preview shows them as the public will see them."""
+    rows = [{"component": a.component, "status": a.status, "proposed": False} for a in affected]
+    seen = {a.component_id for a in affected}
+    proposals = incident.proposed_components or {}
+    for component in Component.objects.filter(pk__in=[int(k) for k in proposals]):
+        if component.pk not in seen:
+            rows.append({"component": component, "status": proposals[str(component.pk)], "proposed": True})
+    return rows
 
 
 INCIDENT_ACTION_LABELS = {"publish": "Publish draft", "identify": "Identified", "monitor": "Monitoring a fix",

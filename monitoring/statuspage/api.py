@@ -163,9 +163,10 @@ class IncidentSerializer(serializers.ModelSerializer):
         model = Incident
         fields = ["id", "name", "status", "impact", "published", "published_at", "started_at", "identified_at",
                   "monitoring_at", "resolved_at", "postmortem", "environment", "body", "components", "publish",
-                  "affected", "updates", "available_transitions", "created_at", "updated_at"]
+                  "affected", "updates", "available_transitions", "internal_notes", "proposed_components",
+                  "created_at", "updated_at"]
         read_only_fields = ["status", "published_at", "identified_at", "monitoring_at", "resolved_at",
-                            "postmortem", "created_at", "updated_at"]
+                            "postmortem", "internal_notes", "proposed_components", "created_at", "updated_at"]
 
     def get_affected(self, obj) -> dict:
         return {str(a.component_id): a.status for a in obj.affected.all()}

@@ -2,6 +2,7 @@
 engine's entry point: ``incident_for_deployment`` and the ``on_deployment_finished`` receiver."""
 import datetime as dt
 
+from django.conf import settings
 from django.db import transaction
 from django.utils import timezone
 from django_fsm import can_proceed
@@ -9,8 +10,8 @@ from django_fsm import can_proceed
 from pmrelease import audit, errors
 from pmrelease.services import model_create, model_update
 
+from . import drafts, texts
 from . import status as st
-from . import texts
 from .access import can_operate, require_operator
 from .components import apply_status, parse_id, resting_status
 from .models import (
@@ -110,16 +111,25 @@ def incident_create(*, name, body, by, impact=Impact.MINOR, components=None, pub
     return incident
 
 
-def incident_publish(*, incident, by):
-    """Publish a draft: its components take their statuses and subscribers hear about it."""
+def incident_publish(*, incident, by, component_statuses=None):
+    """Publish a draft: its components take their statuses and subscribers hear about it.
+
+    ``component_statuses`` ({component or id: status}) are the statuses the operator confirmed (a draft of the
+    engine only *proposes* them): they are set with the publication. Without them, only statuses set on the
+    draft itself apply — never the engine's proposals."""
     require_operator(by)
+    confirmed = _normalise_statuses(component_statuses)
     with transaction.atomic():
         locked = _lock_incident(incident)
         if locked.is_published:
             raise errors.TransitionNotAllowed(f"incident '{locked.name}' is already published")
         locked.published_at = timezone.now()
         locked.updated_at = locked.published_at
-        locked.save(update_fields=["published_at", "updated_at"])
+        proposed, locked.proposed_components = locked.proposed_components, {}
+        locked.save(update_fields=["published_at", "updated_at", "proposed_components"])
+        for component, status in confirmed.items():
+            AffectedComponent.objects.update_or_create(incident=locked, component=component,
+                                                       defaults={"status": status})
         changes = []
         if not locked.is_resolved:
             statuses = {a.component: a.status for a in locked.affected.select_related("component")}
@@ -128,7 +138,9 @@ def incident_publish(*, incident, by):
         if first is not None and changes:
             first.affected_components = changes
             first.save(update_fields=["affected_components"])
-        audit.record(action="incident.publish", obj=locked, by=by, after={"published_at": locked.published_at})
+        audit.record(action="incident.publish", obj=locked, by=by,
+                     after={"published_at": locked.published_at, "proposed": proposed,
+                            "confirmed": {str(c.pk): s for c, s in confirmed.items()}})
         notify_later("incident", locked.pk, f"incident-{locked.pk}-created")
         publish_later()
     return locked
@@ -249,29 +261,36 @@ def incident_policy_set(*, environment, policy, by):
     return row
 
 
-def incident_for_deployment(*, environment, title, body, automatic_rollback, by=None):
-    """Open an incident for a failed production deployment or an automatic rollback in ``environment``, on
-    the components linked to it, following the environment's policy (draft | publish | none).
+def incident_for_deployment(*, environment, kind, detail, by=None):
+    """Open an incident for a deployment of ``environment`` that ended badly (``kind``: drafts.KINDS), on the
+    components linked to it, following the environment's policy (draft | publish | none).
 
-    "draft" creates an unpublished incident for an operator to publish; "publish" publishes it at once with
-    major impact (components in partial outage, or major outage when the deployment failed outright);
-    "none" does nothing. Returns the incident or None. Audited.
+    The public name and first update come from a template (monitoring.statuspage.drafts): what users notice,
+    never the engineering ``detail``, which is kept in the incident's internal notes. "draft" creates an
+    unpublished incident that only *proposes* a status for each component (operational after a finished
+    rollback, partial outage when the deployment did not finish) for an operator to confirm on the draft's page
+    before publishing; "publish" publishes at once with the proposals (no one to confirm them); "none" does
+    nothing. Returns the incident or None. Audited.
     """
     policy = incident_policy_for(environment)
     if policy == Policy.NONE:
         return None
-    components = list(Component.objects.filter(environments=environment))
-    component_status = st.PARTIAL if automatic_rollback else st.MAJOR
-    cause = "automatic rollback" if automatic_rollback else "failed deployment"
+    components = list(Component.objects.filter(environments=environment).order_by("position", "name"))
+    text = drafts.draft(kind, component_names=[c.name for c in components], product=settings.PRODUCT_NAME)
+    proposed = {c: text.proposed_status for c in components}
+    publish = policy == Policy.PUBLISH
     with transaction.atomic():
         incident = incident_create(
-            name=title, body=body, by=None, impact=Impact.MAJOR, environment=environment,
-            components={c: component_status for c in components}, publish=(policy == Policy.PUBLISH))
+            name=text.name, body=text.body, by=None, impact=text.impact, environment=environment,
+            components=proposed if publish else None, publish=publish)
+        Incident.objects.filter(pk=incident.pk).update(
+            internal_notes=detail or "", proposed_components={} if publish else {
+                str(c.pk): s for c, s in proposed.items()})
+        incident.refresh_from_db()
         audit.record(action="incident.from_deployment", obj=incident, by=by,
-                     reason=f"{cause} in {environment.name}",
-                     after={"environment": environment.name, "policy": policy,
-                            "automatic_rollback": bool(automatic_rollback),
-                            "components": [c.pk for c in components]})
+                     reason=f"{kind.replace('_', ' ')} in {environment.name}",
+                     after={"environment": environment.name, "policy": policy, "kind": kind,
+                            "proposed": {str(c.pk): s for c, s in proposed.items()}})
     return incident
 
 
@@ -281,11 +300,12 @@ def on_deployment_finished(sender, *, deployment, automatic_rollback, reason, **
     dep = deployment
     if dep.status == "succeeded" or not (automatic_rollback or dep.environment.is_production):
         return None
+    kind = drafts.kind_of(status=dep.status, automatic_rollback=automatic_rollback)
     if automatic_rollback:
-        title = f"Automatic rollback of {dep.release.version} on {dep.environment.name}"
+        title = f"Automatic rollback of {dep.release.version} on {dep.environment.name} (deployment #{dep.pk})"
     elif dep.status == "rolled_back":
-        title = f"{dep.release.version} rolled back on {dep.environment.name} by an operator"
+        title = f"{dep.release.version} rolled back on {dep.environment.name} by an operator (deployment #{dep.pk})"
     else:
-        title = f"Deployment of {dep.release.version} to {dep.environment.name} failed"
-    return incident_for_deployment(environment=dep.environment, title=title, body=reason,
-                                   automatic_rollback=automatic_rollback)
+        title = f"Deployment #{dep.pk} of {dep.release.version} to {dep.environment.name} failed"
+    return incident_for_deployment(environment=dep.environment, kind=kind,
+                                   detail=f"{title}: {reason}" if reason else title)

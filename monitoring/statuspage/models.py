@@ -119,6 +119,13 @@ class Incident(ConcurrentTransitionMixin, models.Model):
     environment = models.ForeignKey("releases.Environment", null=True, blank=True, on_delete=models.SET_NULL,
                                     related_name="status_incidents",
                                     help_text="Set when the deployment engine opened the incident.")
+    internal_notes = models.TextField(blank=True, editable=False,
+                                      help_text="Engineering detail for operators (the deployment's failure); never "
+                                                "public.")
+    proposed_components = models.JSONField(
+        default=dict, blank=True, editable=False,
+        help_text="{component id: status} the engine proposes for a draft: set only when an operator confirms "
+                  "them on publishing.")
     created_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL,
                                    related_name="+")
     created_at = models.DateTimeField(default=timezone.now)

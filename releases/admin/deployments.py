@@ -150,7 +150,7 @@ class DeploymentAdmin(AuditHistoryMixin, admin.ModelAdmin):
         """What the change page polls to show the deployment live."""
         dep = self._get(request, object_id)
         steps = [{"position": s.position, "phase": s.phase, "name": s.name, "status": s.status,
-                  "attempts": s.attempts, "outcome": s.outcome,
+                  "attempts": s.attempts, "worker_losses": s.worker_losses, "outcome": s.outcome,
                   "started_at": s.started_at and s.started_at.isoformat(),
                   "finished_at": s.finished_at and s.finished_at.isoformat(),
                   "log": [f"{line.get('t', '')} {line.get('msg', '')}".strip() for line in s.log[-8:]]}

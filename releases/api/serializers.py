@@ -277,8 +277,8 @@ class ReleaseFilter(django_filters.FilterSet):
 class DeploymentStepSerializer(serializers.ModelSerializer):
     class Meta:
         model = DeploymentStep
-        fields = ["position", "phase", "kind", "name", "params", "status", "attempts", "started_at", "finished_at",
-                  "resume_at", "outcome", "log"]
+        fields = ["position", "phase", "kind", "name", "params", "status", "attempts", "worker_losses",
+                  "lease_generation", "lease_holder", "started_at", "finished_at", "resume_at", "outcome", "log"]
 
 
 class GateResultSerializer(serializers.ModelSerializer):

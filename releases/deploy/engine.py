@@ -3,20 +3,24 @@
 Every call of ``advance`` runs at most one step, in three parts:
 
 1. *claim* (short transaction, row lock on the deployment): pick the current step, mark it running with a
-   lease and count the attempt;
-2. *execute* (no transaction): the step's I/O through the backend, health checks, flags, gates;
-3. *complete* (short transaction): record the outcome and log, move on (or wait, or fail and roll back),
-   and dispatch the next call on commit.
+   short lease and the next lease generation, and count the attempt (a takeover from a lost worker counts
+   as a worker loss instead: the worker's fault, not the step's);
+2. *execute* (no transaction): the step's I/O through the backend, health checks, flags, gates, while a
+   heartbeat renews the lease (releases/deploy/leases.py) and each backend effect checks the fence;
+3. *complete* (short transaction): if the lease generation is still this worker's, record the outcome and
+   log, move on (or wait, or fail and roll back), and dispatch the next call on commit; otherwise discard it.
 
 All state lives in the database, so a worker killed at any moment loses nothing: a step whose worker
-vanished keeps its lease until it expires, then the next call (a redelivered task or the watchdog) claims
-it again and re-executes it. Backend operations are declarative ("set the image to X", "send 10% to the
-canary"), so a re-executed step has no duplicate effect; a step completed and committed is never re-run.
+vanished stops being renewed, its lease runs out within ``DEPLOY_LEASE_SECONDS``, and the watchdog (or a
+redelivered task) claims it again and re-executes it. Backend operations are declarative ("set the image
+to X", "send 10% to the canary"), so a re-executed step has no duplicate effect; a step completed and
+committed is never re-run; a worker that was only slow finds its generation gone and applies nothing.
 """
 import datetime as dt
 import logging
 from dataclasses import dataclass, field
 
+from django.conf import settings
 from django.db import transaction
 from django.utils import timezone
 from django_fsm import can_proceed
@@ -36,14 +40,11 @@ from ..models import (
     StepStatus,
     TriggerAction,
 )
-from . import gates, hooks, locks, triggers
+from . import gates, hooks, leases, locks, triggers
 from .backends import BackendError, StepContext, get_backend
 from .healthchecks import run_http_check
 
 logger = logging.getLogger(__name__)
-
-DEFAULT_LEASE = 120
-
 
 @dataclass
 class Outcome:
@@ -52,6 +53,7 @@ class Outcome:
     resume_in: float | None = None  # seconds, for "wait"
     wait_for_person: str = ""  # for "wait": what a person must do
     lines: list = field(default_factory=list)
+    simulated_ci: list = field(default_factory=list)  # for "wait" on gates: [(gate id, seconds)] to report
 
 
 def _now():
@@ -68,15 +70,6 @@ def dispatch_advance(deployment_id, countdown=None, dispatch=True):
         transaction.on_commit(lambda: advance_deployment.apply_async((deployment_id,), countdown=countdown))
     else:
         advance_deployment.delay_on_commit(deployment_id)
-
-
-def _lease_seconds(target, step):
-    config = (target.config or {}) if target else {}
-    if "lease_seconds" in config:
-        return float(config["lease_seconds"])
-    if step.kind in ("deploy", "canary", "promote_full", "deploy_idle", "restore"):
-        return 2 * float(config.get("progress_timeout", 600)) + 60  # up to two rollout waits in one step
-    return DEFAULT_LEASE
 
 
 def _phase_of(deployment):
@@ -112,34 +105,60 @@ def advance(deployment_id, *, dispatch=True):
         if step.status == StepStatus.WAITING and step.resume_at and step.resume_at > now:
             return "step is waiting"
         target = DeploymentTarget.objects.filter(environment=dep.environment).first()
+        seconds = leases.lease_seconds(target)
+        me = leases.holder()
+        if step.status == StepStatus.RUNNING:  # its lease ran out: the worker holding it vanished or stalled
+            step.worker_losses += 1
+            step.log = [*step.log, {"t": now.strftime("%H:%M:%S"), "msg": (
+                f"worker {step.lease_holder or '?'} lost (lease {step.lease_generation} ran out); taken over by {me}")}]
+            audit.record(action="deployment.step_takeover", obj=dep,
+                         before={"step": step.name, "holder": step.lease_holder, "generation": step.lease_generation},
+                         after={"holder": me, "generation": step.lease_generation + 1,
+                                "worker_losses": step.worker_losses},
+                         reason="the worker running this step stopped renewing its lease")
+        else:
+            step.attempts += 1
         step.status = StepStatus.RUNNING
-        step.attempts += 1
+        step.lease_generation += 1
+        step.lease_holder = me
         step.started_at = step.started_at or now
-        step.lease_until = now + dt.timedelta(seconds=_lease_seconds(target, step))
-        step.save(update_fields=["status", "attempts", "started_at", "lease_until"])
+        step.lease_until = now + dt.timedelta(seconds=seconds)
+        step.save(update_fields=["status", "attempts", "worker_losses", "lease_generation", "lease_holder", "log",
+                                 "started_at", "lease_until"])
         dep.current_step = step.position
         dep.heartbeat_at = now
         dep.save(update_fields=["current_step", "heartbeat_at"])
-        attempt = step.attempts
+        generation = step.lease_generation
 
-    try:
-        outcome = execute(dep, step, target)
-    except BackendError as exc:
-        outcome = Outcome("failed", str(exc))
-    except Exception as exc:  # a bug or an unexpected library error must not leave the step running forever
-        logger.exception("deployment %s step %s crashed", dep.pk, step.position)
-        outcome = Outcome("failed", f"unexpected error: {exc.__class__.__name__}: {exc}")
-    return complete(dep.pk, step.pk, attempt, outcome, dispatch=dispatch)
+    with leases.Heartbeat(step.pk, generation, seconds):
+        try:
+            outcome = execute(dep, step, target, check_lease=leases.fence(step.pk, generation))
+        except BackendError as exc:
+            outcome = Outcome("failed", str(exc))
+        except Exception as exc:  # a bug or an unexpected library error must not leave the step running forever
+            logger.exception("deployment %s step %s crashed", dep.pk, step.position)
+            outcome = Outcome("failed", f"unexpected error: {exc.__class__.__name__}: {exc}")
+    return complete(dep.pk, step.pk, generation, outcome, dispatch=dispatch)
 
 
-def complete(deployment_id, step_id, attempt, outcome, *, dispatch=True):
+def complete(deployment_id, step_id, generation, outcome, *, dispatch=True):
+    """Record the outcome of the step's execution under lease ``generation`` — unless the step was taken over
+    since (a newer generation), whose holder's result is the one that counts: then this one is discarded."""
     now = _now()
     with transaction.atomic():
         dep = locks.lock_deployment(deployment_id)
         step = DeploymentStep.objects.select_for_update().get(pk=step_id)
-        if step.status != StepStatus.RUNNING or step.attempts != attempt:
-            return "superseded: another worker took the step over"
         stamp = now.strftime("%H:%M:%S")
+        if step.lease_generation != generation:
+            step.log = [*step.log, {"t": stamp, "msg": (
+                f"late result of {leases.holder()} (lease {generation}) discarded: the step was taken over "
+                f"(lease {step.lease_generation}): {outcome.status} {outcome.message}"[:500])}]
+            step.save(update_fields=["log"])
+            logger.warning("deployment %s step %s: late result of lease %s discarded (now %s)", deployment_id,
+                           step.position, generation, step.lease_generation)
+            return "superseded: another worker took the step over"
+        if step.status != StepStatus.RUNNING:
+            return "superseded: the step is no longer running"
         step.log = [*step.log, *({"t": stamp, "msg": line} for line in outcome.lines)]
         if outcome.message:
             step.log.append({"t": stamp, "msg": outcome.message})
@@ -169,6 +188,9 @@ def complete(deployment_id, step_id, attempt, outcome, *, dispatch=True):
                 dep.save()
             elif still_ours and outcome.resume_in is not None:
                 dispatch_advance(dep.pk, countdown=max(outcome.resume_in, 0.05), dispatch=dispatch)
+            if still_ours:
+                for gate_id, seconds in outcome.simulated_ci:
+                    _dispatch_simulated_ci(dep.pk, gate_id, seconds, dispatch)
             return "step waits"
         step.status = StepStatus.FAILED
         step.finished_at = now
@@ -176,6 +198,14 @@ def complete(deployment_id, step_id, attempt, outcome, *, dispatch=True):
         if still_ours:
             _on_step_failure(dep, step, outcome.message, dispatch=dispatch)
         return "step failed"
+
+
+def _dispatch_simulated_ci(deployment_id, gate_id, seconds, dispatch):
+    if not dispatch:
+        return
+    from ..tasks import simulated_ci_report
+
+    transaction.on_commit(lambda: simulated_ci_report.apply_async((deployment_id, gate_id), countdown=seconds))
 
 
 def _on_step_failure(dep, step, message, *, dispatch):
@@ -288,11 +318,14 @@ def _ended(dep, *, reason=""):
 
 
 # --- executing one step -------------------------------------------------------------------------------
-def execute(dep, step, target):
-    """The I/O of one step; returns an Outcome (raises BackendError on backend failures)."""
+def execute(dep, step, target, check_lease=None):
+    """The I/O of one step; returns an Outcome (raises BackendError on backend failures). ``check_lease`` is
+    the fence the backend checks before each effect."""
     ctx = StepContext(deployment_id=dep.pk, environment=dep.environment.name, version=dep.release.version,
                       previous_version=dep.previous_version, strategy=dep.strategy, step=step.kind,
                       params=dict(step.params))
+    if check_lease is not None:
+        ctx.check_lease = check_lease
     if target is None:
         return Outcome("failed", f"{dep.environment.name} has no deployment target configured")
     try:
@@ -437,7 +470,12 @@ def _gates(dep, step, backend, ctx):
         return Outcome("failed", "blocking gate failed: " + ", ".join(verdict.blocking))
     if verdict.waiting:
         names = ", ".join(g.name for g, _ in verdict.waiting)
-        return Outcome("wait", f"waiting for results: {names}", resume_in=verdict.poll_in(now))
+        outcome = Outcome("wait", f"waiting for results: {names}", resume_in=verdict.poll_in(now))
+        ci = backend.simulated_ci()
+        if ci is not None:
+            outcome.simulated_ci = [(g.pk, ci["after_seconds"]) for g, _ in verdict.waiting]
+            ctx.log(f"simulated CI ({backend.name} backend): results for {names} in {ci['after_seconds']:g} s")
+        return outcome
     if verdict.warnings:
         warned = ", ".join(verdict.warnings)
         return Outcome("wait", "gate failed with on-failure 'warn': " + warned,
@@ -478,8 +516,9 @@ _HANDLERS = {
 
 
 # --- keeping deployments moving -----------------------------------------------------------------------
-def watchdog(*, stale_after=None, max_restarts=5, dispatch=True):
-    """Resume or fail deployments whose worker vanished, start queued ones, wake due waits.
+def watchdog(*, stale_after=None, max_worker_losses=None, dispatch=True):
+    """Hand steps whose worker vanished (lease not renewed) to another worker, fail a step that lost its worker
+    ``max_worker_losses`` times (settings.DEPLOY_MAX_WORKER_LOSSES), start queued deployments, wake due waits.
 
     Returns {"resumed": [...], "failed": [...], "started": [...]} of deployment ids.
     """
@@ -501,11 +540,18 @@ def watchdog(*, stale_after=None, max_restarts=5, dispatch=True):
         if not (expired or due or fresh):
             continue
         if expired:
+            limit = settings.DEPLOY_MAX_WORKER_LOSSES if max_worker_losses is None else max_worker_losses
             with transaction.atomic():
                 locked = locks.lock_deployment(dep.pk)
-                if locked.watchdog_restarts >= max_restarts:
-                    reason = (f"no worker finished step '{step.name}' after {locked.watchdog_restarts} restarts; "
-                              "failing it so it does not run forever")
+                step = DeploymentStep.objects.select_for_update().get(pk=step.pk)
+                if step.status != StepStatus.RUNNING or (step.lease_until and step.lease_until > now):
+                    continue  # claimed again meanwhile
+                if locked.heartbeat_at and step.lease_until and step.lease_until < locked.heartbeat_at and (
+                        now - locked.heartbeat_at).total_seconds() < max(stale_after or 0, 30):
+                    continue  # handed over already, not picked up yet: no second message and audit row each tick
+                if step.worker_losses + 1 >= limit:
+                    reason = (f"step '{step.name}' lost its worker {step.worker_losses + 1} times; failing it so it "
+                              "does not run forever (it may be what stops them)")
                     DeploymentStep.objects.filter(pk=step.pk).update(status=StepStatus.FAILED, finished_at=now,
                                                                      outcome=reason, lease_until=None)
                     step.refresh_from_db()
@@ -513,10 +559,12 @@ def watchdog(*, stale_after=None, max_restarts=5, dispatch=True):
                     report["failed"].append(dep.pk)
                     continue
                 locked.watchdog_restarts += 1
-                locked.save(update_fields=["watchdog_restarts"])
+                locked.heartbeat_at = now
+                locked.save(update_fields=["watchdog_restarts", "heartbeat_at"])
                 audit.record(action="deployment.watchdog_resume", obj=locked,
-                             after={"step": step.name, "restarts": locked.watchdog_restarts},
-                             reason="the worker running this step vanished (lease expired)")
+                             after={"step": step.name, "holder": step.lease_holder,
+                                    "generation": step.lease_generation, "restarts": locked.watchdog_restarts},
+                             reason="the worker running this step stopped renewing its lease (vanished or stalled)")
         report["resumed"].append(dep.pk)
         _dispatch_now(dep.pk, dispatch)
     for env_id in (Deployment.objects.filter(status=DeploymentStatus.PENDING)

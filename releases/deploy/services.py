@@ -24,8 +24,10 @@ from ..models import (
     RollbackTrigger,
     StepPhase,
     StepStatus,
+    TestingGate,
 )
 from . import engine, gates, hooks, junit, locks, promotion, strategies, triggers
+from .backends import BackendError, get_backend
 
 DEPLOYABLE = (ReleaseStatus.APPROVED, ReleaseStatus.DEPLOYING, ReleaseStatus.DEPLOYED)
 
@@ -247,8 +249,10 @@ def available_actions(deployment, user):
 
 
 # --- testing gates --------------------------------------------------------------------------------------
-def gate_report(*, deployment, gate, by, passed=None, failed=None, url="", junit_xml=None, dispatch=True):
-    """Record a CI result for a gate: counts as JSON, or a JUnit XML report (parsed, counted)."""
+def gate_report(*, deployment, gate, by, passed=None, failed=None, url="", junit_xml=None, dispatch=True,
+                simulated=False):
+    """Record a CI result for a gate: counts as JSON, or a JUnit XML report (parsed, counted); ``simulated``: the
+    simulation backend's CI reported it (recorded as such)."""
     access.require(by, [deployment.environment], Capability.REPORT)
     if junit_xml is not None:
         try:
@@ -266,7 +270,7 @@ def gate_report(*, deployment, gate, by, passed=None, failed=None, url="", junit
         if field_errors:
             raise errors.ValidationFailed("invalid gate result", field_errors=field_errors)
         values = {"tests": passed + failed, "passed": passed, "failed": failed, "errors": 0, "skipped": 0,
-                  "source": "json", "details": {}}
+                  "source": "simulated" if simulated else "json", "details": {"simulated": True} if simulated else {}}
     ok = values["failed"] == 0 and values["errors"] == 0 and values["tests"] > 0
     with transaction.atomic():
         dep = _locked(deployment)
@@ -280,6 +284,42 @@ def gate_report(*, deployment, gate, by, passed=None, failed=None, url="", junit
                             "failed": result.failed, "errors": result.errors, "url": result.url})
         _wake_gates(dep, dispatch)
     return result
+
+
+SIMULATED_PASSED = 240
+
+
+def simulated_ci_report(*, deployment_id, gate_id, dispatch=True):
+    """The simulated CI of a simulation target (its ``ci`` config) reports ``gate`` for a deployment, as the
+    person who started it, through ``gate_report``: failed for the first N simulated runs of the gates its
+    ``fail`` names on this environment, passed otherwise. Nothing when the gate has a result already (a person
+    recorded one, or a second message), when the target has no simulated CI, or the deployment ended."""
+    dep = Deployment.objects.select_related("release", "environment", "requested_by").filter(pk=deployment_id).first()
+    gate = TestingGate.objects.filter(pk=gate_id).first()
+    if dep is None or gate is None or gate.environment_id != dep.environment_id:
+        return "nothing to report: the deployment or gate is gone"
+    if dep.gate_results.filter(gate=gate).exists():
+        return f"{gate.name}: a result is recorded already"
+    if dep.is_finished or dep.requested_by is None:
+        return f"{gate.name}: deployment #{dep.pk} is {dep.status}: nothing to report"
+    target = DeploymentTarget.objects.filter(environment=dep.environment).first()
+    try:
+        backend = get_backend(dep.backend, target=target, overrides=(dep.parameters or {}).get("simulate"))
+    except BackendError:
+        return "nothing to report: the deployment's backend is not available"
+    ci = backend.simulated_ci()
+    if ci is None:
+        return f"{gate.name}: the {backend.name} backend has no simulated CI"
+    failing_runs = ci["fail"].get(gate.slug, 0)
+    runs = GateResult.objects.filter(gate=gate, source="simulated").count()
+    failed = 2 if isinstance(failing_runs, int) and runs < failing_runs else 0
+    try:
+        result = gate_report(deployment=dep, gate=gate, by=dep.requested_by, passed=SIMULATED_PASSED - failed,
+                             failed=failed, url=f"https://ci.penguinmails.local/simulated/{dep.pk}/{gate.slug}",
+                             dispatch=dispatch, simulated=True)
+    except errors.DomainError as exc:
+        return f"{gate.name}: not recorded: {exc.message}"
+    return f"{gate.name}: {result.status} (simulated run {runs + 1})"
 
 
 def gate_override(*, deployment, gate, by, reason, dispatch=True):

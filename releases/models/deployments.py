@@ -260,6 +260,12 @@ class DeploymentStep(models.Model):
     started_at = models.DateTimeField(null=True, blank=True)
     finished_at = models.DateTimeField(null=True, blank=True)
     lease_until = models.DateTimeField(null=True, blank=True, help_text="A worker holds the step until then.")
+    lease_generation = models.PositiveIntegerField(
+        default=0, help_text="Fencing token: one more on every claim; a worker's effects and result count only while "
+                             "its generation is the step's.")
+    lease_holder = models.CharField(max_length=200, blank=True, help_text="The worker (host:pid) holding the lease.")
+    worker_losses = models.PositiveSmallIntegerField(
+        default=0, help_text="Times the step's worker vanished and another one took it over (not attempts).")
     resume_at = models.DateTimeField(null=True, blank=True, help_text="A waiting step is looked at again then.")
     outcome = models.TextField(blank=True)
     log = models.JSONField(default=list, blank=True)

@@ -158,3 +158,26 @@ def test_incident_policy_admin__edit__policy_changed_environment_kept(ops_client
                                {"environment": envs["staging"].pk, "policy": "publish"})
     assert response.status_code == 302
     assert list(IncidentPolicy.objects.values_list("environment__name", "policy")) == [("production", "publish")]
+
+
+def test_admin_publish_engine_draft__preview_then_confirmed_statuses(ops_client, components, envs, ops):
+    from monitoring.statuspage import incidents
+    from monitoring.statuspage import status as st
+
+    api = components["REST API"]
+    api.environments.add(envs["production"])
+    incident = incidents.incident_for_deployment(
+        environment=envs["production"], kind="rolled_back_automatically",
+        detail="Automatic rollback of 2.2.1 on production: simulated /healthz: 503 (injected failure)")
+    act = reverse("admin:monitoring_incident_act", args=[incident.pk, "publish"])
+    page = ops_client.get(act).content.decode()
+    assert "Preview: what the public status page will show" in page
+    assert incident.name in page and "rolled back automatically" in page
+    assert "Internal notes (never published)" in page and "injected failure" in page
+    assert '<option value="operational" selected>' in page  # the proposal, preselected for confirmation
+    change = ops_client.get(reverse("admin:monitoring_incident_change", args=[incident.pk])).content.decode()
+    assert "REST API (Operational)" in change and "injected failure" in change
+    ops_client.post(act, {f"component_{api.pk}": st.DEGRADED})
+    incident.refresh_from_db()
+    api.refresh_from_db()
+    assert incident.is_published and api.status == st.DEGRADED

@@ -128,36 +128,42 @@ def _link(components, env):
 def test_incident_for_deployment__production_default_policy__unpublished_draft_on_linked_components(
         components, envs, users):
     _link(components, envs["production"])
-    incident = incidents.incident_for_deployment(environment=envs["production"], title="Deploy 2.1.0 failed",
-                                                 body="The deployment failed.", automatic_rollback=False,
+    incident = incidents.incident_for_deployment(environment=envs["production"], kind="failed",
+                                                 detail="Deployment #7 of 2.1.0 failed: step 'deploy' failed: 503",
                                                  by=users["ops"])
     assert incident is not None and not incident.is_published
-    assert set(incident.components.values_list("name", flat=True)) == {"REST API", "Dashboard"}
+    assert not incident.components.exists()  # proposed, not set
+    ids = {str(components[n].pk) for n in ("REST API", "Dashboard")}
+    assert incident.proposed_components == dict.fromkeys(ids, st.PARTIAL)
     assert _status(components["REST API"]) == st.OPERATIONAL
+    assert incident.internal_notes == "Deployment #7 of 2.1.0 failed: step 'deploy' failed: 503"
+    assert "2.1.0" not in incident.name + incident.updates.get().body
     event = AuditEvent.objects.get(action="incident.from_deployment", object_id=str(incident.pk))
     assert event.after["policy"] == "draft" and event.actor_username == "ops"
 
 
 def test_incident_for_deployment__non_production_default__nothing(components, envs):
-    assert incidents.incident_for_deployment(environment=envs["staging"], title="x", body="y",
-                                             automatic_rollback=True) is None
+    assert incidents.incident_for_deployment(environment=envs["staging"], kind="rolled_back_automatically",
+                                             detail="y") is None
     assert not Incident.objects.exists()
 
 
-@pytest.mark.parametrize("rollback,expected", [(True, st.PARTIAL), (False, st.MAJOR)])
-def test_incident_for_deployment__publish_policy__published_major_impact(rollback, expected, components, envs, ops):
+@pytest.mark.parametrize("kind,expected,impact", [("rolled_back_automatically", st.OPERATIONAL, "minor"),
+                                                  ("failed", st.PARTIAL, "major")])
+def test_incident_for_deployment__publish_policy__published_with_the_proposals(kind, expected, impact, components,
+                                                                               envs, ops):
     _link(components, envs["production"])
     incidents.incident_policy_set(environment=envs["production"], policy="publish", by=ops)
-    incident = incidents.incident_for_deployment(environment=envs["production"], title="Automatic rollback",
-                                                 body="Rolled back.", automatic_rollback=rollback)
-    assert incident.is_published and incident.impact == "major"
+    incident = incidents.incident_for_deployment(environment=envs["production"], kind=kind,
+                                                 detail="simulated /healthz: 503 (injected failure)")
+    assert incident.is_published and incident.impact == impact
     assert _status(components["REST API"]) == expected and _status(components["Dashboard"]) == expected
+    assert "injected" not in incident.name + incident.updates.get().body
 
 
 def test_incident_for_deployment__none_policy_on_production__nothing(components, envs, ops):
     IncidentPolicy.objects.create(environment=envs["production"], policy="none")
-    assert incidents.incident_for_deployment(environment=envs["production"], title="x", body="y",
-                                             automatic_rollback=False) is None
+    assert incidents.incident_for_deployment(environment=envs["production"], kind="failed", detail="y") is None
 
 
 def test_incident_policy_set__create_then_change__one_row_audited_as_set(envs, ops):
@@ -168,3 +174,49 @@ def test_incident_policy_set__create_then_change__one_row_audited_as_set(envs, o
     events = AuditEvent.objects.filter(action="incidentpolicy.set", object_id=str(row.pk)).order_by("id")
     assert [(e.before, e.after) for e in events] == [(None, {"policy": "publish"}),
                                                      ({"policy": "publish"}, {"policy": "none"})]
+
+
+def _engine_draft(components, envs, kind="rolled_back_automatically"):
+    _link(components, envs["production"])
+    return incidents.incident_for_deployment(
+        environment=envs["production"], kind=kind,
+        detail="Automatic rollback of 2.2.1 on production (deployment #9): simulated /healthz: 503 (injected failure)")
+
+
+def test_publish_draft__operator_confirms_other_statuses__those_set_not_the_proposals(components, envs, ops):
+    incident = _engine_draft(components, envs)
+    api, dashboard = components["REST API"], components["Dashboard"]
+    incidents.incident_publish(incident=incident, by=ops, component_statuses={api.pk: st.DEGRADED})
+    incident.refresh_from_db()
+    assert incident.is_published and incident.proposed_components == {}
+    assert _status(api) == st.DEGRADED and _status(dashboard) == st.OPERATIONAL
+    assert list(incident.components.values_list("name", flat=True)) == ["REST API"]
+    event = AuditEvent.objects.get(action="incident.publish", object_id=str(incident.pk))
+    assert event.after["confirmed"] == {str(api.pk): st.DEGRADED}
+    assert event.after["proposed"] == {str(api.pk): st.OPERATIONAL, str(dashboard.pk): st.OPERATIONAL}
+
+
+def test_publish_draft__nothing_confirmed__proposals_not_applied(components, envs, ops):
+    incident = _engine_draft(components, envs, kind="failed")
+    incidents.incident_publish(incident=incident, by=ops)
+    assert _status(components["REST API"]) == st.OPERATIONAL and not incident.components.exists()
+
+
+def test_publish_draft__unknown_status__refused_nothing_published(components, envs, ops):
+    incident = _engine_draft(components, envs)
+    with pytest.raises(errors.ValidationFailed):
+        incidents.incident_publish(incident=incident, by=ops, component_statuses={components["REST API"].pk: "down"})
+    incident.refresh_from_db()
+    assert not incident.is_published
+
+
+def test_published_engine_draft__public_documents__no_internal_detail(components, envs, ops, client):
+    incident = _engine_draft(components, envs)
+    incidents.incident_publish(incident=incident, by=ops, component_statuses={components["REST API"].pk: st.DEGRADED})
+    responses = [client.get(url) for url in (
+        "/status/", "/status/feed.atom", "/status/api/v2/incidents.json", f"/status/incidents/{incident.pk}/")]
+    assert [r.status_code for r in responses] == [200, 200, 200, 200]
+    pages = [r.content.decode() for r in responses]
+    assert all(incident.name in page for page in pages)
+    for page in pages:
+        assert "injected" not in page and "healthz" not in page and "2.2.1" not in page

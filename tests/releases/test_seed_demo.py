@@ -7,7 +7,7 @@ from changes import compliance
 from changes.models import ChangeFreeze, ChangeRequest, ChangeWindow
 from flags.models import GradualRollout
 from pmrelease import audit
-from releases.models import Deployment, Environment, Release
+from releases.models import Deployment, DeploymentTarget, Environment, GateResult, Release
 
 
 @pytest.mark.django_db
@@ -43,6 +43,11 @@ def test_seed_demo__twice__same_organisation_and_engine_made_history(settings, t
     assert guarded.status == "paused" and guarded.current_percentage == 50
     assert guarded.guard_evaluations.filter(decision="fired", action="paused").count() == 1
     assert guarded.guard_evaluations.filter(decision="ok").count() > 20
+    # the walkthrough's deployments get their gate results from the simulated CI (staging: one failing E2E run)
+    ci = {t.environment.name: t.config["simulation"]["ci"] for t in DeploymentTarget.objects.all()}
+    assert set(ci) == set(running) and all(c["after_seconds"] == 5 for c in ci.values())
+    assert ci["staging"]["fail"] == {"e2e-tests": 1} and ci["development"]["fail"] == {}
+    assert not GateResult.objects.filter(source="simulated").exists()  # the history's results are CI's own
     assert audit.verify().ok
 
 

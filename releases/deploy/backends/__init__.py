@@ -26,6 +26,10 @@ def config_problems(kind, config):
         from .kubernetes import KubernetesBackend
 
         return KubernetesBackend.config_problems(config)
+    if kind == "simulation":
+        from .simulation import SimulationBackend
+
+        return SimulationBackend.config_problems(config)
     return []
 
 

@@ -1,4 +1,5 @@
 """What every deployment backend offers the engine."""
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 
@@ -16,6 +17,8 @@ class StepContext:
     step: str
     params: dict = field(default_factory=dict)
     lines: list = field(default_factory=list)
+    # the fence (releases.deploy.leases): raises once another worker took the step over; call it before each effect
+    check_lease: Callable[[], None] = field(default=lambda: None, repr=False)
 
     def log(self, message):
         self.lines.append(str(message))
@@ -23,7 +26,9 @@ class StepContext:
 
 class Backend:
     """Operations are declarative and idempotent: doing one twice leaves the same state as doing it once,
-    so a step re-run after a lost worker has no duplicate effect."""
+    so a step re-run after a lost worker has no duplicate effect. Each effect calls ``ctx.check_lease()`` first,
+    so a worker that was only slow and lost its step applies nothing late (a stale "canary at 10%" after the
+    new holder moved on)."""
 
     name = "base"
 
@@ -66,6 +71,11 @@ class Backend:
     def health(self, ctx):
         """The backend's own health checks, [(check name, ok, detail)]: run beside the configured HTTP checks
         and reported as the backend's (None or [] when it has none)."""
+        return None
+
+    def simulated_ci(self):
+        """A simulated CI (the simulator's ``ci`` config): {"after_seconds", "fail": {gate slug: runs}}, or None
+        when real CI reports the gates."""
         return None
 
     def run_rollback_step(self, ctx, step):

@@ -97,11 +97,13 @@ class KubernetesBackend(Backend):
             raise BackendError(f"{what}: {exc.__class__.__name__}: {exc}") from exc
 
     def _set_image(self, ctx, name, version):
+        ctx.check_lease()
         body = {"spec": {"template": {"spec": {"containers": [{"name": self.container, "image": self._image(version)}]}}}}
         self._call(f"patch deployment {name}", self.apps.patch_namespaced_deployment, name, self.ns, body)
         ctx.log(f"deployment/{name}: container {self.container} image set to {self._image(version)}")
 
     def _scale(self, ctx, name, replicas):
+        ctx.check_lease()
         self._call(f"scale deployment {name}", self.apps.patch_namespaced_deployment_scale, name, self.ns,
                    {"spec": {"replicas": replicas}})
         ctx.log(f"deployment/{name} scaled to {replicas}")
@@ -177,6 +179,7 @@ class KubernetesBackend(Backend):
         if images != [self._image(ctx.version)]:
             ctx.log(f"traffic already on {active} with {ctx.version}")
             return
+        ctx.check_lease()
         self._call(f"patch service {service}", self.core.patch_namespaced_service, service, self.ns,
                    {"spec": {"selector": {label: idle}}})
         ctx.log(f"service/{service} selector {label}={idle}")
@@ -208,6 +211,7 @@ class KubernetesBackend(Backend):
             if (dep.spec.replicas or 0) == 0:
                 self._scale(ctx, f"{self.name_}-{idle}", self._total_replicas())
                 self.wait_rollout(ctx, f"{self.name_}-{idle}")
+            ctx.check_lease()
             self._call(f"patch service {service}", self.core.patch_namespaced_service, service, self.ns,
                        {"spec": {"selector": {label: idle}}})
             ctx.log(f"service/{service} selector switched back to {label}={idle}")
@@ -233,6 +237,7 @@ class KubernetesBackend(Backend):
         revision, replica_set = previous[-1]
         template = self.api_client.sanitize_for_serialization(replica_set.spec.template)
         template.get("metadata", {}).get("labels", {}).pop("pod-template-hash", None)
+        ctx.check_lease()
         self._call(f"roll back deployment {name}", self.apps.patch_namespaced_deployment, name, self.ns,
                    [{"op": "replace", "path": "/spec/template", "value": template}])
         ctx.log(f"deployment/{name} rolled back to revision {revision}")

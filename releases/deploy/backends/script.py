@@ -32,6 +32,7 @@ class ScriptBackend(Backend):
             **(extra or {}),
         }
         timeout = float(self.config.get("timeout", 300))
+        ctx.check_lease()
         ctx.log(f"$ {command}")
         try:
             result = subprocess.run(["/bin/sh", "-c", command], env=env, cwd=self.config.get("cwd") or None,

@@ -6,7 +6,9 @@ It keeps what is "deployed" in the DeploymentTarget's ``state`` and can inject f
 ``error_rate_after_success`` ({"after_seconds": 0, "rate": 0.3}: the error rate measured once the deployment
 has succeeded that long: a regression its bake time catches), ``fail_deploy`` (the deploy operation fails),
 ``fail_rollback_steps`` (orders of rollback-plan steps that fail) and ``step_seconds`` (each operation takes
-that long). Set them in the target's config under "simulation" or per deployment in its parameters under
+that long). ``ci`` is a simulated CI for the demo: ``{"after_seconds": 5, "fail": {"e2e-tests": 1}}`` — each
+gate a deployment waits for gets a result through the real gate service after that many seconds, failing for the
+first N simulated runs of the gates named in ``fail`` (by slug) on this environment, passing otherwise. Set them in the target's config under "simulation" or per deployment in its parameters under
 "simulate". Its simulated traffic is measured like an application's: samples of ``error_rate`` and
 ``response_time_p95`` pushed to the builtin metric store (``pmrelease.providers.ingest``), for the new version
 and the stable one, before each analysis and on each tick of the trigger watch.
@@ -39,6 +41,7 @@ class SimulationBackend(Backend):
             time.sleep(delay)
         with transaction.atomic():
             target = DeploymentTarget.objects.select_for_update().get(pk=self.target.pk)
+            ctx.check_lease()  # under the target's lock: a new holder's same effect waits for this one, then finds it done
             state = dict(target.state or {})
             before = json.dumps(state, sort_keys=True)
             change(state)
@@ -146,6 +149,32 @@ class SimulationBackend(Backend):
         if threshold is not None and weight >= threshold:
             return [("simulated /healthz", False, f"503 from {ctx.version} at {weight:g}% (injected failure)")]
         return [("simulated /healthz", True, f"200 from {ctx.version}")]
+
+    @staticmethod
+    def config_problems(config):
+        ci = ((config or {}).get("simulation") or {}).get("ci")
+        if ci is None:
+            return []
+        if not isinstance(ci, dict):
+            return ['simulation.ci must be an object like {"after_seconds": 5, "fail": {"e2e-tests": 1}}']
+        problems = []
+        after = ci.get("after_seconds", 5)
+        if isinstance(after, bool) or not isinstance(after, int | float) or not 0 <= after <= 3600:
+            problems.append("simulation.ci.after_seconds must be a number of seconds from 0 to 3600")
+        fail = ci.get("fail", {})
+        if not isinstance(fail, dict) or not all(
+                isinstance(n, int) and not isinstance(n, bool) and n >= 0 for n in fail.values()):
+            problems.append("simulation.ci.fail must map gate slugs to how many of their first runs fail (0 or more)")
+        return problems
+
+    def simulated_ci(self):
+        ci = self.sim.get("ci")
+        if ci is None:
+            return None
+        problems = self.config_problems({"simulation": {"ci": ci}})
+        if problems:
+            raise BackendError("; ".join(problems))
+        return {"after_seconds": float(ci.get("after_seconds", 5)), "fail": dict(ci.get("fail") or {})}
 
     def run_rollback_step(self, ctx, step):
         if step["order"] in (self.sim.get("fail_rollback_steps") or []):

@@ -351,8 +351,10 @@ def test_worker_lost_mid_step__lease_expires__step_redone_without_duplicate(user
     dep = deploy(approved_release(), envs["development"], users, strategy="canary", parameters={"pause": 0})
     step = dep.steps.get(position=1)
     # a worker claimed the step, did its side effect, and died before recording it
-    DeploymentStep.objects.filter(pk=step.pk).update(status="running", attempts=1,
+    DeploymentStep.objects.filter(pk=step.pk).update(status="running", attempts=1, lease_generation=1,
+                                                     lease_holder="gone:1",
                                                      lease_until=engine._now() + dt.timedelta(seconds=60))
+    Deployment.objects.filter(pk=dep.pk).update(heartbeat_at=engine._now() - dt.timedelta(seconds=5))  # its claim
     target = sim_targets["development"]
     target.state = {"canary": {"version": dep.release.version, "weight": 10}}
     target.save()
@@ -362,25 +364,51 @@ def test_worker_lost_mid_step__lease_expires__step_redone_without_duplicate(user
     assert report["resumed"] == [dep.pk]
     engine.advance(dep.pk, dispatch=False)
     step.refresh_from_db()
-    assert step.status == "succeeded" and step.attempts == 2
-    assert "already done" in step.log[0]["msg"]
+    # the lost worker is not the step's fault: a worker loss, not a second attempt; the takeover is logged
+    assert step.status == "succeeded" and step.attempts == 1 and step.worker_losses == 1
+    assert step.lease_generation == 2
+    assert "worker gone:1 lost (lease 1 ran out)" in step.log[0]["msg"]
+    assert "already done" in step.log[1]["msg"]
+    assert AuditEvent.objects.filter(action="deployment.step_takeover").count() == 1
     assert state(envs, "development").get("events", []) == []  # the re-run changed nothing
     assert run(dep).status == "succeeded"
 
 
 def test_watchdog__worker_keeps_vanishing__deployment_failed_not_running_forever(users, envs, sim_targets,
-                                                                               approved_release):
+                                                                               approved_release, monkeypatch):
     dep = deploy(approved_release(), envs["development"], users)
     step = dep.steps.get(position=1)
+
+    def worker_dies(*args, **kwargs):
+        raise SystemExit("kill -9")  # not an Exception: the step stays running with its lease, as after a kill
+
+    monkeypatch.setattr(engine, "execute", worker_dies)
     failed = []
     for _ in range(4):  # each time a worker claims the step and vanishes
-        DeploymentStep.objects.filter(pk=step.pk).update(status="running",
-                                                         lease_until=engine._now() - dt.timedelta(seconds=1))
-        failed += engine.watchdog(dispatch=False, max_restarts=3)["failed"]
+        with pytest.raises(SystemExit):
+            engine.advance(dep.pk, dispatch=False)
+        DeploymentStep.objects.filter(pk=step.pk).update(lease_until=engine._now() - dt.timedelta(seconds=1))
+        Deployment.objects.filter(pk=dep.pk).update(heartbeat_at=None)
+        failed += engine.watchdog(dispatch=False, max_worker_losses=3)["failed"]
+        if failed:
+            break
     assert failed == [dep.pk]
+    step.refresh_from_db()
+    assert step.attempts == 1 and step.worker_losses == 2  # one attempt, taken over twice, lost a third time
     dep.refresh_from_db()
     assert dep.status in ("rolling_back", "rolled_back", "failed")
-    assert "after 3 restarts" in dep.failure_reason
+    assert "lost its worker 3 times" in dep.failure_reason
+
+
+def test_watchdog__handed_over_not_picked_up_yet__not_dispatched_again(users, envs, sim_targets, approved_release):
+    dep = deploy(approved_release(), envs["development"], users)
+    # claimed 11 s ago with a 10 s lease, never renewed: the worker vanished
+    Deployment.objects.filter(pk=dep.pk).update(heartbeat_at=engine._now() - dt.timedelta(seconds=11))
+    DeploymentStep.objects.filter(deployment=dep, position=1).update(
+        status="running", lease_generation=1, lease_until=engine._now() - dt.timedelta(seconds=1))
+    assert engine.watchdog(dispatch=False)["resumed"] == [dep.pk]
+    assert engine.watchdog(dispatch=False)["resumed"] == []
+    assert AuditEvent.objects.filter(action="deployment.watchdog_resume").count() == 1
 
 
 def test_watchdog__due_timed_pause__woken(users, envs, sim_targets, approved_release):
@@ -455,9 +483,17 @@ def test_automatic_rollback_in_production__incident_draft_on_its_components(user
                      parameters={"pause": 0, "simulate": {"fail_health_check_at_weight": 10}}))
     assert dep.status == "rolled_back"
     incident = Incident.objects.get()
-    assert incident.name == f"Automatic rollback of {release.version} on production"
+    # public wording from the template; the engineering detail only in the internal notes
+    assert incident.name == "Errors during an update of Sending API"
+    body = incident.updates.get().body
+    assert "rolled back automatically" in body and "restored" in body
+    assert "injected" not in body and "healthz" not in body and release.version not in body
+    assert f"Automatic rollback of {release.version} on production (deployment #{dep.pk})" in incident.internal_notes
+    assert "injected failure" in incident.internal_notes
     assert incident.environment == envs["production"]
-    assert [c.name for c in incident.components.all()] == ["Sending API"]
+    # the rollback restored service: operational proposed for the linked component, nothing set
+    assert incident.proposed_components == {str(api.pk): "operational"}
+    assert not incident.components.exists()
     assert not incident.is_published  # the production policy is "draft": an operator publishes it
 
 
