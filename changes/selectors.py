@@ -237,3 +237,30 @@ def week_calendar(monday, environments, zone=None):
     start = dt.datetime.combine(monday, dt.time(0), tzinfo=zone)
     entries = calendar_entries(start, start + dt.timedelta(days=7), environments)
     return _days(monday, monday + dt.timedelta(days=6), entries, zone)
+
+
+def change_submissions(deployments):
+    """For DORA's lead time (monitoring.selectors): ``{deployment id: [submitted_at, …]}`` of the submitted
+    change requests covering each of ``deployments`` (linking the deployment itself or its release) in its
+    environment. One query per linked kind, whatever the number of deployments."""
+    from releases.models import Deployment, Release
+
+    deployments = list(deployments)
+    found = {d.pk: [] for d in deployments}
+    if not deployments:
+        return found
+    by_release, by_id = {}, {d.pk: d for d in deployments}
+    for d in deployments:
+        by_release.setdefault(d.release_id, []).append(d)
+    kinds = ((Deployment, list(by_id)), (Release, list(by_release)))
+    for model, ids in kinds:
+        content_type = ContentType.objects.get_for_model(model)
+        rows = (ChangeRequest.objects.filter(links__content_type=content_type,
+                                             links__object_id__in=[str(i) for i in ids], submitted_at__isnull=False)
+                .values_list("links__object_id", "environments", "submitted_at"))
+        for object_id, environment_id, submitted_at in rows:
+            targets = [by_id[int(object_id)]] if model is Deployment else by_release.get(int(object_id), [])
+            for d in targets:
+                if d.environment_id == environment_id:
+                    found[d.pk].append(submitted_at)
+    return found

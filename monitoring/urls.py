@@ -5,6 +5,7 @@ Everything under /status/ except the subscription flows is a published static fi
 from django.urls import include, path, re_path
 from rest_framework.routers import SimpleRouter
 
+from .dora_views import DoraView
 from .metrics.api import MetricsIngestView
 from .statuspage import api, views
 
@@ -18,6 +19,7 @@ router.register("status-subscribers", api.SubscriberViewSet, basename="status-su
 
 urlpatterns = [
     path("api/v1/metrics/", MetricsIngestView.as_view(), name="metrics-ingest"),
+    path("api/v1/metrics/dora/", DoraView.as_view(), name="metrics-dora"),
     path("api/v1/", include(router.urls)),
     path("status/subscriptions/", views.subscribe, name="status-subscribe"),
     path("status/subscriptions/confirm/<str:token>/", views.confirm, name="status-confirm"),

@@ -75,8 +75,9 @@ INCIDENT_BACKDATE_LIMIT = dt.timedelta(days=366)
 
 
 def incident_create(*, name, body, by, impact=Impact.MINOR, components=None, publish=True, environment=None,
-                    started_at=None):
-    """Open an incident (investigating) with its first update. ``components``: {component or id: status}.
+                    started_at=None, deployment=None):
+    """Open an incident (investigating) with its first update. ``components``: {component or id: status};
+    ``deployment``: the deployment that caused it (its environment becomes the incident's when none is given).
 
     ``publish=False`` makes a draft: nothing public changes until ``incident_publish``.
     """
@@ -94,16 +95,20 @@ def incident_create(*, name, body, by, impact=Impact.MINOR, components=None, pub
         raise errors.ValidationFailed("invalid start", field_errors={"started_at": [
             f"must be between {INCIDENT_BACKDATE_LIMIT.days} days ago and now"]})
     with transaction.atomic():
+        if deployment is not None and environment is None:
+            environment = deployment.environment
         incident = Incident(name=name.strip(), impact=impact, environment=environment, started_at=started_at or now,
+                            deployment=deployment,
                             created_by=by if getattr(by, "is_authenticated", False) else None,
                             published_at=now if publish else None)
-        errors.full_clean(incident, exclude=["status", "environment", "created_by"])
+        errors.full_clean(incident, exclude=["status", "environment", "created_by", "deployment"])
         incident.save()
         changes = _apply_incident_statuses(incident, statuses)
         _add_update(incident, body, by, changes)
         audit.record(action="incident.create", obj=incident, by=by,
                      after={"name": incident.name, "impact": impact, "published": publish,
-                            "components": {str(c.pk): s for c, s in statuses.items()}})
+                            "components": {str(c.pk): s for c, s in statuses.items()},
+                            **({"deployment": deployment.pk} if deployment is not None else {})})
         if publish:
             notify_later("incident", incident.pk, f"incident-{incident.pk}-created")
             publish_later()
@@ -249,7 +254,7 @@ def incident_policy_set(*, environment, policy, by):
     return row
 
 
-def incident_for_deployment(*, environment, title, body, automatic_rollback, by=None):
+def incident_for_deployment(*, environment, title, body, automatic_rollback, by=None, deployment=None):
     """Open an incident for a failed production deployment or an automatic rollback in ``environment``, on
     the components linked to it, following the environment's policy (draft | publish | none).
 
@@ -265,7 +270,7 @@ def incident_for_deployment(*, environment, title, body, automatic_rollback, by=
     cause = "automatic rollback" if automatic_rollback else "failed deployment"
     with transaction.atomic():
         incident = incident_create(
-            name=title, body=body, by=None, impact=Impact.MAJOR, environment=environment,
+            name=title, body=body, by=None, impact=Impact.MAJOR, environment=environment, deployment=deployment,
             components={c: component_status for c in components}, publish=(policy == Policy.PUBLISH))
         audit.record(action="incident.from_deployment", obj=incident, by=by,
                      reason=f"{cause} in {environment.name}",
@@ -288,4 +293,4 @@ def on_deployment_finished(sender, *, deployment, automatic_rollback, reason, **
     else:
         title = f"Deployment of {dep.release.version} to {dep.environment.name} failed"
     return incident_for_deployment(environment=dep.environment, title=title, body=reason,
-                                   automatic_rollback=automatic_rollback)
+                                   automatic_rollback=automatic_rollback, deployment=dep)

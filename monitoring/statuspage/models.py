@@ -119,6 +119,9 @@ class Incident(ConcurrentTransitionMixin, models.Model):
     environment = models.ForeignKey("releases.Environment", null=True, blank=True, on_delete=models.SET_NULL,
                                     related_name="status_incidents",
                                     help_text="Set when the deployment engine opened the incident.")
+    deployment = models.ForeignKey("releases.Deployment", null=True, blank=True, on_delete=models.SET_NULL,
+                                   related_name="incidents",
+                                   help_text="The deployment that caused it (DORA's change failure rate counts it).")
     created_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL,
                                    related_name="+")
     created_at = models.DateTimeField(default=timezone.now)

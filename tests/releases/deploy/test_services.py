@@ -457,6 +457,7 @@ def test_automatic_rollback_in_production__incident_draft_on_its_components(user
     incident = Incident.objects.get()
     assert incident.name == f"Automatic rollback of {release.version} on production"
     assert incident.environment == envs["production"]
+    assert incident.deployment == dep  # DORA's change failure rate links them
     assert [c.name for c in incident.components.all()] == ["Sending API"]
     assert not incident.is_published  # the production policy is "draft": an operator publishes it
 
