@@ -6,10 +6,12 @@ class FlagsConfig(AppConfig):
     name = "flags"
 
     def ready(self):
-        from pmrelease import registry
+        from pmrelease import metrics, registry
         from releases.deploy import hooks
 
         from . import services, snapshots
+        from .metrics import FlagEvaluationsCollector
 
         hooks.set_flag_rollout.provide(services.flag_set_rollout_for_deployment)
         registry.resolve_api_key.provide(snapshots.lookup_key)
+        metrics.register("flags.evaluations", FlagEvaluationsCollector())

@@ -10,3 +10,6 @@ class PmreleaseConfig(AppConfig):
         from . import metrics, signals  # noqa: F401  (signals connects the FSM audit receiver)
 
         metrics.register("pmrelease.audit", metrics.AuditCollector())
+        metrics.register("pmrelease.celery_queues", metrics.QueueCollector())
+        metrics.register("pmrelease.alerts", metrics.AlertCollector())
+        metrics.connect_celery_signals()

@@ -1,6 +1,8 @@
-"""Request id: taken from X-Request-ID (or made), kept in a context variable for the audit trail."""
+"""Request id: taken from X-Request-ID (or made), kept in a context variable for the audit trail; the HTTP
+metrics (requests by view and status, latency)."""
 import contextvars
 import re
+import time
 import uuid
 
 from django.http import JsonResponse
@@ -32,6 +34,31 @@ class RequestIdMiddleware:
         finally:
             _request_id.reset(token)
         response["X-Request-ID"] = rid
+        return response
+
+
+class MetricsMiddleware:
+    """``http_requests_total`` and ``http_request_duration_seconds`` by view (the URL pattern's name: bounded,
+    unlike paths; "unmatched" for a path no pattern matched), method and status."""
+
+    METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"})
+
+    def __init__(self, get_response):
+        self.get_response = get_response
+
+    def __call__(self, request):
+        from . import metrics
+
+        started = time.perf_counter()
+        response = self.get_response(request)
+        match = getattr(request, "resolver_match", None)
+        view = (match.view_name or match.route or "unnamed") if match is not None else "unmatched"
+        method = request.method if request.method in self.METHODS else "other"
+        try:
+            metrics.http_requests.labels(view, method, str(response.status_code)).inc()
+            metrics.http_duration.labels(view, method).observe(time.perf_counter() - started)
+        except Exception:  # noqa: BLE001 - a metric never fails a request
+            pass
         return response
 
 

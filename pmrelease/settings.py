@@ -6,6 +6,7 @@ the filesystem transport under ``var/``. ``DATABASE_URL``, ``REDIS_URL`` (broker
 """
 import importlib
 import ipaddress
+import os
 from pathlib import Path
 
 import environ
@@ -17,6 +18,14 @@ VAR_DIR.mkdir(parents=True, exist_ok=True)
 
 env = environ.Env()
 EMBEDDED = not env.str("DATABASE_URL", default="")
+
+# prometheus-client's multiprocess mode (pmrelease.metrics): every process of the portal on this host (gunicorn
+# workers, Celery workers, beat) writes its counters under this directory and /metrics sums them. It must be in
+# the environment before prometheus_client is first imported, hence here. Wipe it when the portal starts
+# (`make run` does; gunicorn.conf.py marks dead workers).
+PROMETHEUS_MULTIPROC_DIR = Path(env.str("PROMETHEUS_MULTIPROC_DIR", default=str(VAR_DIR / "prometheus")))
+PROMETHEUS_MULTIPROC_DIR.mkdir(parents=True, exist_ok=True)
+os.environ["PROMETHEUS_MULTIPROC_DIR"] = str(PROMETHEUS_MULTIPROC_DIR)
 
 DEBUG = env.bool("DEBUG", default=EMBEDDED)
 SECRET_KEY = env.str(
@@ -52,6 +61,7 @@ MIDDLEWARE = [
     "django.middleware.security.SecurityMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
     "pmrelease.middleware.RequestIdMiddleware",
+    "pmrelease.middleware.MetricsMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.common.CommonMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",

@@ -24,6 +24,7 @@ from django_fsm import can_proceed
 from pmrelease import audit, errors, rules
 
 from .. import signals
+from ..metrics import step_ended
 from ..models import (
     ACTIVE_DEPLOYMENT_STATES,
     Deployment,
@@ -154,6 +155,7 @@ def complete(deployment_id, step_id, attempt, outcome, *, dispatch=True):
             step.finished_at = now
             step.resume_at = None
             step.save()
+            step_ended(step)
             if still_ours:
                 dispatch_advance(dep.pk, dispatch=dispatch)
             return "step succeeded"
@@ -173,6 +175,7 @@ def complete(deployment_id, step_id, attempt, outcome, *, dispatch=True):
         step.status = StepStatus.FAILED
         step.finished_at = now
         step.save()
+        step_ended(step)
         if still_ours:
             _on_step_failure(dep, step, outcome.message, dispatch=dispatch)
         return "step failed"
