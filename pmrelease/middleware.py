@@ -8,6 +8,7 @@ import uuid
 from django.http import JsonResponse
 
 _request_id = contextvars.ContextVar("request_id", default="")
+_request = contextvars.ContextVar("request", default=None)
 _VALID = re.compile(r"^[A-Za-z0-9._:-]{1,64}$")
 
 
@@ -20,6 +21,15 @@ def set_request_id(value):
     return _request_id.set(value)
 
 
+def reset_request_id(token):
+    _request_id.reset(token)
+
+
+def current_request():
+    """The request being served in this context (the logs read its user), or None."""
+    return _request.get()
+
+
 class RequestIdMiddleware:
     def __init__(self, get_response):
         self.get_response = get_response
@@ -27,11 +37,12 @@ class RequestIdMiddleware:
     def __call__(self, request):
         incoming = request.headers.get("X-Request-ID", "")
         rid = incoming if _VALID.match(incoming) else uuid.uuid4().hex
-        token = _request_id.set(rid)
+        token, request_token = _request_id.set(rid), _request.set(request)
         request.request_id = rid
         try:
             response = self.get_response(request)
         finally:
+            _request.reset(request_token)
             _request_id.reset(token)
         response["X-Request-ID"] = rid
         return response

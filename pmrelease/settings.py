@@ -12,6 +12,18 @@ from pathlib import Path
 import environ
 from celery.schedules import crontab
 
+from pmrelease import logs as _logs
+
+
+def _version():
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        return version("pmrelease")
+    except PackageNotFoundError:
+        return "unknown"
+
+
 BASE_DIR = Path(__file__).resolve().parent.parent
 VAR_DIR = Path(environ.Env().str("VAR_DIR", default=str(BASE_DIR / "var")))
 VAR_DIR.mkdir(parents=True, exist_ok=True)
@@ -259,13 +271,14 @@ METRICS_BUILTIN_BUCKET_SECONDS = env.int("METRICS_BUILTIN_BUCKET_SECONDS", defau
 METRICS_RETENTION_DAYS = env.int("METRICS_RETENTION_DAYS", default=14)  # builtin samples and evaluations
 METRICS_INGEST_MAX_SAMPLES = env.int("METRICS_INGEST_MAX_SAMPLES", default=1000)
 
-LOGGING = {
-    "version": 1,
-    "disable_existing_loggers": False,
-    "handlers": {"console": {"class": "logging.StreamHandler"}},
-    "root": {"handlers": ["console"], "level": env.str("LOG_LEVEL", default="INFO")},
-    "loggers": {"django.db.backends": {"level": "WARNING"}},
-}
+# Structured logs (pmrelease.logs; README "Logs"): LOG_FORMAT=console (default) or json; the seed's LogEntry fields.
+LOG_FORMAT = env.str("LOG_FORMAT", default="console")
+LOG_SERVICE = env.str("LOG_SERVICE", default="") or _logs.guess_service()
+LOG_ENVIRONMENT = env.str("LOG_ENVIRONMENT", default="embedded" if EMBEDDED else "production")
+LOGGING = _logs.configure(fmt=LOG_FORMAT, level=env.str("LOG_LEVEL", default="INFO"), service=LOG_SERVICE,
+                          environment=LOG_ENVIRONMENT, version=_version())
+# Celery keeps our logging configuration (its own would replace the root handler's structured formatter).
+CELERY_WORKER_HIJACK_ROOT_LOGGER = False
 
 # --- hardening (issue 12; README "Security notes") -----------------------------------------------------------
 # Request bodies: JSON nested deeper than this is a 400 (pmrelease.parsers), on every DRF endpoint.

@@ -20,6 +20,11 @@ from tests.factories import make_release
 pytestmark = pytest.mark.django_db
 
 
+@pytest.fixture(autouse=True)
+def _scrape_allowed(settings):
+    settings.METRICS_ALLOWED_NETWORKS = ["127.0.0.0/8"]  # with DATABASE_URL set nothing is allowed by default
+
+
 def scrape(client):
     response = client.get("/metrics")
     assert response.status_code == 200
