@@ -270,6 +270,10 @@ METRICS_RATE_WINDOW = env.str("METRICS_RATE_WINDOW", default="1m")  # the {windo
 METRICS_BUILTIN_BUCKET_SECONDS = env.int("METRICS_BUILTIN_BUCKET_SECONDS", default=60)
 METRICS_RETENTION_DAYS = env.int("METRICS_RETENTION_DAYS", default=14)  # builtin samples and evaluations
 METRICS_INGEST_MAX_SAMPLES = env.int("METRICS_INGEST_MAX_SAMPLES", default=1000)
+# /readyz asks each environment's provider (monitoring.metrics.services.provider_problems): seconds per ask, and
+# how long an answer is kept (a probe every few seconds must not query Prometheus each time).
+READYZ_PROVIDER_TIMEOUT = env.float("READYZ_PROVIDER_TIMEOUT", default=2.0)
+READYZ_PROVIDER_CACHE_SECONDS = env.int("READYZ_PROVIDER_CACHE_SECONDS", default=15)
 
 # Structured logs (pmrelease.logs; README "Logs"): LOG_FORMAT=console (default) or json; the seed's LogEntry fields.
 LOG_FORMAT = env.str("LOG_FORMAT", default="console")
