@@ -7,6 +7,7 @@ from rest_framework.routers import SimpleRouter
 
 from .dora_views import DoraView
 from .metrics.api import MetricsIngestView
+from .reliability.api import SloViewSet
 from .statuspage import api, views
 
 router = SimpleRouter()
@@ -16,6 +17,7 @@ router.register("incidents", api.IncidentViewSet, basename="status-incident")
 router.register("maintenances", api.MaintenanceViewSet, basename="status-maintenance")
 router.register("incident-policies", api.IncidentPolicyViewSet, basename="status-incident-policy")
 router.register("status-subscribers", api.SubscriberViewSet, basename="status-subscriber")
+router.register("slos", SloViewSet, basename="slo")
 
 urlpatterns = [
     path("api/v1/metrics/", MetricsIngestView.as_view(), name="metrics-ingest"),
