@@ -196,8 +196,11 @@ def keys(period, deployments, incidents, now=None):
     succeeded = [d for d in mine if d.status == SUCCEEDED]
     result.deployments = len(succeeded)
     result.per_day = len(succeeded) / days
+    # a change cannot reach the environment before it started: such a record (clock skew, imported history)
+    # is left out rather than counted as a negative lead time
     leads = [((d.succeeded_at - d.change_started_at).total_seconds(), d.change_source == "change")
-        for d in succeeded if d.succeeded_at is not None and d.change_started_at is not None]
+             for d in succeeded if d.succeeded_at is not None and d.change_started_at is not None
+             and d.succeeded_at >= d.change_started_at]
     result.lead_time = _median([seconds for seconds, _ in leads])
     result.lead_time_samples = len(leads)
     result.lead_time_from_changes = sum(1 for _, from_change in leads if from_change)

@@ -44,6 +44,8 @@ class DoraReportAdmin(admin.ModelAdmin):
 
 
 def _hours(seconds):
+    if seconds < 3600:
+        return f"{seconds / 60:g} min"
     return f"{seconds / 3600:g} h" if seconds < 86400 * 2 else f"{seconds / 86400:g} d"
 
 

@@ -16,9 +16,8 @@ class DoraReport(models.Model):
 class Sli(models.TextChoices):
     """What measures an SLO (its service level indicator)."""
 
-    UPTIME = "uptime", "Uptime of the component (the status page's history: major outage down, partial 30 %)"
-    DEPLOYMENT_SUCCESS = "deployment_success", "Deployments to the environment that succeeded (failed and " \
-                                               "rolled back ones are bad)"
+    UPTIME = "uptime", "Uptime of the component"
+    DEPLOYMENT_SUCCESS = "deployment_success", "Deployment success"
 
 
 class ServiceLevelObjective(models.Model):
@@ -30,7 +29,9 @@ class ServiceLevelObjective(models.Model):
     environment = models.ForeignKey("releases.Environment", on_delete=models.CASCADE, related_name="slos")
     component = models.ForeignKey("monitoring.Component", null=True, blank=True, on_delete=models.CASCADE,
                                   related_name="slos", help_text="Required for uptime.")
-    sli = models.CharField("indicator", max_length=30, choices=Sli.choices, default=Sli.UPTIME)
+    sli = models.CharField("indicator", max_length=30, choices=Sli.choices, default=Sli.UPTIME, help_text=(
+        "Uptime: the component's status history (a major outage is down, a partial outage 30 % down). "
+        "Deployment success: the environment's deployments that ended; failed and rolled back ones are bad."))
     objective = models.FloatField(help_text="Percent good, e.g. 99.9.")
     window_days = models.PositiveSmallIntegerField(default=30, help_text="The rolling window, 1 to 90 days.")
     enabled = models.BooleanField(default=True)

@@ -135,3 +135,10 @@ def test_keys__the_current_period_rates_over_its_days_so_far():
     history = [dora.Deployment(i, at(2, 8 + i), "succeeded", at(2, 9 + i), at(2, 8)) for i in range(3)]
     (month,) = dora.report("month", at(3, 0), 1, history, [])  # two days into March
     assert month.per_day == 1.5 and month.tiers["deployment_frequency"] == "elite"
+
+
+def test_keys__succeeded_before_its_change_started__left_out_of_lead_time():
+    history = [dora.Deployment(1, at(3), "succeeded", at(3, 1), at(3, 2)),  # skewed clock: -1 h
+               dora.Deployment(2, at(4), "succeeded", at(4, 3), at(4, 1))]  # 2 h
+    (month,) = dora.report("month", at(31), 1, history, [])
+    assert (month.lead_time, month.lead_time_samples, month.deployments) == (7200, 1, 2)
