@@ -24,8 +24,9 @@ def _slos(envs, users, stdout):
     if production is None or admin is None or ServiceLevelObjective.objects.exists():
         return
     for name, component_name, sli, objective, window in SLOS:
-        component = Component.objects.filter(name=component_name).first() if component_name else None
-        if component_name and component is None:
+        component = (Component.objects.filter(name=component_name, environments=production).first()
+                     if component_name else None)
+        if component_name and component is None:  # not the demo's page (or not linked to production)
             continue
         services.slo_save(by=admin, data={"name": name, "environment": production, "component": component,
                                           "sli": sli, "objective": objective, "window_days": window})

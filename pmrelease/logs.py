@@ -4,7 +4,7 @@ Celery's, carries the seed's ``LogEntry`` fields.
 ``LOG_FORMAT=json`` prints one JSON object a line::
 
     {"timestamp": "2026-12-02T01:02:03.456789Z", "level": "info", "service": "worker",
-     "message": "task succeeded", "logger": "pmrelease.logs",
+     "message": "task success", "logger": "pmrelease.logs",
      "context": {"user_id": "7", "request_id": "3f9c…", "environment": "production", "version": "0.1.0"},
      "metadata": {"task": "releases.deploy.tasks.advance_deployment", "duration_ms": 12.5}}
 
@@ -193,7 +193,7 @@ def task_prerun(task_id=None, task=None, **kwargs):
     request_id = _header(task, HEADER_REQUEST_ID) or task_id or ""
     _task_tokens[task_id] = (set_request_id(request_id), set_user_id(_header(task, HEADER_USER_ID)),
                              _service.set("worker"), time.perf_counter())
-    logger.info("task started", task=task.name, task_id=task_id)
+    logger.debug("task started", task=task.name, task_id=task_id)
 
 
 def task_postrun(task_id=None, task=None, state=None, **kwargs):

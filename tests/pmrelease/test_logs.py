@@ -110,7 +110,7 @@ def test_request_id__web_request__in_the_worker_task_log_lines_and_its_audit_row
         assert line["service"] == "worker"
         assert line["context"]["request_id"] == "req-obs-4711"
         assert line["context"]["user_id"] == str(users["ops"].pk)
-    assert {line["message"] for line in task_lines} >= {"task started", "task success"}
+    assert "task success" in {line["message"] for line in task_lines}
     # the rows the worker wrote (the deployment's steps and its success) carry the web request's id
     rows = AuditEvent.objects.filter(object_type="releases.deployment", object_id=str(dep.pk), action="deployment.succeed")
     assert rows.exists() and set(rows.values_list("request_id", flat=True)) == {"req-obs-4711"}
