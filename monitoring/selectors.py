@@ -1,19 +1,21 @@
 """Reads for the portal's own observability: the DORA history of each environment (deployments, incidents and
 the change requests covering them) handed to the pure arithmetic of ``monitoring.dora``."""
 import datetime as dt
+from types import SimpleNamespace
 
-from django.db.models import Min, Q
+from django.db.models import F, Min, Q
 from django.utils import timezone
 
 from pmrelease.registry import Hook
 from releases import access
-from releases.models import Deployment, DeploymentStatus, StepPhase
+from releases.models import Deployment, DeploymentStatus, DeploymentStep, StepPhase
 
 from . import dora
 from .statuspage.models import Incident
 
 # The changes app (above this one) provides it: change_submissions(deployments) -> {deployment id: [submitted
-# at, …]} of the change requests covering each deployment in its environment. Without it, lead time starts at
+# at, …]} of the change requests covering each deployment (objects with pk, release_id, environment_id) in its
+# environment. Without it, lead time starts at
 # the release's creation.
 change_submissions = Hook("dora_change_submissions", "the changes app: when the change requests covering "
                           "deployments were submitted")
@@ -28,15 +30,21 @@ def dora_environments(user, names=None):
 
 
 def _deployments(environment, since):
-    rows = list(Deployment.objects.filter(environment=environment, started_at__gte=since)
-                .select_related("release")
-                .annotate(rollback_started=Min("steps__started_at", filter=Q(steps__phase=StepPhase.ROLLBACK)))
-                .order_by("started_at", "id"))
+    """The environment's deployments since ``since`` as DORA records: plain values, not model instances (the
+    FSM mixin's per-instance work is most of the time otherwise)."""
+    rows = [SimpleNamespace(pk=row["id"], **row) for row in
+            Deployment.objects.filter(environment=environment, started_at__gte=since).order_by("started_at", "id")
+            .values("id", "started_at", "status", "finished_at", "rolled_back_automatically", "release_id",
+                    "environment_id", release_created_at=F("release__created_at"))]
+    rolled_back = [d.pk for d in rows if d.status == DeploymentStatus.ROLLED_BACK and d.rolled_back_automatically]
+    rollback_started = dict(DeploymentStep.objects.filter(deployment_id__in=rolled_back, phase=StepPhase.ROLLBACK)
+                            .values("deployment_id").annotate(first=Min("started_at"))
+                            .values_list("deployment_id", "first")) if rolled_back else {}
     submissions = change_submissions(rows) if change_submissions.provided and rows else {}
     records = []
     for d in rows:
         succeeded_at = d.finished_at if d.status == DeploymentStatus.SUCCEEDED else None
-        change_start, source = d.release.created_at, "release"
+        change_start, source = d.release_created_at, "release"
         earliest = min((at for at in submissions.get(d.pk, []) if succeeded_at is None or at <= succeeded_at),
                        default=None)
         if earliest is not None:
@@ -45,7 +53,7 @@ def _deployments(environment, since):
             id=d.pk, started_at=d.started_at, status=d.status, succeeded_at=succeeded_at,
             change_started_at=change_start, change_source=source,
             automatic_rollback=d.rolled_back_automatically and d.status == DeploymentStatus.ROLLED_BACK,
-            rollback_started_at=d.rollback_started,
+            rollback_started_at=rollback_started.get(d.pk),
             rollback_finished_at=d.finished_at if d.status == DeploymentStatus.ROLLED_BACK else None))
     return records
 
