@@ -49,6 +49,7 @@ run: seed
 	@echo "  Log in as admin, ops, approver, approver2, dev, qa, product, support or security"
 	@echo "  with the password 'penguin-demo'.  API docs: $(PORTAL_URL)/api/docs/"
 	@echo ""
+	rm -rf $${VAR_DIR:-var}/prometheus  # the Prometheus multiprocess files of the previous run
 	PATH=$(CURDIR)/$(VENV)/bin:$$PATH PORT=$(PORT) PORTAL_URL=$(PORTAL_URL) $(VENV)/bin/honcho start -p $(PORT)
 
 worker: install

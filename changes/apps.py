@@ -9,12 +9,14 @@ class ChangesConfig(AppConfig):
     def ready(self):
         from flags import hooks as flag_hooks
         from flags import signals as flag_signals
+        from monitoring import selectors as monitoring_selectors
         from releases import signals
         from releases.deploy import hooks
 
-        from . import services
+        from . import selectors, services
 
         hooks.deployment_gate.provide(services.deployment_gate)
+        monitoring_selectors.change_submissions.provide(selectors.change_submissions)
         flag_hooks.decide.provide(services.decide_flag_change)
         flag_hooks.reference.provide(services.flag_change_reference)
         flag_signals.flag_change_proposed.connect(services.on_flag_change_proposed,

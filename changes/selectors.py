@@ -18,6 +18,7 @@ from .models import (
     ApprovalRule,
     ChangeClass,
     ChangeFreeze,
+    ChangeLink,
     ChangeRequest,
     ChangeStatus,
     ChangeWindow,
@@ -237,3 +238,30 @@ def week_calendar(monday, environments, zone=None):
     start = dt.datetime.combine(monday, dt.time(0), tzinfo=zone)
     entries = calendar_entries(start, start + dt.timedelta(days=7), environments)
     return _days(monday, monday + dt.timedelta(days=6), entries, zone)
+
+
+def change_submissions(deployments):
+    """For DORA's lead time (monitoring.selectors): ``{deployment id: [submitted_at, …]}`` of the submitted
+    change requests covering each of ``deployments`` (linking the deployment itself or its release) in its
+    environment (``deployments``: objects with ``pk``, ``release_id`` and ``environment_id``). One query over
+    the links of the environments' submitted changes, whatever the number of deployments."""
+    from releases.models import Deployment, Release
+
+    deployments = list(deployments)
+    found = {d.pk: [] for d in deployments}
+    if not deployments:
+        return found
+    by_key = {}
+    dep_type = ContentType.objects.get_for_model(Deployment)
+    release_type = ContentType.objects.get_for_model(Release)
+    for d in deployments:
+        by_key.setdefault((dep_type.pk, str(d.pk), d.environment_id), []).append(d.pk)
+        by_key.setdefault((release_type.pk, str(d.release_id), d.environment_id), []).append(d.pk)
+    rows = (ChangeLink.objects.filter(content_type__in=[dep_type, release_type],
+                                      change__environments__in={d.environment_id for d in deployments},
+                                      change__submitted_at__isnull=False)
+            .values_list("content_type_id", "object_id", "change__environments", "change__submitted_at"))
+    for content_type_id, object_id, environment_id, submitted_at in rows:
+        for pk in by_key.get((content_type_id, object_id, environment_id), ()):
+            found[pk].append(submitted_at)
+    return found

@@ -15,6 +15,7 @@ class MonitoringConfig(AppConfig):
 
         deployment_finished.connect(incidents.on_deployment_finished, dispatch_uid="monitoring.incident_drafts")
         degraded_checks.register("status_page", publishing.problems)
+        degraded_checks.register("metric_providers", metric_store.provider_problems)
         metrics.register("monitoring.status_publish", publishing.PublishCollector())
         providers.provider_for.provide(metric_store.provider_for)
         providers.ingest.provide(lambda environment, samples: metric_store.ingest(environment_id=environment.pk,

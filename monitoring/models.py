@@ -1,6 +1,7 @@
 """The monitoring app's models, defined by concern and re-exported here so Django registers them under the
 ``monitoring`` app label (migrations, permissions and admin URLs keep their names)."""
 from .metrics.models import MetricBucket, MetricsConfig, ProviderKind
+from .reliability.models import DoraReport, ServiceLevelObjective, Sli
 from .statuspage.models import (
     AffectedComponent,
     Component,
@@ -18,5 +19,5 @@ from .statuspage.models import (
 __all__ = [
     "AffectedComponent", "Component", "ComponentGroup", "ComponentStatusChange", "Delivery", "Incident",
     "IncidentPolicy", "IncidentUpdate", "Maintenance", "MaintenanceUpdate", "Subscriber",
-    "MetricBucket", "MetricsConfig", "ProviderKind",
+    "MetricBucket", "MetricsConfig", "ProviderKind", "DoraReport", "ServiceLevelObjective", "Sli",
 ]

@@ -5,7 +5,9 @@ Everything under /status/ except the subscription flows is a published static fi
 from django.urls import include, path, re_path
 from rest_framework.routers import SimpleRouter
 
+from .dora_views import DoraView
 from .metrics.api import MetricsIngestView
+from .reliability.api import SloViewSet
 from .statuspage import api, views
 
 router = SimpleRouter()
@@ -15,9 +17,11 @@ router.register("incidents", api.IncidentViewSet, basename="status-incident")
 router.register("maintenances", api.MaintenanceViewSet, basename="status-maintenance")
 router.register("incident-policies", api.IncidentPolicyViewSet, basename="status-incident-policy")
 router.register("status-subscribers", api.SubscriberViewSet, basename="status-subscriber")
+router.register("slos", SloViewSet, basename="slo")
 
 urlpatterns = [
     path("api/v1/metrics/", MetricsIngestView.as_view(), name="metrics-ingest"),
+    path("api/v1/metrics/dora/", DoraView.as_view(), name="metrics-dora"),
     path("api/v1/", include(router.urls)),
     path("status/subscriptions/", views.subscribe, name="status-subscribe"),
     path("status/subscriptions/confirm/<str:token>/", views.confirm, name="status-confirm"),

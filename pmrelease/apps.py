@@ -7,6 +7,10 @@ class PmreleaseConfig(AppConfig):
     verbose_name = "Portal"
 
     def ready(self):
-        from . import metrics, signals  # noqa: F401  (signals connects the FSM audit receiver)
+        from . import logs, metrics, signals  # noqa: F401  (signals connects the FSM audit receiver)
 
         metrics.register("pmrelease.audit", metrics.AuditCollector())
+        metrics.register("pmrelease.celery_queues", metrics.QueueCollector())
+        metrics.register("pmrelease.alerts", metrics.AlertCollector())
+        metrics.connect_celery_signals()
+        logs.connect_celery_signals()

@@ -1,11 +1,14 @@
-"""Request id: taken from X-Request-ID (or made), kept in a context variable for the audit trail."""
+"""Request id: taken from X-Request-ID (or made), kept in a context variable for the audit trail; the HTTP
+metrics (requests by view and status, latency)."""
 import contextvars
 import re
+import time
 import uuid
 
 from django.http import JsonResponse
 
 _request_id = contextvars.ContextVar("request_id", default="")
+_request = contextvars.ContextVar("request", default=None)
 _VALID = re.compile(r"^[A-Za-z0-9._:-]{1,64}$")
 
 
@@ -18,6 +21,15 @@ def set_request_id(value):
     return _request_id.set(value)
 
 
+def reset_request_id(token):
+    _request_id.reset(token)
+
+
+def current_request():
+    """The request being served in this context (the logs read its user), or None."""
+    return _request.get()
+
+
 class RequestIdMiddleware:
     def __init__(self, get_response):
         self.get_response = get_response
@@ -25,13 +37,39 @@ class RequestIdMiddleware:
     def __call__(self, request):
         incoming = request.headers.get("X-Request-ID", "")
         rid = incoming if _VALID.match(incoming) else uuid.uuid4().hex
-        token = _request_id.set(rid)
+        token, request_token = _request_id.set(rid), _request.set(request)
         request.request_id = rid
         try:
             response = self.get_response(request)
         finally:
+            _request.reset(request_token)
             _request_id.reset(token)
         response["X-Request-ID"] = rid
+        return response
+
+
+class MetricsMiddleware:
+    """``http_requests_total`` and ``http_request_duration_seconds`` by view (the URL pattern's name: bounded,
+    unlike paths; "unmatched" for a path no pattern matched), method and status."""
+
+    METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"})
+
+    def __init__(self, get_response):
+        self.get_response = get_response
+
+    def __call__(self, request):
+        from . import metrics
+
+        started = time.perf_counter()
+        response = self.get_response(request)
+        match = getattr(request, "resolver_match", None)
+        view = (match.view_name or match.route or "unnamed") if match is not None else "unmatched"
+        method = request.method if request.method in self.METHODS else "other"
+        try:
+            metrics.http_requests.labels(view, method, str(response.status_code)).inc()
+            metrics.http_duration.labels(view, method).observe(time.perf_counter() - started)
+        except Exception:  # noqa: BLE001 - a metric never fails a request
+            pass
         return response
 
 

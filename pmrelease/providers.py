@@ -61,6 +61,11 @@ class MetricProvider(abc.ABC):
     def fetch(self, requests):
         """Answer a batch: ``{request: Result}``. Never raises for one bad request: its Result says why."""
 
+    def health(self, timeout):
+        """Why the provider cannot answer now ("" when it can), within ``timeout`` seconds: /readyz reports it
+        as degraded. The default: nothing outside the portal to ask."""
+        return ""
+
 
 # The monitoring app provides both in its AppConfig.ready.
 provider_for = Hook("metric_provider_for", "the metric provider configured for an environment: "

@@ -6,10 +6,23 @@ the filesystem transport under ``var/``. ``DATABASE_URL``, ``REDIS_URL`` (broker
 """
 import importlib
 import ipaddress
+import os
 from pathlib import Path
 
 import environ
 from celery.schedules import crontab
+
+from pmrelease import logs as _logs
+
+
+def _version():
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        return version("pmrelease")
+    except PackageNotFoundError:
+        return "unknown"
+
 
 BASE_DIR = Path(__file__).resolve().parent.parent
 VAR_DIR = Path(environ.Env().str("VAR_DIR", default=str(BASE_DIR / "var")))
@@ -17,6 +30,14 @@ VAR_DIR.mkdir(parents=True, exist_ok=True)
 
 env = environ.Env()
 EMBEDDED = not env.str("DATABASE_URL", default="")
+
+# prometheus-client's multiprocess mode (pmrelease.metrics): every process of the portal on this host (gunicorn
+# workers, Celery workers, beat) writes its counters under this directory and /metrics sums them. It must be in
+# the environment before prometheus_client is first imported, hence here. Wipe it when the portal starts
+# (`make run` does; gunicorn.conf.py marks dead workers).
+PROMETHEUS_MULTIPROC_DIR = Path(env.str("PROMETHEUS_MULTIPROC_DIR", default=str(VAR_DIR / "prometheus")))
+PROMETHEUS_MULTIPROC_DIR.mkdir(parents=True, exist_ok=True)
+os.environ["PROMETHEUS_MULTIPROC_DIR"] = str(PROMETHEUS_MULTIPROC_DIR)
 
 DEBUG = env.bool("DEBUG", default=EMBEDDED)
 SECRET_KEY = env.str(
@@ -52,6 +73,7 @@ MIDDLEWARE = [
     "django.middleware.security.SecurityMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
     "pmrelease.middleware.RequestIdMiddleware",
+    "pmrelease.middleware.MetricsMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.common.CommonMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
@@ -255,14 +277,19 @@ METRICS_RATE_WINDOW = env.str("METRICS_RATE_WINDOW", default="1m")  # the {windo
 METRICS_BUILTIN_BUCKET_SECONDS = env.int("METRICS_BUILTIN_BUCKET_SECONDS", default=60)
 METRICS_RETENTION_DAYS = env.int("METRICS_RETENTION_DAYS", default=14)  # builtin samples and evaluations
 METRICS_INGEST_MAX_SAMPLES = env.int("METRICS_INGEST_MAX_SAMPLES", default=1000)
+# /readyz asks each environment's provider (monitoring.metrics.services.provider_problems): seconds per ask, and
+# how long an answer is kept (a probe every few seconds must not query Prometheus each time).
+READYZ_PROVIDER_TIMEOUT = env.float("READYZ_PROVIDER_TIMEOUT", default=2.0)
+READYZ_PROVIDER_CACHE_SECONDS = env.int("READYZ_PROVIDER_CACHE_SECONDS", default=15)
 
-LOGGING = {
-    "version": 1,
-    "disable_existing_loggers": False,
-    "handlers": {"console": {"class": "logging.StreamHandler"}},
-    "root": {"handlers": ["console"], "level": env.str("LOG_LEVEL", default="INFO")},
-    "loggers": {"django.db.backends": {"level": "WARNING"}},
-}
+# Structured logs (pmrelease.logs; README "Logs"): LOG_FORMAT=console (default) or json; the seed's LogEntry fields.
+LOG_FORMAT = env.str("LOG_FORMAT", default="console")
+LOG_SERVICE = env.str("LOG_SERVICE", default="") or _logs.guess_service()
+LOG_ENVIRONMENT = env.str("LOG_ENVIRONMENT", default="embedded" if EMBEDDED else "production")
+LOGGING = _logs.configure(fmt=LOG_FORMAT, level=env.str("LOG_LEVEL", default="INFO"), service=LOG_SERVICE,
+                          environment=LOG_ENVIRONMENT, version=_version())
+# Celery keeps our logging configuration (its own would replace the root handler's structured formatter).
+CELERY_WORKER_HIJACK_ROOT_LOGGER = False
 
 # --- hardening (issue 12; README "Security notes") -----------------------------------------------------------
 # Request bodies: JSON nested deeper than this is a 400 (pmrelease.parsers), on every DRF endpoint.

@@ -10,6 +10,7 @@ from django.views import defaults
 from django.views.decorators.http import require_GET
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
+from . import metrics as portal_metrics
 from .registry import Registry
 
 # What else /readyz asks (DESIGN.md, "Health"): each app registers, in its AppConfig.ready, a callable returning
@@ -86,7 +87,7 @@ def metrics(request):
         if settings.METRICS_TOKEN:
             response["WWW-Authenticate"] = 'Bearer realm="metrics"'
         return response
-    return HttpResponse(generate_latest(), content_type=CONTENT_TYPE_LATEST)
+    return HttpResponse(generate_latest(portal_metrics.exposition_registry()), content_type=CONTENT_TYPE_LATEST)
 
 
 def permission_denied(request, exception=None):

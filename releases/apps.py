@@ -9,6 +9,9 @@ class ReleasesConfig(AppConfig):
     def ready(self):
         from pmrelease import metrics
 
-        from .metrics import ReleasesCollector
+        from . import signals
+        from .metrics import DeploymentQueueCollector, ReleasesCollector, on_deployment_finished
 
         metrics.register("releases", ReleasesCollector())
+        metrics.register("releases.deployment_queue", DeploymentQueueCollector())
+        signals.deployment_finished.connect(on_deployment_finished, dispatch_uid="releases.metrics")

@@ -80,6 +80,20 @@ class PrometheusProvider(MetricProvider):
         value = os.environ.get(self.auth_env, "")
         return {"Authorization": value} if value else {}
 
+    def health(self, timeout):
+        """One instant query (``vector(1)``) with the provider's URL, credentials and TLS settings."""
+        try:
+            response = self.session.get(f"{self.url}/api/v1/query", params={"query": "vector(1)"},
+                                        headers=self._headers(), timeout=min(self.timeout, timeout),
+                                        verify=self.verify_tls)
+        except requests.RequestException as exc:
+            return f"Prometheus at {self.url} did not answer: {exc.__class__.__name__}"
+        try:
+            ok = response.status_code == 200 and response.json().get("status") == "success"
+        except ValueError:
+            ok = False
+        return "" if ok else f"Prometheus at {self.url} answered {response.status_code}, not a query result"
+
     def query_range(self, query, *, start, end, step):
         """The matrix of a PromQL query: {labels tuple: [(at, value)]}; raises ValueError on an answer that is
         not a success, saying what Prometheus said."""

@@ -42,6 +42,40 @@ def provider_for(environment):
         verify_tls=config.verify_tls, auth_env=config.auth_env, templates=config.templates)
 
 
+def _health_key(environment_id):
+    return f"readyz:metric-provider:{environment_id}"
+
+
+def _forget_health(environment):
+    """A new configuration is asked afresh by the next /readyz (after the change commits)."""
+    from django.core.cache import cache
+
+    transaction.on_commit(lambda: cache.delete(_health_key(environment.pk)))
+
+
+def provider_problems():
+    """/readyz's check (pmrelease.views.degraded_checks): each active environment's provider asked whether it
+    answers, at most every READYZ_PROVIDER_CACHE_SECONDS per environment (a probe must stay cheap); the
+    reasons of those that do not."""
+    from django.core.cache import cache
+
+    from releases.models import Environment
+
+    reasons = []
+    for environment in Environment.objects.filter(is_active=True).order_by("position", "name"):
+        key = _health_key(environment.pk)
+        reason = cache.get(key)
+        if reason is None:
+            try:
+                reason = provider_for(environment).health(settings.READYZ_PROVIDER_TIMEOUT)
+            except Exception as exc:  # noqa: BLE001 - a provider that cannot even be built is a reason too
+                reason = f"the provider cannot be used: {exc.__class__.__name__}: {exc}"[:300]
+            cache.set(key, reason, settings.READYZ_PROVIDER_CACHE_SECONDS)
+        if reason:
+            reasons.append(f"metric provider of {environment.name}: {reason}")
+    return reasons
+
+
 def config_problems(data):
     problems = {}
     if data.get("kind") == ProviderKind.PROMETHEUS and not data.get("url"):
@@ -70,6 +104,7 @@ def config_save(*, environment, data, by):
     if problems:
         raise errors.ValidationFailed("invalid metrics configuration", field_errors=problems)
     with transaction.atomic():
+        _forget_health(environment)
         if current is None:
             return model_create(model=MetricsConfig, data=data, fields=CONFIG_FIELDS, by=by,
                                 extra={"environment": environment}, action="environment.metrics",
@@ -83,6 +118,7 @@ def config_reset(*, environment, by):
     """Back to the builtin store (the configuration row removed, audited)."""
     access.require(by, [environment], Capability.CONFIGURE)
     with transaction.atomic():
+        _forget_health(environment)
         config = MetricsConfig.objects.select_for_update().filter(environment=environment).first()
         if config is not None:
             model_delete(instance=config, by=by, fields=CONFIG_FIELDS, audit_obj=environment,

@@ -166,7 +166,7 @@ class IncidentCreateForm(forms.ModelForm):
 
     class Meta:
         model = Incident
-        fields = ["name", "impact", "started_at"]
+        fields = ["name", "impact", "started_at", "deployment"]
 
 
 @admin.register(Incident)
@@ -177,8 +177,9 @@ class IncidentAdmin(ServiceAdminMixin, OperatorMixin, AuditHistoryMixin, admin.M
     inlines = [IncidentUpdateInline]
     change_form_template = "admin/monitoring/incident/change_form.html"
     readonly_fields = ["name", "status", "impact", "published_at", "started_at", "identified_at", "monitoring_at",
-                       "resolved_at", "postmortem", "environment", "affected_summary", "proposed_summary",
-                       "internal_notes"]
+                       "resolved_at", "postmortem", "environment", "deployment", "affected_summary",
+                       "proposed_summary", "internal_notes"]
+    raw_id_fields = ["deployment"]
 
     @admin.display(boolean=True, description="published")
     def is_published(self, obj):
@@ -207,7 +208,8 @@ class IncidentAdmin(ServiceAdminMixin, OperatorMixin, AuditHistoryMixin, admin.M
 
     def get_fields(self, request, obj=None):
         if obj is None:
-            return ["name", "impact", "started_at", "body", "affected_components", "component_status", "publish"]
+            return ["name", "impact", "started_at", "deployment", "body", "affected_components", "component_status",
+                    "publish"]
         return self.readonly_fields
 
     def get_inlines(self, request, obj):
@@ -225,7 +227,7 @@ class IncidentAdmin(ServiceAdminMixin, OperatorMixin, AuditHistoryMixin, admin.M
         data = form.cleaned_data
         incident = incidents.incident_create(
             name=data["name"], body=data["body"], by=request.user, impact=data["impact"],
-            started_at=data.get("started_at"), publish=data.get("publish", False),
+            started_at=data.get("started_at"), publish=data.get("publish", False), deployment=data.get("deployment"),
             components={c: data["component_status"] for c in data["affected_components"]})
         obj.pk = incident.pk
 

@@ -9,7 +9,7 @@ from rest_framework.decorators import action
 from rest_framework.response import Response
 
 from pmrelease.api import history_action, transition_action
-from releases.models import Environment
+from releases.models import Deployment, Environment
 
 from . import components, incidents, maintenance, subscribers
 from . import status as st
@@ -158,12 +158,15 @@ class IncidentSerializer(serializers.ModelSerializer):
     updates = UpdateSerializer(many=True, read_only=True)
     available_transitions = serializers.SerializerMethodField()
     environment = serializers.SlugRelatedField(slug_field="name", read_only=True, allow_null=True)
+    deployment = serializers.PrimaryKeyRelatedField(
+        queryset=Deployment.objects.all(), required=False, allow_null=True,
+        help_text="The id of the deployment that caused it (counted in DORA's change failure rate).")
 
     class Meta:
         model = Incident
         fields = ["id", "name", "status", "impact", "published", "published_at", "started_at", "identified_at",
-                  "monitoring_at", "resolved_at", "postmortem", "environment", "body", "components", "publish",
-                  "affected", "updates", "available_transitions", "internal_notes", "proposed_components",
+                  "monitoring_at", "resolved_at", "postmortem", "environment", "deployment", "body", "components",
+                  "publish", "affected", "updates", "available_transitions", "internal_notes", "proposed_components",
                   "created_at", "updated_at"]
         read_only_fields = ["status", "published_at", "identified_at", "monitoring_at", "resolved_at",
                             "postmortem", "internal_notes", "proposed_components", "created_at", "updated_at"]
@@ -207,7 +210,7 @@ class IncidentViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, mixins.C
         incident = incidents.incident_create(
             name=data["name"], body=data["body"], by=request.user, impact=data.get("impact", Impact.MINOR),
             components=data.get("components"), publish=data.get("publish", True),
-            started_at=data.get("started_at"))
+            started_at=data.get("started_at"), deployment=data.get("deployment"))
         return Response(self.get_serializer(incident).data, status=status.HTTP_201_CREATED)
 
     def perform_destroy(self, instance):

@@ -76,8 +76,9 @@ INCIDENT_BACKDATE_LIMIT = dt.timedelta(days=366)
 
 
 def incident_create(*, name, body, by, impact=Impact.MINOR, components=None, publish=True, environment=None,
-                    started_at=None):
-    """Open an incident (investigating) with its first update. ``components``: {component or id: status}.
+                    started_at=None, deployment=None):
+    """Open an incident (investigating) with its first update. ``components``: {component or id: status};
+    ``deployment``: the deployment that caused it (its environment becomes the incident's when none is given).
 
     ``publish=False`` makes a draft: nothing public changes until ``incident_publish``.
     """
@@ -95,16 +96,20 @@ def incident_create(*, name, body, by, impact=Impact.MINOR, components=None, pub
         raise errors.ValidationFailed("invalid start", field_errors={"started_at": [
             f"must be between {INCIDENT_BACKDATE_LIMIT.days} days ago and now"]})
     with transaction.atomic():
+        if deployment is not None and environment is None:
+            environment = deployment.environment
         incident = Incident(name=name.strip(), impact=impact, environment=environment, started_at=started_at or now,
+                            deployment=deployment,
                             created_by=by if getattr(by, "is_authenticated", False) else None,
                             published_at=now if publish else None)
-        errors.full_clean(incident, exclude=["status", "environment", "created_by"])
+        errors.full_clean(incident, exclude=["status", "environment", "created_by", "deployment"])
         incident.save()
         changes = _apply_incident_statuses(incident, statuses)
         _add_update(incident, body, by, changes)
         audit.record(action="incident.create", obj=incident, by=by,
                      after={"name": incident.name, "impact": impact, "published": publish,
-                            "components": {str(c.pk): s for c, s in statuses.items()}})
+                            "components": {str(c.pk): s for c, s in statuses.items()},
+                            **({"deployment": deployment.pk} if deployment is not None else {})})
         if publish:
             notify_later("incident", incident.pk, f"incident-{incident.pk}-created")
             publish_later()
@@ -261,9 +266,10 @@ def incident_policy_set(*, environment, policy, by):
     return row
 
 
-def incident_for_deployment(*, environment, kind, detail, by=None):
+def incident_for_deployment(*, environment, kind, detail, by=None, deployment=None):
     """Open an incident for a deployment of ``environment`` that ended badly (``kind``: drafts.KINDS), on the
-    components linked to it, following the environment's policy (draft | publish | none).
+    components linked to it, following the environment's policy (draft | publish | none); ``deployment`` is the
+    one that caused it (DORA's change failure rate counts it).
 
     The public name and first update come from a template (monitoring.statuspage.drafts): what users notice,
     never the engineering ``detail``, which is kept in the incident's internal notes. "draft" creates an
@@ -282,7 +288,7 @@ def incident_for_deployment(*, environment, kind, detail, by=None):
     with transaction.atomic():
         incident = incident_create(
             name=text.name, body=text.body, by=None, impact=text.impact, environment=environment,
-            components=proposed if publish else None, publish=publish)
+            deployment=deployment, components=proposed if publish else None, publish=publish)
         Incident.objects.filter(pk=incident.pk).update(
             internal_notes=detail or "", proposed_components={} if publish else {
                 str(c.pk): s for c, s in proposed.items()})
@@ -308,4 +314,4 @@ def on_deployment_finished(sender, *, deployment, automatic_rollback, reason, **
     else:
         title = f"Deployment #{dep.pk} of {dep.release.version} to {dep.environment.name} failed"
     return incident_for_deployment(environment=dep.environment, kind=kind,
-                                   detail=f"{title}: {reason}" if reason else title)
+                                   detail=f"{title}: {reason}" if reason else title, deployment=dep)

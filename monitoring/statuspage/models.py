@@ -126,6 +126,9 @@ class Incident(ConcurrentTransitionMixin, models.Model):
         default=dict, blank=True, editable=False,
         help_text="{component id: status} the engine proposes for a draft: set only when an operator confirms "
                   "them on publishing.")
+    deployment = models.ForeignKey("releases.Deployment", null=True, blank=True, on_delete=models.SET_NULL,
+                                   related_name="incidents",
+                                   help_text="The deployment that caused it (DORA's change failure rate counts it).")
     created_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL,
                                    related_name="+")
     created_at = models.DateTimeField(default=timezone.now)

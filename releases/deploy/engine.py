@@ -28,6 +28,7 @@ from django_fsm import can_proceed
 from pmrelease import audit, errors, rules
 
 from .. import signals
+from ..metrics import step_ended
 from ..models import (
     ACTIVE_DEPLOYMENT_STATES,
     Deployment,
@@ -173,6 +174,7 @@ def complete(deployment_id, step_id, generation, outcome, *, dispatch=True):
             step.finished_at = now
             step.resume_at = None
             step.save()
+            step_ended(step)
             if still_ours:
                 dispatch_advance(dep.pk, dispatch=dispatch)
             return "step succeeded"
@@ -195,6 +197,7 @@ def complete(deployment_id, step_id, generation, outcome, *, dispatch=True):
         step.status = StepStatus.FAILED
         step.finished_at = now
         step.save()
+        step_ended(step)
         if still_ours:
             _on_step_failure(dep, step, outcome.message, dispatch=dispatch)
         return "step failed"

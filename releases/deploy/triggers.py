@@ -13,6 +13,7 @@ import time
 
 from pmrelease import errors, providers, rules
 
+from ..metrics import evaluations_recorded
 from ..models import RollbackTrigger, TriggerAction, TriggerEvaluation
 
 SPEC_FIELDS = ["metric", "operator", "threshold", "duration", "action", "cooldown", "compare", "compare_mode",
@@ -171,7 +172,8 @@ def evaluate(deployment, *, now=None, window=None, tick=30.0, source="analysis")
         if evaluation.verdict.fires:
             RollbackTrigger.objects.filter(pk=evaluation.trigger.pk).update(
                 last_fired_at=dt.datetime.fromtimestamp(now, tz=dt.UTC))
-    TriggerEvaluation.objects.bulk_create([e.record(source) for e in evaluations])
+    rows = TriggerEvaluation.objects.bulk_create([e.record(source) for e in evaluations])
+    evaluations_recorded(rows, source)
     return [(e.trigger, e.verdict) for e in evaluations]
 
 

@@ -21,6 +21,7 @@ from django.utils import timezone
 
 from pmrelease import audit, rules
 
+from ..metrics import evaluations_recorded
 from ..models import (
     Deployment,
     DeploymentStatus,
@@ -89,6 +90,7 @@ def _decide(by_deployment, results, moment, report, dispatch):
         if fired:
             RollbackTrigger.objects.filter(pk__in=fired).update(last_fired_at=moment)
         TriggerEvaluation.objects.bulk_create(rows, batch_size=1000)
+        evaluations_recorded(rows, "watch")
     return later
 
 

@@ -494,6 +494,7 @@ def test_automatic_rollback_in_production__incident_draft_on_its_components(user
     # the rollback restored service: operational proposed for the linked component, nothing set
     assert incident.proposed_components == {str(api.pk): "operational"}
     assert not incident.components.exists()
+    assert incident.deployment == dep  # DORA's change failure rate links them
     assert not incident.is_published  # the production policy is "draft": an operator publishes it
 
 
