@@ -1,5 +1,6 @@
 """The monitoring app's models, defined by concern and re-exported here so Django registers them under the
 ``monitoring`` app label (migrations, permissions and admin URLs keep their names)."""
+from .alerting.models import ActiveAlert, AlertEvent, AlertRule, AlertState, Severity
 from .metrics.models import MetricBucket, MetricsConfig, ProviderKind
 from .statuspage.models import (
     AffectedComponent,
@@ -18,5 +19,5 @@ from .statuspage.models import (
 __all__ = [
     "AffectedComponent", "Component", "ComponentGroup", "ComponentStatusChange", "Delivery", "Incident",
     "IncidentPolicy", "IncidentUpdate", "Maintenance", "MaintenanceUpdate", "Subscriber",
-    "MetricBucket", "MetricsConfig", "ProviderKind",
+    "MetricBucket", "MetricsConfig", "ProviderKind", "ActiveAlert", "AlertEvent", "AlertRule", "AlertState", "Severity",
 ]

@@ -5,6 +5,7 @@ Everything under /status/ except the subscription flows is a published static fi
 from django.urls import include, path, re_path
 from rest_framework.routers import SimpleRouter
 
+from .alerting.api import AlertRuleViewSet
 from .metrics.api import MetricsIngestView
 from .statuspage import api, views
 
@@ -15,6 +16,7 @@ router.register("incidents", api.IncidentViewSet, basename="status-incident")
 router.register("maintenances", api.MaintenanceViewSet, basename="status-maintenance")
 router.register("incident-policies", api.IncidentPolicyViewSet, basename="status-incident-policy")
 router.register("status-subscribers", api.SubscriberViewSet, basename="status-subscriber")
+router.register("alert-rules", AlertRuleViewSet, basename="alert-rule")
 
 urlpatterns = [
     path("api/v1/metrics/", MetricsIngestView.as_view(), name="metrics-ingest"),
