@@ -24,7 +24,7 @@ def _series_html(series):
     if not series:
         return "—"
     return format_html_join(
-        "", "<div><code>{}</code>{}</div>",
+        "", '<div style="margin-bottom:2px"><code style="white-space:normal;overflow-wrap:anywhere">{}</code>{}</div>',
         (("{" + ", ".join(f'{k}="{v}"' for k, v in sorted(s["labels"].items())) + "}",
           "" if s["value"] is None else f" = {s['value']:g}") for s in series[:10]))
 
@@ -165,7 +165,7 @@ class ActiveAlertAdmin(admin.ModelAdmin):
 
     list_display = ["name_link", "environment", "severity", "state_shown", "state_since", "last_notified_at",
                     "last_result_shown"]
-    list_filter = ["environment", "severity", "state"]
+    list_filter = ["environment", "severity"]
     list_select_related = ["environment"]
     list_display_links = None
 
@@ -181,6 +181,10 @@ class ActiveAlertAdmin(admin.ModelAdmin):
     @admin.display(description="returned")
     def last_result_shown(self, obj):
         return _series_html(obj.last_result)
+
+    def changelist_view(self, request, extra_context=None):
+        extra_context = {"title": "Active alerts (firing or pending)", **(extra_context or {})}
+        return super().changelist_view(request, extra_context)
 
     def get_queryset(self, request):
         return (super().get_queryset(request).filter(state__in=["firing", "pending"])
@@ -203,12 +207,15 @@ class ActiveAlertAdmin(admin.ModelAdmin):
 class AlertEventAdmin(admin.ModelAdmin):
     """Every state change of every alert rule (the alert history)."""
 
-    list_display = ["at", "rule_link", "environment", "change_shown", "from_state", "to_state", "notified",
-                    "detail_short"]
+    list_display = ["at", "rule_link", "environment", "change_shown", "notified", "detail_short"]
     list_filter = ["change", "notified", "rule__environment", "rule"]
     list_select_related = ["rule__environment"]
     date_hierarchy = "at"
     list_display_links = None
+
+    def changelist_view(self, request, extra_context=None):
+        extra_context = {"title": "Alert history (every state change)", **(extra_context or {})}
+        return super().changelist_view(request, extra_context)
 
     @admin.display(description="rule")
     def rule_link(self, obj):
@@ -225,7 +232,8 @@ class AlertEventAdmin(admin.ModelAdmin):
 
     @admin.display(description="detail")
     def detail_short(self, obj):
-        return obj.detail if len(obj.detail) < 160 else obj.detail[:160] + "…"
+        text = obj.detail if len(obj.detail) < 200 else obj.detail[:200] + "…"
+        return format_html('<div style="min-width:16em;max-width:24em;overflow-wrap:anywhere;white-space:pre-line">{}</div>', text)
 
     def get_queryset(self, request):
         return super().get_queryset(request).filter(rule__environment__in=access.visible_environments(request.user))
