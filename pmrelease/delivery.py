@@ -203,34 +203,68 @@ def notify(*, event, title, body, environment="", key="", severity="info", data=
     try:
         if event not in EVENTS:
             raise ValueError(f"unknown event kind {event!r}")
-        targets = {c.pk: c for c in subscribed_channels(event, environment)} if subscribed else {}
-        targets.update({c.pk: c for c in channels if c.enabled})
-        key = (key or f"{event}-{timezone.now().timestamp():.6f}")[:120]
-        rows = [dict(channel=c) for c in targets.values()]
-        people = sorted({r for r in recipients if r})
-        if people:
-            rows.append(dict(channel=None, recipients=people))
-        created = []
-        for row in rows:
-            try:
-                with transaction.atomic():
-                    created.append(Notification.objects.create(
-                        event=event, environment=environment or "", key=key, title=title[:250], body=body,
-                        severity=severity if severity in SEVERITIES else "info", data=data or {}, **row).pk)
-            except IntegrityError:
-                continue  # this event reached this channel already (a redelivered task)
-        for pk in created:
-            transaction.on_commit(lambda pk=pk: _dispatch(pk), robust=True)
-        return created
+        with transaction.atomic():  # a savepoint: a database error here never breaks the caller's transaction
+            return _record(event=event, title=title, body=body, environment=environment, key=key,
+                           severity=severity, data=data, channels=channels, recipients=recipients,
+                           subscribed=subscribed)
     except (DatabaseError, ValueError, TypeError):
         log.exception("notification of %s could not be recorded", event)
         return []
+
+
+def _record(*, event, title, body, environment, key, severity, data, channels, recipients, subscribed):
+    targets = {c.pk: c for c in subscribed_channels(event, environment)} if subscribed else {}
+    targets.update({c.pk: c for c in channels if c.enabled})
+    key = (key or f"{event}-{timezone.now().timestamp():.6f}")[:120]
+    rows = [dict(channel=c) for c in targets.values()]
+    people = sorted({r for r in recipients if r})
+    if people:
+        rows.append(dict(channel=None, recipients=people))
+    done = set(Notification.objects.filter(key=key).values_list("channel_id", flat=True)) if rows else set()
+    fields = dict(event=event, environment=environment or "", key=key, title=title[:250], body=body,
+                  severity=severity if severity in SEVERITIES else "info", data=data or {})
+    fresh = [Notification(**fields, **row) for row in rows if (row["channel"].pk if row["channel"] else None)
+             not in done]
+    if not fresh:
+        return []
+    try:
+        with transaction.atomic():
+            created = [n.pk for n in Notification.objects.bulk_create(fresh)]
+    except IntegrityError:  # the same event recorded at the same moment elsewhere: one row at a time
+        created = []
+        for notification in fresh:
+            try:
+                with transaction.atomic():
+                    notification.pk = None
+                    notification.save(force_insert=True)
+                    created.append(notification.pk)
+            except IntegrityError:
+                continue
+    if created:
+        transaction.on_commit(lambda: _dispatch_many(created), robust=True)
+    return created
 
 
 def _dispatch(pk, countdown=None):
     from .tasks import deliver_notification
 
     deliver_notification.apply_async((pk,), countdown=countdown)
+
+
+def _dispatch_many(ids):
+    """One broker message for an event's notifications, whatever their number: the worker fans them out."""
+    if len(ids) == 1:
+        return _dispatch(ids[0])
+    from .tasks import fan_out_notifications
+
+    fan_out_notifications.apply_async((list(ids),))
+
+
+def fan_out(ids):
+    """The worker's side of ``_dispatch_many``: one delivery task per notification (each retried on its own)."""
+    for pk in ids:
+        _dispatch(pk)
+    return len(ids)
 
 
 # --- sending (the worker) ---------------------------------------------------------------------------------------

@@ -39,3 +39,11 @@ def deliver_notification(self, notification_id):
         return delivery.send(notification_id=notification_id, final_attempt=final)
     except delivery.DeliveryFailed as exc:
         raise self.retry(exc=exc, countdown=delivery.backoff(self.request.retries)) from exc
+
+
+@shared_task
+def fan_out_notifications(notification_ids):
+    """One event's notifications handed to one delivery task each (pmrelease.delivery.notify sends one message)."""
+    from . import delivery
+
+    return delivery.fan_out(notification_ids)

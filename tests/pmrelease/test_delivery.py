@@ -234,3 +234,32 @@ def test_notify__people__e_mail_through_the_same_engine():
 
 def test_notify__broken_input__logged_never_raised():
     assert delivery.notify(event="no.such.event", title="t", body="b") == []
+
+
+def test_rewrap_secrets__new_key_first__every_channel_moved_and_still_delivers(admin_user, settings, capsys):
+    from django.core.management import call_command
+
+    settings.ENCRYPTION_KEYS = key("k1", 1)
+    channel = delivery.channel_save(data={"name": "slack", "url": SECRET_URL}, by=admin_user)
+    settings.ENCRYPTION_KEYS = f"{key('k2', 2)},{key('k1', 1)}"
+    call_command("rewrap_secrets")
+    assert "1 secret(s) moved to key k2" in capsys.readouterr().out
+    settings.ENCRYPTION_KEYS = key("k2", 2)
+    channel.refresh_from_db()
+    assert delivery.channel_url(channel) == SECRET_URL and "key k2" in delivery.describe(channel)
+
+
+def test_notify__many_channels__one_broker_message_fanned_out_by_the_worker(admin_user, monkeypatch,
+                                                                          django_capture_on_commit_callbacks):
+    from pmrelease import tasks
+
+    for name in ("a", "b", "c"):
+        json_channel(admin_user, f"json://h/{name}", name=name)
+    sent = []
+    monkeypatch.setattr(tasks.fan_out_notifications, "apply_async", lambda args, **kw: sent.append(("fan", args)))
+    monkeypatch.setattr(tasks.deliver_notification, "apply_async", lambda args, **kw: sent.append(("one", args)))
+    with django_capture_on_commit_callbacks(execute=True):
+        ids = delivery.notify(event="deployment.started", title="t", body="b", key="fan")
+    assert len(ids) == 3 and sent == [("fan", (ids,))]
+    sent.clear()
+    assert tasks.fan_out_notifications(ids) == 3 and sent == [("one", (pk,)) for pk in ids]

@@ -8,7 +8,7 @@ from django.core import mail
 
 from pmrelease import delivery
 from pmrelease.models import Notification
-from pmrelease.tasks import deliver_notification
+from pmrelease.tasks import deliver_notification, fan_out_notifications
 from releases.deploy import engine
 from releases.deploy import services as deployments
 
@@ -57,7 +57,9 @@ def test_deployment__failing_and_hanging_channels__not_delayed_and_events_record
         channel = delivery.channel_save(data={"name": name, "url": url}, by=users["admin"])
         delivery.subscription_save(channel=channel, event="*", environment="development", by=users["admin"])
     # and the broker itself refusing the hand-over: still nothing reaches the deployment
-    monkeypatch.setattr(deliver_notification, "apply_async", lambda *a, **k: (_ for _ in ()).throw(OSError("down")))
+    refuse = lambda *a, **k: (_ for _ in ()).throw(OSError("down"))  # noqa: E731
+    monkeypatch.setattr(deliver_notification, "apply_async", refuse)
+    monkeypatch.setattr(fan_out_notifications, "apply_async", refuse)
     release = approved_release()
     started = time.monotonic()
     with django_capture_on_commit_callbacks(execute=True):
