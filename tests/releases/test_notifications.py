@@ -110,3 +110,53 @@ def test_release_create__approvers_e_mailed_through_delivery(users, envs, django
     deliver_notification.apply(args=(people.pk,))
     assert set(mail.outbox[0].to) == {"approver@example.com", "approver2@example.com", "approver3@example.com"}
     assert f"Release {release.version} awaits your approval" in mail.outbox[0].subject
+
+
+def test_gate_warn_failed__deployment_waits__override_needed_event(users, envs, sim_targets, seed_gates,
+                                                                 approved_release):
+    from tests.releases.deploy.test_services import deploy, report_all
+
+    channel = delivery.channel_save(data={"name": "gates", "url": "json://127.0.0.1:9/x"}, by=users["admin"])
+    delivery.subscription_save(channel=channel, event="gate.override_needed", environment="staging",
+                               by=users["admin"])
+    release = approved_release(type="hotfix")
+    dep = deploy(release, envs["staging"], users)
+    report_all(dep, users, failed={"Performance Tests"})
+    engine.run_inline(dep.pk)
+    dep.refresh_from_db()
+    assert dep.status == "awaiting_approval"
+    notification = Notification.objects.get(event="gate.override_needed")
+    assert "waits for a gate override" in notification.title and "Performance Tests" in notification.body
+    assert notification.data["waiting_for"].startswith("an authorised override")
+    engine.run_inline(dep.pk)  # running again finds it waiting: nothing new
+    assert Notification.objects.filter(event="gate.override_needed").count() == 1
+
+
+def test_incident_published__team_channel_told(users, envs):
+    from monitoring.statuspage import incidents
+
+    channel = delivery.channel_save(data={"name": "incidents", "url": "json://127.0.0.1:9/x"}, by=users["admin"])
+    delivery.subscription_save(channel=channel, event="incident.published", by=users["admin"])
+    incident = incidents.incident_create(name="Mail delays", body="Investigating.", by=users["ops"], impact="major")
+    notification = Notification.objects.get(event="incident.published")
+    assert "Mail delays" in notification.title and notification.severity == "failure"
+    assert notification.data["incident"] == incident.pk
+
+
+def test_trigger_alert__people_e_mailed_and_channel_told(users, envs, sim_targets, approved_release):
+    from releases.deploy.services import trigger_alert_send
+    from releases.models import RollbackTrigger
+
+    channel = delivery.channel_save(data={"name": "triggers", "url": "json://127.0.0.1:9/x"}, by=users["admin"])
+    delivery.subscription_save(channel=channel, event="trigger.fired", by=users["admin"])
+    release = approved_release()
+    dep = deployments.deployment_create(release=release, environment=envs["development"], by=users["ops"],
+                                        strategy="rolling-update", dispatch=False)
+    trigger = RollbackTrigger.objects.create(deployment=dep, metric="error_rate", threshold=0.05, action="alert")
+    people = trigger_alert_send(deployment_id=dep.pk, trigger_id=trigger.pk, detail="error_rate 0.09 > 0.05 for 60 s")
+    assert people > 0
+    rows = {n.channel.name if n.channel else "people": n for n in Notification.objects.filter(event="trigger.fired")}
+    assert set(rows) == {"triggers", "people"} and "error_rate 0.09" in rows["triggers"].body
+    deliver_notification.apply(args=(rows["people"].pk,))
+    assert mail.outbox[-1].subject.startswith(f"[PenguinMails] Alert: {trigger} on development")
+    assert len(mail.outbox[-1].to) == people
