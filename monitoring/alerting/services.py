@@ -77,7 +77,8 @@ def rule_delete(*, rule, by):
 
 
 def install_defaults(environment):
-    """The seed's rules for ``environment`` (idempotent: an existing rule of the same name is left as it is)."""
+    """The seed's rules for ``environment`` (idempotent: an existing rule of the same name is left as it is).
+    Bootstrap data, like the seed's rollback triggers (releases.bootstrap): not an audited edit."""
     made = []
     for spec in DEFAULT_RULES:
         if AlertRule.objects.filter(environment=environment, name=spec["name"]).exists():
@@ -86,8 +87,6 @@ def install_defaults(environment):
         with transaction.atomic():
             rule = AlertRule.objects.create(environment=environment, **fields)
             rule.channels.set(Channel.objects.filter(name__in=spec["channels"]))
-            audit.record(action="alertrule.create", obj=rule, by=None, reason="shipped default (seed)",
-                         after=audit.snapshot(rule, fields=RULE_FIELDS))
         made.append(rule)
     return made
 
