@@ -263,3 +263,37 @@ def test_notify__many_channels__one_broker_message_fanned_out_by_the_worker(admi
     assert len(ids) == 3 and sent == [("fan", (ids,))]
     sent.clear()
     assert tasks.fan_out_notifications(ids) == 3 and sent == [("one", (pk,)) for pk in ids]
+
+
+def test_api_channels__url_write_only_subscriptions_replaced_administrators_only(admin_user, envs, api, make_user):
+    client = api(admin_user)
+    response = client.post("/api/v1/channels/", {
+        "name": "slack", "url": SECRET_URL, "subscriptions": [{"event": "deployment.failed",
+                                                               "environment": "production"}]}, format="json")
+    assert response.status_code == 201, response.json()
+    body = response.json()
+    assert "url" not in body and "s3cr3t" not in json.dumps(body) and body["url_shown"].startswith("slack://…")
+    assert body["subscriptions"] == [{"event": "deployment.failed", "environment": "production"}]
+    response = client.patch(f"/api/v1/channels/{body['id']}/", {"subscriptions": [{"event": "*"}]}, format="json")
+    assert response.status_code == 200 and response.json()["subscriptions"] == [{"event": "*", "environment": ""}]
+    assert delivery.channel_url(Channel.objects.get(pk=body["id"])) == SECRET_URL  # kept
+    bad = client.post("/api/v1/channels/", {"name": "bad", "url": "nonsense"}, format="json")
+    assert bad.status_code == 400 and "apprise URL" in bad.json()["url"][0]
+    bad = client.patch(f"/api/v1/channels/{body['id']}/", {"subscriptions": [{"event": "*", "environment": "mars"}]},
+                       format="json")
+    assert bad.status_code == 400 and "mars" in bad.json()["environment"][0]
+    assert api(make_user("ops1", "operations")).get("/api/v1/channels/").status_code == 403
+
+
+def test_api_notifications__attempts_listed_and_failed_one_redelivered(admin_user, api):
+    channel = json_channel(admin_user, "json://127.0.0.1:9/closed")
+    [pk] = delivery.notify(event="alert.firing", title="t", body="b", key="api-1")
+    delivery.send(notification_id=pk, final_attempt=True)
+    client = api(admin_user)
+    listed = client.get("/api/v1/notifications/?status=failed").json()
+    [row] = listed["results"]
+    assert row["channel"] == channel.name and row["status"] == "failed"
+    assert len(row["attempts_made"]) == 1 and row["attempts_made"][0]["delivered"] is False
+    response = client.post(f"/api/v1/notifications/{pk}/redeliver/")
+    assert response.status_code == 200 and response.json()["status"] == "pending"
+    assert client.post(f"/api/v1/notifications/{pk}/redeliver/").status_code == 409
