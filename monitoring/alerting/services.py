@@ -184,7 +184,8 @@ def evaluate_rule(rule, *, now=None, provider=None):
 
 
 def evaluate_all(*, now=None):
-    """Beat: every enabled rule, one provider per environment. Returns {rule id: change} for what changed."""
+    """Beat: every enabled rule, one provider per environment. Returns {rule id: change} for the rules whose state
+    changed (a provider error changes nothing: it is shown on the rule)."""
     now = now or timezone.now()
     changes = {}
     by_environment = {}
@@ -193,7 +194,7 @@ def evaluate_all(*, now=None):
         if rule.environment.pk not in by_environment:
             by_environment[rule.environment.pk] = providers.provider_for(rule.environment)
         change = evaluate_rule(rule, now=now, provider=by_environment[rule.environment.pk])
-        if change:
+        if change and change != "error":
             changes[rule.pk] = change
     return changes
 

@@ -319,3 +319,13 @@ def test_export_alert_rules__unknown_environment__error_names_the_known_ones(env
 
     with pytest.raises(CommandError, match="known: .*production"):
         call_command("export_alert_rules", "--environment", "nowhere")
+
+
+def test_beat__evaluation_task_scheduled_and_runs_every_enabled_rule(envs, settings):
+    from monitoring.tasks import evaluate_alert_rules
+
+    entry = settings.CELERY_BEAT_SCHEDULE["alert-rules-evaluate"]
+    assert entry["task"] == "monitoring.tasks.evaluate_alert_rules" and entry["schedule"] == 30.0
+    assert evaluate_alert_rules() == {}  # the builtin provider: an error on each rule, no state change
+    errors_shown = AlertRule.objects.filter(enabled=True).values_list("last_error", flat=True)
+    assert len(errors_shown) == 2 and all("does not evaluate PromQL" in e for e in errors_shown)
