@@ -1,4 +1,6 @@
 """Celery beat entries of the monitoring app (merged into CELERY_BEAT_SCHEDULE by settings; no Django import)."""
+import os
+
 from celery.schedules import crontab
 
 SCHEDULE = {
@@ -7,5 +9,8 @@ SCHEDULE = {
     # Re-publish the static site so uptime figures and the day bars move on without any change.
     "status-publish": {"task": "monitoring.tasks.publish_status_site", "schedule": 300.0},
     # Drop builtin metric samples older than METRICS_RETENTION_DAYS.
+    # Evaluate the enabled alert rules (ALERT_EVALUATION_SECONDS, as in settings).
+    "alert-rules-evaluate": {"task": "monitoring.tasks.evaluate_alert_rules",
+                             "schedule": float(os.environ.get("ALERT_EVALUATION_SECONDS", "30"))},
     "metrics-prune": {"task": "monitoring.tasks.prune_metrics", "schedule": crontab(minute=23)},
 }

@@ -54,3 +54,14 @@ def prune_metrics():
     from .metrics import services as metrics
 
     return metrics.prune()
+
+
+@shared_task(soft_time_limit=240, time_limit=300)
+def evaluate_alert_rules():
+    """Beat: evaluate every enabled alert rule against its environment's metric provider."""
+    from .alerting import services as alerting
+
+    changes = alerting.evaluate_all()
+    if changes:
+        log.info("alert rules changed: %s", changes)
+    return {str(k): v for k, v in changes.items()}

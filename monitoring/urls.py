@@ -5,6 +5,7 @@ Everything under /status/ except the subscription flows is a published static fi
 from django.urls import include, path, re_path
 from rest_framework.routers import SimpleRouter
 
+from .alerting.api import AlertRuleViewSet
 from .dora_views import DoraView
 from .metrics.api import MetricsIngestView
 from .reliability.api import SloViewSet
@@ -18,6 +19,7 @@ router.register("maintenances", api.MaintenanceViewSet, basename="status-mainten
 router.register("incident-policies", api.IncidentPolicyViewSet, basename="status-incident-policy")
 router.register("status-subscribers", api.SubscriberViewSet, basename="status-subscriber")
 router.register("slos", SloViewSet, basename="slo")
+router.register("alert-rules", AlertRuleViewSet, basename="alert-rule")
 
 urlpatterns = [
     path("api/v1/metrics/", MetricsIngestView.as_view(), name="metrics-ingest"),

@@ -66,6 +66,20 @@ class MetricProvider(abc.ABC):
         as degraded. The default: nothing outside the portal to ask."""
         return ""
 
+    def query(self, promql, *, at=None):
+        """Evaluate a PromQL expression at one instant (alert rules): ``[Sample]``, empty when nothing matches.
+        Raises ProviderError when the provider cannot answer, or does not speak PromQL."""
+        raise ProviderError(f"the {self.kind or 'configured'} metric provider does not evaluate PromQL: alert rules "
+                            "need a Prometheus provider for the environment")
+
+
+@dataclass(frozen=True)
+class Sample:
+    """One element of an instant query's answer: the series' labels and its value."""
+
+    labels: dict
+    value: float
+
 
 # The monitoring app provides both in its AppConfig.ready.
 provider_for = Hook("metric_provider_for", "the metric provider configured for an environment: "

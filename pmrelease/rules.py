@@ -164,3 +164,48 @@ def _fire_or_cool(rule, value, now, last_fired_at, detail, since=None):
         return Verdict(COOLING_DOWN, value, f"{detail}; fired {now - last_fired_at:g} s ago, silent for {left:g} s "
                                             "more (cooldown)", since)
     return Verdict(FIRED, value, detail, since)
+
+
+# --- alert rules: inactive → pending (held for ``for``) → firing → resolved, notifications within the cooldown ---
+INACTIVE, PENDING, FIRING = "inactive", "pending", "firing"
+ALERT_STATES = (INACTIVE, PENDING, FIRING)
+
+
+@dataclass(frozen=True)
+class AlertStep:
+    """What one evaluation does to an alert: its next state, when that state began, whether a notification
+    goes out (``notify``: "firing", "resolved" or ""), and the change to record ("" when nothing changed)."""
+
+    state: str
+    since: float | None
+    notify: str = ""
+    change: str = ""  # "pending", "firing", "resolved", "cleared" (pending → inactive)
+    suppressed: str = ""  # a notification the cooldown held back: "firing" or "resolved"
+
+
+def alert_step(*, state, since, matched, now, hold=0.0, cooldown=0.0, last_notified=None):
+    """The pure transition of an alert rule after one evaluation. ``matched``: the condition returned a
+    non-empty result; ``hold``: seconds it must keep matching before the alert fires (Prometheus' ``for``);
+    ``cooldown``: seconds that must pass between two notifications of the rule (firing or resolved)."""
+    cooled = last_notified is None or now - last_notified >= cooldown
+
+    def notify(kind, new_state, new_since, change):
+        if cooled:
+            return AlertStep(new_state, new_since, notify=kind, change=change)
+        return AlertStep(new_state, new_since, change=change, suppressed=kind)
+
+    if matched:
+        if state == FIRING:
+            return AlertStep(FIRING, since)
+        if state == PENDING and since is not None and now - since >= hold:
+            return notify("firing", FIRING, now, "firing")
+        if state == PENDING:
+            return AlertStep(PENDING, since)
+        if hold <= 0:
+            return notify("firing", FIRING, now, "firing")
+        return AlertStep(PENDING, now, change="pending")
+    if state == FIRING:
+        return notify("resolved", INACTIVE, now, "resolved")
+    if state == PENDING:
+        return AlertStep(INACTIVE, now, change="cleared")
+    return AlertStep(INACTIVE, since)

@@ -24,3 +24,26 @@ def audit_verify_chain():
         for problem in report.breaks:
             logger.error("audit chain BROKEN: %s", problem)
     return {"ok": report.ok, "checked": report.checked, "breaks": [str(b) for b in report.breaks]}
+
+
+@shared_task(bind=True, max_retries=None, soft_time_limit=60, time_limit=90)
+def deliver_notification(self, notification_id):
+    """One attempt at a notification (pmrelease.delivery.send); a transient failure is retried with
+    exponential backoff up to DELIVERY_MAX_RETRIES times, every attempt recorded."""
+    from django.conf import settings
+
+    from . import delivery
+
+    final = self.request.retries >= settings.DELIVERY_MAX_RETRIES
+    try:
+        return delivery.send(notification_id=notification_id, final_attempt=final)
+    except delivery.DeliveryFailed as exc:
+        raise self.retry(exc=exc, countdown=delivery.backoff(self.request.retries)) from exc
+
+
+@shared_task
+def fan_out_notifications(notification_ids):
+    """One event's notifications handed to one delivery task each (pmrelease.delivery.notify sends one message)."""
+    from . import delivery
+
+    return delivery.fan_out(notification_ids)

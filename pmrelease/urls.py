@@ -8,9 +8,12 @@ from rest_framework.routers import DefaultRouter
 
 from . import views
 from .api import AuditEventViewSet, ObtainTokenView
+from .delivery_api import ChannelViewSet, NotificationViewSet
 
 router = DefaultRouter()
 router.register("audit-events", AuditEventViewSet, basename="audit-event")
+router.register("channels", ChannelViewSet, basename="channel")
+router.register("notifications", NotificationViewSet, basename="notification")
 
 admin.site.site_header = "PenguinMails Release Portal"
 admin.site.site_title = "Release Portal"

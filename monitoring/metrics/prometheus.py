@@ -12,7 +12,7 @@ import re
 
 import requests
 
-from pmrelease.providers import MetricProvider, Result
+from pmrelease.providers import MetricProvider, ProviderError, Result, Sample
 
 DEFAULT_TEMPLATES = {
     "error_rate": (
@@ -94,15 +94,13 @@ class PrometheusProvider(MetricProvider):
             ok = False
         return "" if ok else f"Prometheus at {self.url} answered {response.status_code}, not a query result"
 
-    def query_range(self, query, *, start, end, step):
-        """The matrix of a PromQL query: {labels tuple: [(at, value)]}; raises ValueError on an answer that is
-        not a success, saying what Prometheus said."""
+    def _get(self, endpoint, params):
+        """The JSON body of a successful answer of ``/api/v1/<endpoint>``; raises ValueError saying what went
+        wrong (unreachable, not JSON, or what Prometheus said)."""
         self.queries += 1
         try:
-            response = self.session.get(
-                f"{self.url}/api/v1/query_range", params={"query": query, "start": f"{start:.3f}",
-                                                          "end": f"{end:.3f}", "step": f"{step:g}"},
-                headers=self._headers(), timeout=self.timeout, verify=self.verify_tls)
+            response = self.session.get(f"{self.url}/api/v1/{endpoint}", params=params, headers=self._headers(),
+                                        timeout=self.timeout, verify=self.verify_tls)
         except requests.RequestException as exc:
             raise ValueError(f"Prometheus at {self.url} did not answer: {exc.__class__.__name__}: {exc}"[:400]) \
                 from None
@@ -113,6 +111,37 @@ class PrometheusProvider(MetricProvider):
         if response.status_code != 200 or body.get("status") != "success":
             raise ValueError(f"Prometheus answered {response.status_code}: {body.get('errorType', '')} "
                              f"{body.get('error', '')}".strip()[:400])
+        return body
+
+    def query(self, promql, *, at=None):
+        """An instant query (alert rules): [Sample] of a vector, or one unlabelled sample of a scalar."""
+        params = {"query": promql}
+        if at is not None:
+            params["time"] = f"{at:.3f}"
+        try:
+            data = self._get("query", params).get("data") or {}
+        except ValueError as exc:
+            raise ProviderError(str(exc)) from None
+        kind, result = data.get("resultType"), data.get("result") or []
+        if kind in ("scalar", "string"):
+            result = [{"metric": {}, "value": result}] if result else []
+        elif kind == "matrix":
+            result = [{"metric": s.get("metric") or {}, "value": (s.get("values") or [[0, "NaN"]])[-1]}
+                      for s in result]
+        samples = []
+        for series in result:
+            try:
+                value = float((series.get("value") or [0, "NaN"])[1])
+            except (TypeError, ValueError):
+                value = math.nan
+            samples.append(Sample(labels=dict(series.get("metric") or {}), value=value))
+        return samples
+
+    def query_range(self, query, *, start, end, step):
+        """The matrix of a PromQL query: {labels tuple: [(at, value)]}; raises ValueError on an answer that is
+        not a success, saying what Prometheus said."""
+        body = self._get("query_range", {"query": query, "start": f"{start:.3f}", "end": f"{end:.3f}",
+                                          "step": f"{step:g}"})
         result = {}
         for series in (body.get("data") or {}).get("result") or []:
             labels = series.get("metric") or {}

@@ -7,7 +7,7 @@ from django.db import transaction
 from django.utils import timezone
 from django_fsm import can_proceed
 
-from pmrelease import audit, errors
+from pmrelease import audit, delivery, errors
 from pmrelease.services import model_create, model_update
 
 from . import drafts, texts
@@ -112,8 +112,23 @@ def incident_create(*, name, body, by, impact=Impact.MINOR, components=None, pub
                             **({"deployment": deployment.pk} if deployment is not None else {})})
         if publish:
             notify_later("incident", incident.pk, f"incident-{incident.pk}-created")
+            _notify_team(incident)
             publish_later()
     return incident
+
+
+def _notify_team(incident):
+    """The team's channels subscribed to incident.published (pmrelease.delivery; the public's subscribers hear
+    about it through the status page's own notifications)."""
+    environment = incident.environment.name if incident.environment_id else ""
+    delivery.notify(
+        event="incident.published", environment=environment, key=f"incident-{incident.pk}-published",
+        severity="failure" if incident.impact in ("major", "critical") else "warning",
+        title=f"[{settings.PRODUCT_NAME}] Incident published: {incident.name} ({incident.impact})",
+        body=f"Incident #{incident.pk} '{incident.name}' ({incident.impact} impact) is on the status page."
+             f"\n{settings.PORTAL_URL}/admin/monitoring/incident/{incident.pk}/change/",
+        data={"incident": incident.pk, "name": incident.name, "impact": incident.impact,
+              "environment": environment})
 
 
 def incident_publish(*, incident, by, component_statuses=None):
@@ -147,6 +162,7 @@ def incident_publish(*, incident, by, component_statuses=None):
                      after={"published_at": locked.published_at, "proposed": proposed,
                             "confirmed": {str(c.pk): s for c, s in confirmed.items()}})
         notify_later("incident", locked.pk, f"incident-{locked.pk}-created")
+        _notify_team(locked)
         publish_later()
     return locked
 
