@@ -6,7 +6,7 @@ from django_fsm import can_proceed
 from pmrelease import audit, errors
 from pmrelease.roles import Capability
 
-from .. import access, notifications, signals
+from .. import access, configuration, notifications, signals
 from ..models import (
     ACTIVE_DEPLOYMENT_STATES,
     ConcurrencyPolicy,
@@ -87,6 +87,8 @@ def deployment_create(*, release, environment, by, strategy=None, parameters=Non
                                               f"(or deploying/deployed) releases can be deployed{hint}")
         refusals = promotion_refusals(locked, environment)
         refusals += hooks.deployment_gate(release=locked, environment=environment)[0]
+        config_diff = configuration.promotion_diff(locked, environment)
+        refusals += configuration.deployment_refusals(locked, environment, config_diff)
         if refusals:
             raise errors.TransitionNotAllowed(f"{locked.version} may not go to {environment.name} yet",
                                               reasons=refusals)
@@ -101,13 +103,17 @@ def deployment_create(*, release, environment, by, strategy=None, parameters=Non
             waiting_for=(f"its turn: deployment #{busy.pk} ({busy.release.version}) runs in {environment.name}; "
                          "this one starts when it ends") if busy else "")
         triggers.copy_effective(dep, specs)
+        configuration.record_deployment_diff(dep, config_diff)
         has_gates = environment.testing_gates.exists()
         DeploymentStep.objects.bulk_create([
             DeploymentStep(deployment=dep, position=i, kind=s["kind"], name=s["name"], params=s["params"])
             for i, s in enumerate(strategies.plan(strategy, params, has_gates=has_gates), start=1)])
         audit.record(action="deployment.create", obj=dep, by=by,
                      after={"release": locked.version, "environment": environment.name, "strategy": strategy,
-                            "parameters": params, "queued_behind": busy.pk if busy else None})
+                            "parameters": params, "queued_behind": busy.pk if busy else None,
+                            "configuration": None if config_diff is None else {
+                                "pinned": str(config_diff["pinned"]), "changes": len(config_diff["changes"]),
+                                "must_match": [c["path"] for c in config_diff["must_match"]]}})
         if busy is None:
             _start(dep, by=by, dispatch=dispatch)
     dep.refresh_from_db()
