@@ -13,7 +13,7 @@ from django.utils import timezone
 from django_fsm import can_proceed
 
 from flags import services as flags_services
-from pmrelease import approvals, audit, delivery, errors
+from pmrelease import approvals, audit, delivery, errors, leaks
 from pmrelease.approvals import Decision
 from pmrelease.roles import Capability, Role, user_roles
 from pmrelease.services import model_create, model_delete, model_update
@@ -250,6 +250,7 @@ def _notify_approval_requested(change):
 
 
 def _vote(change, by, decision, comment):
+    leaks.check({"comment": comment}, by=by, obj=change)
     ok, why = POLICY.eligibility(change, by)
     if not ok:
         audit.record(action="change.approval_refused", obj=change, by=by, reason=why,
@@ -420,6 +421,7 @@ def change_implement(*, change, by, now=None, deployment=None, implementer=None)
 
 
 def change_transition(*, change, name, by, text=""):
+    leaks.check({"reason": text}, by=by, obj=change)
     """Run the named step (the API's and admin's single entry point)."""
     handlers = {
         "submit": lambda: change_submit(change=change, by=by),

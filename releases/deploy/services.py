@@ -3,7 +3,7 @@ from django.contrib.auth import get_user_model
 from django.db import transaction
 from django_fsm import can_proceed
 
-from pmrelease import audit, errors
+from pmrelease import audit, errors, leaks
 from pmrelease.roles import Capability
 
 from .. import access, configuration, notifications, signals
@@ -272,6 +272,7 @@ def gate_report(*, deployment, gate, by, passed=None, failed=None, url="", junit
         values = {"tests": passed + failed, "passed": passed, "failed": failed, "errors": 0, "skipped": 0,
                   "source": "json", "details": {}}
     ok = values["failed"] == 0 and values["errors"] == 0 and values["tests"] > 0
+    leaks.check({"url": url or "", "details": values["details"]}, by=by, obj=deployment)
     with transaction.atomic():
         dep = _locked(deployment)
         if dep.is_finished and dep.status != DeploymentStatus.SUCCEEDED:
@@ -291,6 +292,7 @@ def gate_override(*, deployment, gate, by, reason, dispatch=True):
     access.require(by, [deployment.environment], Capability.DEPLOY)
     if not (reason or "").strip():
         raise errors.ValidationFailed("an override needs a reason", field_errors={"reason": ["This field is required."]})
+    leaks.check({"reason": reason}, by=by, obj=deployment)
     with transaction.atomic():
         dep = _locked(deployment)
         latest = dep.gate_results.filter(gate=gate).order_by("-id").first()
