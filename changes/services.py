@@ -709,6 +709,39 @@ def deployment_gate(*, release, environment, now=None):
     return reasons, None
 
 
+def config_change_gate(*, environment, now=None):
+    """(refusals, change): may ``environment``'s configuration change now? Where the environment requires a
+    change: an approved or scheduled change of that environment linking it (its configuration) whose window is
+    now and no freeze, or an implementing or emergency one. Nothing is required elsewhere."""
+    if not requires_change(environment):
+        return [], None
+    now = now or timezone.now()
+    env_type = ContentType.objects.get_for_model(Environment)
+    candidates = list(ChangeRequest.objects.filter(
+        links__content_type=env_type, links__object_id=str(environment.pk), environments=environment,
+        status__in=[ChangeStatus.APPROVED, ChangeStatus.SCHEDULED, ChangeStatus.IMPLEMENTING]).distinct().order_by("-id"))
+    if not candidates:
+        return [f"{environment.name} requires an approved change covering its configuration: create one for "
+                f"{environment.name} linking the environment (or an emergency change)"], None
+    reasons = []
+    for change in candidates:
+        if change.status == ChangeStatus.IMPLEMENTING or (change.is_emergency and change.status == ChangeStatus.APPROVED):
+            return [], change
+        refusals, _ = schedule_problems(change, start=now)
+        if not refusals:
+            return [], change
+        reasons += [f"{change}: {r}" for r in refusals]
+    return reasons, None
+
+
+def config_change_saved(*, change, version, by):
+    """A configuration version saved under ``change``: linked to it and on its trail."""
+    _link(change, version, label=str(version))
+    audit.record(action="change.config_version", obj=change, by=by,
+                 after={"environment": version.environment.name, "version": version.number,
+                        "changes": len(version.changes)})
+
+
 def on_deployment_started(*, deployment):
     """The deployment engine started a deployment its gate let through: the covering change is implementing."""
     refusals, change = deployment_gate(release=deployment.release, environment=deployment.environment)

@@ -7,11 +7,20 @@ the audit trail. Editing needs administrative access to the environment; reading
 from django.db import transaction
 
 from pmrelease import audit, errors, leaks
+from pmrelease.registry import Hook
 from pmrelease.roles import Capability
 
 from . import access
 from . import configschema as schema
 from .models import ConfigPolicy, ConfigVersion, DeploymentConfigDiff, Environment, ReleaseConfigPin
+
+# changes: may ``environment``'s configuration change now? config_change_gate(environment=...) -> (refusals,
+# change): refusals empty when it may — no change needed there, or an approved change covering the environment
+# whose window is now. The version saved under it is then linked to that change: config_change_saved(change=...,
+# version=..., by=...).
+config_change_gate = Hook("config_change_gate", "the changes app gates configuration changes of environments "
+                          "that require a change")
+config_change_saved = Hook("config_change_saved", "the changes app links a saved configuration version to its change")
 
 
 def current(environment):
@@ -54,13 +63,20 @@ def config_save(*, environment, document, by, comment=""):
         changes = schema.diff(previous.document if previous else {}, normal)
         if previous is not None and not changes:
             return previous, False
+        refusals, change = config_change_gate(environment=environment)
+        if refusals:
+            raise errors.TransitionNotAllowed(f"{environment.name}'s configuration may not change now",
+                                              reasons=refusals)
         version = ConfigVersion.objects.create(
             environment=environment, number=(previous.number + 1) if previous else 1, document=normal,
             comment=comment, author=by if getattr(by, "is_authenticated", False) else None,
             changes=[c.as_dict() for c in changes])
         audit.record(action="environment.config", obj=environment, by=by, reason=comment,
                      before={"version": previous.number} if previous else None,
-                     after={"version": version.number, "changes": [str(c) for c in changes]})
+                     after={"version": version.number, "changes": [str(c) for c in changes],
+                            "change": str(change) if change else None})
+        if change is not None:
+            config_change_saved(change=change, version=version, by=by)
     return version, True
 
 

@@ -72,6 +72,9 @@ def test_editor__features_rows(browser, envs):
 
 
 def test_compare_and_drift_views(browser, envs, users):
+    from changes.models import EnvironmentChangePolicy
+
+    EnvironmentChangePolicy.objects.create(environment=envs["production"], requires_change=False)
     admin = users["admin"]
     configuration.config_save(environment=envs["staging"], document={"security": {"mfaRequired": False}}, by=admin)
     configuration.config_save(environment=envs["staging"], by=admin,

@@ -14,6 +14,9 @@ pytestmark = [pytest.mark.integration, pytest.mark.django_db(transaction=True), 
 
 @pytest.fixture
 def scenario(users, envs):
+    from changes.models import EnvironmentChangePolicy
+
+    EnvironmentChangePolicy.objects.create(environment=envs["production"], requires_change=False)
     for user in get_user_model().objects.all():
         user.set_password("pw-123456789")
         user.save()

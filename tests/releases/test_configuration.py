@@ -79,6 +79,14 @@ def admin(users):
     return users["admin"]
 
 
+@pytest.fixture
+def no_change_needed(envs):
+    """Production's configuration without change management (the gate has its own tests)."""
+    from changes.models import EnvironmentChangePolicy
+
+    EnvironmentChangePolicy.objects.create(environment=envs["production"], requires_change=False)
+
+
 def test_config_save__each_save_new_version_with_diff_and_audit(envs, admin):
     env = envs["staging"]
     v1, created = configuration.config_save(environment=env, document={}, by=admin, comment="first")
@@ -130,7 +138,7 @@ def test_config_version__immutable_at_database_level(envs, admin):
     assert ConfigVersion.objects.get(pk=version.pk).comment == ""
 
 
-def test_compare__versions_and_environments(envs, admin, users):
+def test_compare__versions_and_environments(envs, admin, users, no_change_needed):
     v1, _ = configuration.config_save(environment=envs["staging"], document={}, by=admin)
     v2, _ = configuration.config_save(environment=envs["staging"], by=admin,
                                       document={"security": {"mfaRequired": False}})
@@ -215,7 +223,7 @@ def test_config_api__key_of_environment__document_etag_304_and_versions(envs, ad
                       HTTP_X_API_KEY=keys["staging"]).status_code == 400
 
 
-def test_config_api__other_environment_or_kind_or_no_key__refused(envs, admin, keys, api):
+def test_config_api__other_environment_or_kind_or_no_key__refused(envs, admin, keys, api, no_change_needed):
     configuration.config_save(environment=envs["production"], document={}, by=admin)
     client = api()
     assert client.get("/api/v1/environments/production/config",
@@ -229,7 +237,7 @@ def test_config_api__other_environment_or_kind_or_no_key__refused(envs, admin, k
                       HTTP_AUTHORIZATION=f"Bearer {keys['staging']}").status_code == 404  # none saved yet
 
 
-def test_config_api__staff_versions_compare_drift_and_pin(envs, users, api, approved_release):
+def test_config_api__staff_versions_compare_drift_and_pin(envs, users, api, approved_release, no_change_needed):
     client = api(users["admin"])
     bad = client.post("/api/v1/environments/staging/config/versions/", {"document": {
         "database": {"connectionPool": {"min": 2, "max": 1}}}}, format="json")
@@ -251,3 +259,28 @@ def test_config_api__staff_versions_compare_drift_and_pin(envs, users, api, appr
     dev = api(users["dev"]).post("/api/v1/environments/production/config/versions/", {"document": {}},
                                  format="json")
     assert dev.status_code in (403, 404)
+
+
+# --- production configuration through change management ---------------------------------------------------------
+def test_production_config__without_covering_change__409_then_saved_under_approved_change(envs, users, api):
+    from changes import services as changes
+    from changes.models import ChangeLink
+    from tests.factories import approve_change
+
+    admin = users["admin"]
+    refused = api(admin).post("/api/v1/environments/production/config/versions/", {"document": {}}, format="json")
+    assert refused.status_code == 409
+    assert "requires an approved change covering its configuration" in refused.json()["reasons"][0]
+    assert not ConfigVersion.objects.exists()
+    change = changes.change_create(by=users["ops"], links=[envs["production"]], data={
+        "title": "Raise the production pool", "environments": [envs["production"]], "implementation_plan": "save",
+        "rollback_plan": "previous version", "testing_plan": "staging"})
+    changes.change_submit(change=change, by=users["ops"])
+    approve_change(change, users["approver"])
+    version, created = configuration.config_save(environment=envs["production"], by=admin,
+                                                 document={"database": {"connectionPool": {"max": 40}}})
+    assert created
+    assert ChangeLink.objects.filter(change=change, object_id=str(version.pk)).exists()
+    assert AuditEvent.objects.filter(action="change.config_version", object_id=str(change.pk)).exists()
+    staging, _ = configuration.config_save(environment=envs["staging"], document={}, by=admin)  # no change needed
+    assert staging.number == 1
