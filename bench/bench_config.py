@@ -63,7 +63,7 @@ def main():
     env = Environment.objects.create(name="staging", display_name="Staging", tier="staging")
     _, key = api_key_create(environment=env, kind="client")
     results = {
-        "leak scan, 30-line release note (%d bytes)" % len(NOTE): timed(lambda: leaks.secret_kinds(NOTE), args.n),
+        f"leak scan, 30-line release note ({len(NOTE)} bytes)": timed(lambda: leaks.secret_kinds(NOTE), args.n),
         "leak scan, one-line title": timed(lambda: leaks.secret_kinds("Release 2.4.1: send-time optimiser"),
                                            args.n),
     }
