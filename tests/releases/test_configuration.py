@@ -284,3 +284,21 @@ def test_production_config__without_covering_change__409_then_saved_under_approv
     assert AuditEvent.objects.filter(action="change.config_version", object_id=str(change.pk)).exists()
     staging, _ = configuration.config_save(environment=envs["staging"], document={}, by=admin)  # no change needed
     assert staging.number == 1
+
+
+def test_seed_demo__configuration_versions_drift_and_rotation(settings, tmp_path, db):
+    from django.core.management import call_command
+
+    from releases import secrets
+    from releases.models import SecretReference
+
+    settings.STATUS_PUBLISH_DIR = tmp_path / "status-site"
+    call_command("seed_demo", stdout=open("/dev/null", "w"))  # noqa: SIM115
+    call_command("seed_demo", stdout=open("/dev/null", "w"))  # noqa: SIM115 - idempotent: no second version
+    assert ConfigVersion.objects.count() == 2 and SecretReference.objects.count() == 3
+    from django.contrib.auth import get_user_model
+
+    admin = get_user_model().objects.get(username="admin")
+    assert {d["path"] for d in configuration.drift(by=admin)} == {"features.send-time-optimizer.enabled"}
+    report = secrets.rotation_report()
+    assert sorted(r.name for r, _ in report["in_grace"]) == ["dev-smtp", "staging-db"]
