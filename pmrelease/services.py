@@ -5,6 +5,7 @@ anything else (400 naming the fields), sets the rest, validates the row with ``f
 many-to-many fields, and records the change in the audit trail (only the fields whose values changed).
 Call inside the service's transaction, on a row it has locked.
 """
+from django.core.exceptions import FieldDoesNotExist
 from django.db import models
 
 from . import audit, errors, leaks
@@ -19,7 +20,7 @@ def scan_text(instance, plain, *, by, obj=None):
     for name, value in plain.items():
         try:
             f = instance._meta.get_field(name)
-        except Exception:  # noqa: BLE001 - a property set through data: not a column
+        except FieldDoesNotExist:  # a property set through data: not a column
             continue
         if isinstance(f, _TEXT_FIELDS) and not f.choices and not isinstance(f, models.SlugField):
             texts[name] = value

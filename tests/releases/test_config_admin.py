@@ -102,3 +102,11 @@ def test_secret_reference_admin__saves_through_service(browser):
     assert AuditEvent.objects.filter(action="secret_reference.create").exists()
     listing = client.get("/admin/releases/secretreference/").content.decode()
     assert "unknown" in listing
+
+
+def test_version_page__document_with_conditions__shown(browser, envs, users):
+    version, _ = configuration.config_save(environment=envs["staging"], by=users["admin"], document={
+        "features": {"beta": {"enabled": True, "conditions": [{"attribute": "plan", "values": ["pro"]}]}}})
+    page = browser("admin").get(f"/admin/releases/configversion/{version.pk}/change/")
+    assert page.status_code == 200
+    assert "features.beta.conditions" in page.content.decode() and "&#x27;plan&#x27;" in page.content.decode()
