@@ -143,6 +143,7 @@ class ConfigVersionAdmin(admin.ModelAdmin):
             path("edit/<slug:environment>/", wrap(self.editor_view), name="releases_configversion_editor"),
             path("edit/<slug:environment>/<str:section>/", wrap(self.editor_view),
                  name="releases_configversion_editor_section"),
+            path("policy/<slug:environment>/", wrap(self.policy_view), name="releases_configversion_policy"),
             path("compare/", wrap(self.compare_view), name="releases_configversion_compare"),
             path("drift/", wrap(self.drift_view), name="releases_configversion_drift"),
             *super().get_urls(),
@@ -217,10 +218,26 @@ class ConfigVersionAdmin(admin.ModelAdmin):
             request, f"Configuration of {env}: {section}", environment=env, section=section,
             sections=schema.SECTIONS, form=form, features=features, current=current, can_edit=can_edit,
             may_override=leaks.may_override(request.user), override_field=leaks.FORM_FIELD,
+            require_pinned_match=configuration.requires_pinned_match(env),
             versions=env.config_versions.select_related("author").order_by("-number")[:10],
             must_match=[d for d, _, meta in (schema.section_fields(section) if not features else [])
                         if meta.get("must_match")])
         return TemplateResponse(request, "admin/releases/configversion/editor.html", context)
+
+    def policy_view(self, request, environment):
+        """POST: set whether deployments to the environment need their release's pinned must-match keys."""
+        if request.method != "POST":
+            raise Http404("POST only")
+        env = self._environment(request, environment)
+        try:
+            configuration.policy_set(environment=env, by=request.user,
+                                     require_pinned_match=request.POST.get("require_pinned_match") == "on")
+        except errors.DomainError as exc:
+            error_message(request, exc)
+        else:
+            self.message_user(request, f"{env.name}: deployments {'now' if configuration.requires_pinned_match(env) else 'no longer'} "
+                                       "need the pinned must-match keys to match.", messages.SUCCESS)
+        return HttpResponseRedirect(reverse("admin:releases_configversion_editor", args=[env.name]))
 
     @staticmethod
     def _attach_errors(form, section, exc):

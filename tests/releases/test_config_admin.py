@@ -110,3 +110,16 @@ def test_version_page__document_with_conditions__shown(browser, envs, users):
     page = browser("admin").get(f"/admin/releases/configversion/{version.pk}/change/")
     assert page.status_code == 200
     assert "features.beta.conditions" in page.content.decode() and "&#x27;plan&#x27;" in page.content.decode()
+
+
+def test_policy__set_from_editor_through_service(browser, envs):
+    from releases.models import ConfigPolicy
+
+    client = browser("admin")
+    assert client.post("/admin/releases/configversion/policy/staging/",
+                       {"require_pinned_match": "on"}).status_code == 302
+    assert ConfigPolicy.objects.get(environment=envs["staging"]).require_pinned_match
+    assert AuditEvent.objects.filter(action="environment.config_policy").exists()
+    assert browser("dev").post("/admin/releases/configversion/policy/staging/", {}).status_code == 302  # refused
+    assert ConfigPolicy.objects.get(environment=envs["staging"]).require_pinned_match  # unchanged
+    assert browser("dev").get("/admin/releases/configversion/policy/staging/").status_code == 404
