@@ -10,13 +10,15 @@ class ChangesConfig(AppConfig):
         from flags import hooks as flag_hooks
         from flags import signals as flag_signals
         from monitoring import selectors as monitoring_selectors
-        from releases import signals
+        from releases import configuration, signals
         from releases.deploy import hooks
 
         from . import selectors, services
 
         hooks.deployment_gate.provide(services.deployment_gate)
         monitoring_selectors.change_submissions.provide(selectors.change_submissions)
+        configuration.config_change_gate.provide(services.config_change_gate)
+        configuration.config_change_saved.provide(services.config_change_saved)
         flag_hooks.decide.provide(services.decide_flag_change)
         flag_hooks.reference.provide(services.flag_change_reference)
         flag_signals.flag_change_proposed.connect(services.on_flag_change_proposed,

@@ -13,7 +13,7 @@ from django.utils import timezone
 from django_fsm import can_proceed
 
 from flags import services as flags_services
-from pmrelease import approvals, audit, delivery, errors
+from pmrelease import approvals, audit, delivery, errors, leaks
 from pmrelease.approvals import Decision
 from pmrelease.roles import Capability, Role, user_roles
 from pmrelease.services import model_create, model_delete, model_update
@@ -250,6 +250,7 @@ def _notify_approval_requested(change):
 
 
 def _vote(change, by, decision, comment):
+    leaks.check({"comment": comment}, by=by, obj=change)
     ok, why = POLICY.eligibility(change, by)
     if not ok:
         audit.record(action="change.approval_refused", obj=change, by=by, reason=why,
@@ -420,6 +421,7 @@ def change_implement(*, change, by, now=None, deployment=None, implementer=None)
 
 
 def change_transition(*, change, name, by, text=""):
+    leaks.check({"reason": text}, by=by, obj=change)
     """Run the named step (the API's and admin's single entry point)."""
     handlers = {
         "submit": lambda: change_submit(change=change, by=by),
@@ -705,6 +707,39 @@ def deployment_gate(*, release, environment, now=None):
             return [], change
         reasons += [f"{change}: {r}" for r in refusals]
     return reasons, None
+
+
+def config_change_gate(*, environment, now=None):
+    """(refusals, change): may ``environment``'s configuration change now? Where the environment requires a
+    change: an approved or scheduled change of that environment linking it (its configuration) whose window is
+    now and no freeze, or an implementing or emergency one. Nothing is required elsewhere."""
+    if not requires_change(environment):
+        return [], None
+    now = now or timezone.now()
+    env_type = ContentType.objects.get_for_model(Environment)
+    candidates = list(ChangeRequest.objects.filter(
+        links__content_type=env_type, links__object_id=str(environment.pk), environments=environment,
+        status__in=[ChangeStatus.APPROVED, ChangeStatus.SCHEDULED, ChangeStatus.IMPLEMENTING]).distinct().order_by("-id"))
+    if not candidates:
+        return [f"{environment.name} requires an approved change covering its configuration: create one for "
+                f"{environment.name} linking the environment (or an emergency change)"], None
+    reasons = []
+    for change in candidates:
+        if change.status == ChangeStatus.IMPLEMENTING or (change.is_emergency and change.status == ChangeStatus.APPROVED):
+            return [], change
+        refusals, _ = schedule_problems(change, start=now)
+        if not refusals:
+            return [], change
+        reasons += [f"{change}: {r}" for r in refusals]
+    return reasons, None
+
+
+def config_change_saved(*, change, version, by):
+    """A configuration version saved under ``change``: linked to it and on its trail."""
+    _link(change, version, label=str(version))
+    audit.record(action="change.config_version", obj=change, by=by,
+                 after={"environment": version.environment.name, "version": version.number,
+                        "changes": len(version.changes)})
 
 
 def on_deployment_started(*, deployment):

@@ -18,7 +18,7 @@ from django.db import IntegrityError, connection, transaction
 from django.db.models import F, Max
 from django.utils import timezone
 
-from pmrelease import audit, delivery, errors
+from pmrelease import audit, delivery, errors, leaks
 from pmrelease.roles import Capability
 from pmrelease.services import model_update
 from releases import access
@@ -133,6 +133,8 @@ def flag_create(*, key, description="", type=FlagType.RELEASE, owner=None, tags=
         tags = []
     if not isinstance(tags, list):
         raise errors.ValidationFailed(f"tags must be a list of strings, not {tags!r}", field_errors={"tags": ["list"]})
+    if _is_person(by):
+        leaks.check({"description": description, "tags": list(tags)}, by=by)
     flag = FeatureFlag(key=key, description=description, type=type, owner=owner, tags=list(tags))
     for name, value in extra.items():
         if name not in FLAG_FIELDS:
@@ -217,6 +219,9 @@ def flag_update(*, flag, data, by=None, reason=""):
     with transaction.atomic():
         flag = FeatureFlag.objects.select_for_update().get(pk=flag.pk)
         before = _fields(flag, FLAG_FIELDS)
+        if _is_person(by):
+            leaks.check({name: data[name] for name in ("description", "tags") if name in data
+                         and data[name] != before[name]}, by=by, obj=flag)
         for name, value in data.items():
             setattr(flag, name, value)
         errors.full_clean(flag, exclude=["key"])  # the key never changes (an imported one is kept as it was)
@@ -397,6 +402,10 @@ def _change(state, build, *, by, reason, propose, action="flag.state.update", ap
         # read earlier (two concurrent edits of different fields must not undo each other).
         state = _locked(state)
         config = build(state)
+        if _is_person(by):
+            current = state.config()
+            leaks.check({"reason": reason, **{name: config[name] for name in ("variants", "strategies")
+                                              if config.get(name) != current.get(name)}}, by=by, obj=state)
         if _needs_second_person(by, state, config):
             if not propose:
                 raise ApprovalRequired(
@@ -611,6 +620,8 @@ def segment_save(*, name, constraints, description="", segment=None, by=None):
     problems = segment_problems(constraints, segment=segment)
     if problems:
         raise errors.ValidationFailed(f"segment {name!r}: " + "; ".join(problems), reasons=problems)
+    if _is_person(by) and (segment is None or description != segment.description):
+        leaks.check({"description": description}, by=by, obj=segment)
     return _segment_write(segment, name=name, description=description, constraints=constraints, by=by)
 
 

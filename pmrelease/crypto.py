@@ -144,3 +144,27 @@ def rewrap(token, *, context=""):
     data_key = _data_key(kid, wrapped, context)
     return ":".join((PREFIX, current_id, _b64(_seal(current, data_key, f"{PREFIX}:{current_id}:{context}".encode())),
                      _b64(sealed)))
+
+
+# --- key rotation across every stored value ----------------------------------------------------------------------
+# Each module that stores sealed values registers a function that re-wraps them all under the current key and
+# returns how many moved (``manage.py rotate_encryption_key`` calls them; delivery channels register first).
+REWRAPPERS = {}
+
+
+def rewrapper(name):
+    def register(fn):
+        REWRAPPERS[name] = fn
+        return fn
+
+    return register
+
+
+def rewrap_all():
+    """{name: count moved} after re-wrapping every registered kind of stored value under the current key."""
+    return {name: fn() for name, fn in sorted(REWRAPPERS.items())}
+
+
+def masked(value):
+    """How a sensitive value is shown back: ``••••`` and its last four characters (only ``••••`` when short)."""
+    return "••••" + value[-4:] if value and len(value) >= 12 else "••••"

@@ -40,6 +40,7 @@ EVENTS = {
     "alert.resolved": "Alert resolved",
     "incident.published": "Incident published",
     "flag.stale": "Stale feature flags",
+    "secret.rotation": "Secret reference due, in grace or overdue for rotation",
     "channel.test": "Channel test",
 }
 ANY = "*"
@@ -149,6 +150,7 @@ def channel_url(channel):
         raise DeliveryFailed(f"the stored URL does not decrypt: {exc}", permanent=True) from None
 
 
+@crypto.rewrapper("delivery channels")
 def channels_rewrap():
     """After adding a new current key to PMR_ENCRYPTION_KEYS: move every stored URL to it. Returns how many."""
     moved = 0

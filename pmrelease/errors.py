@@ -39,6 +39,11 @@ class PermissionDenied(DomainError):
     code = "permission_denied"
 
 
+class NotFound(DomainError):
+    status_code = 404
+    code = "not_found"
+
+
 class TransitionNotAllowed(DomainError):
     """The object's current state does not allow the transition (or its conditions are unmet)."""
 

@@ -5,7 +5,26 @@ anything else (400 naming the fields), sets the rest, validates the row with ``f
 many-to-many fields, and records the change in the audit trail (only the fields whose values changed).
 Call inside the service's transaction, on a row it has locked.
 """
-from . import audit, errors
+from django.core.exceptions import FieldDoesNotExist
+from django.db import models
+
+from . import audit, errors, leaks
+
+_TEXT_FIELDS = (models.CharField, models.TextField, models.JSONField)
+
+
+def scan_text(instance, plain, *, by, obj=None):
+    """The leak check (``pmrelease.leaks``) over the free-text and JSON fields being set (not those with
+    choices: their values are the model's own)."""
+    texts = {}
+    for name, value in plain.items():
+        try:
+            f = instance._meta.get_field(name)
+        except FieldDoesNotExist:  # a property set through data: not a column
+            continue
+        if isinstance(f, _TEXT_FIELDS) and not f.choices and not isinstance(f, models.SlugField):
+            texts[name] = value
+    leaks.check(texts, by=by, obj=obj)
 
 
 def _split(instance, data, fields):
@@ -26,6 +45,7 @@ def model_create(*, model, data, fields, by, action=None, extra=None, clean_excl
     trail). Returns the saved instance."""
     instance = model(**(extra or {}))
     plain, m2m = _split(instance, data, fields)
+    scan_text(instance, plain, by=by, obj=audit_obj)
     for name, value in plain.items():
         setattr(instance, name, value)
     errors.full_clean(instance, exclude=clean_exclude)
@@ -45,6 +65,8 @@ def model_update(*, instance, data, fields, by, action=None, clean_exclude=None,
     plain, m2m = _split(instance, data, fields)
     watched = audit_fields or fields
     before = audit.snapshot(instance, fields=watched)
+    scan_text(instance, {k: v for k, v in plain.items() if v != getattr(instance, k, None)}, by=by,
+              obj=audit_obj or instance)
     for name, value in plain.items():
         setattr(instance, name, value)
     errors.full_clean(instance, exclude=clean_exclude)

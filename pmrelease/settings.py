@@ -78,6 +78,7 @@ MIDDLEWARE = [
     "django.middleware.common.CommonMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
     "django.contrib.auth.middleware.AuthenticationMiddleware",
+    "pmrelease.leaks.SecretScanOverrideMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
 ]
@@ -331,5 +332,10 @@ ENCRYPTION_KEYS = env.str("PMR_ENCRYPTION_KEYS", default="")
 DELIVERY_MAX_RETRIES = env.int("DELIVERY_MAX_RETRIES", default=5)  # attempts after the first
 DELIVERY_BACKOFF_SECONDS = env.float("DELIVERY_BACKOFF_SECONDS", default=30.0)  # doubled per retry, at most 1 h
 DELIVERY_TIMEOUT_SECONDS = env.float("DELIVERY_TIMEOUT_SECONDS", default=10.0)  # one attempt's network time
+# Configuration and secrets (releases.configuration, releases.secrets): Vault (KV v2) for vault:// references,
+# read by workers at deploy time and by beat for rotation metadata; the token never leaves the environment.
+VAULT_ADDR = env.str("VAULT_ADDR", default="")
+VAULT_TOKEN = env.str("VAULT_TOKEN", default="")
+VAULT_TIMEOUT = env.float("VAULT_TIMEOUT", default=5.0)
 # Alert rules (monitoring.alerting): how often beat evaluates the enabled rules.
 ALERT_EVALUATION_SECONDS = env.float("ALERT_EVALUATION_SECONDS", default=30.0)

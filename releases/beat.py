@@ -13,5 +13,7 @@ SCHEDULE = {
     # The interval is settings.MONITORING_TICK_SECONDS (read here from the environment: no Django import).
     "rollback-trigger-watch": {"task": "releases.tasks.watch_deployments",
                                "schedule": float(os.environ.get("MONITORING_TICK_SECONDS", "30"))},
+    # Secret references: Vault rotation metadata refreshed; owners told of due / in-grace / overdue ones.
+    "secret-rotation-check": {"task": "releases.tasks.secret_rotation_check", "schedule": crontab(minute=23)},
     "rollback-trigger-prune": {"task": "releases.tasks.prune_evaluations", "schedule": crontab(minute=41)},
 }

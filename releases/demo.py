@@ -141,6 +141,33 @@ RELEASES = [
     ], "planned_blocked", 20, []),
 ]
 # Simulation targets: the strategy each environment deploys with by default.
+# Configuration of the environments before production (production's changes under change management, in the
+# editor): staging already runs the send-time optimiser that development has off — the drift list shows it.
+CONFIGURATION = {
+    "development": ({"database": {"host": "db.dev.internal", "password": "vault://secret/development/db#password",
+                                  "connectionPool": {"min": 1, "max": 5}},
+                     "cache": {"host": "redis.dev.internal"},
+                     "email": {"smtpHost": "mailpit.dev.internal", "apiKey": "env://DEV_SMTP_API_KEY"},
+                     "monitoring": {"logLevel": "debug"},
+                     "features": {"send-time-optimizer": {"enabled": False}}},
+                    "Development defaults"),
+    "staging": ({"database": {"host": "db.staging.internal", "password": "vault://secret/staging/db#password",
+                              "connectionPool": {"min": 2, "max": 20}},
+                 "cache": {"host": "redis.staging.internal", "password": "vault://secret/staging/redis#password"},
+                 "storage": {"bucket": "penguinmails-staging", "cdnUrl": "https://cdn.staging.penguinmails.com",
+                             "secretAccessKey": "vault://secret/staging/storage#secret_access_key"},
+                 "email": {"provider": "ses", "apiKey": "vault://secret/staging/ses#api_key"},
+                 "monitoring": {"metricsUrl": "https://prometheus.staging.internal", "sampleRate": 0.5},
+                 "security": {"allowedOrigins": ["https://app.staging.penguinmails.com"]},
+                 "features": {"send-time-optimizer": {"enabled": True, "percentage": 50}}},
+                "Staging as validated for 2.1.3"),
+}
+SECRET_REFERENCES = [
+    ("staging-db", "vault://secret/staging/db#password", "staging", "ops", 30, "Staging database password"),
+    ("staging-ses", "vault://secret/staging/ses#api_key", "staging", "ops", 90, "Amazon SES sending key"),
+    ("dev-smtp", "env://DEV_SMTP_API_KEY", "development", "dev", 30, "Mailpit API key of development"),
+]
+
 TARGETS = {
     "local": ("big-bang", {}),
     "development": ("rolling-update", {}),
@@ -160,6 +187,7 @@ def seed(*, stdout):
         ensure_default_triggers(env)
     _deployment_config(envs)
     users = _users(groups)
+    _configuration(envs, users)
     history = _releases(envs, users)
     stdout.write(f"Releases: {len(envs)} environments, {len(users)} users, {len(history)} releases to deploy. Log "
                  f"in as admin, ops, approver, dev, qa, … with password '{DEMO_PASSWORD}'.")
@@ -199,6 +227,20 @@ def _deployment_config(envs):
     for position, (name, env, tests, required, timeout, on_failure) in enumerate(gates.SEED_TESTING_GATES):
         gates.ensure_gate(envs[env], name=name, tests=tests, required=required, timeout=timeout,
                                 on_failure=on_failure, position=position)
+
+
+def _configuration(envs, users):
+    from . import configuration, secrets
+    from .models import SecretReference
+
+    for name, (document, comment) in CONFIGURATION.items():
+        configuration.config_save(environment=envs[name], document=document, by=users["admin"], comment=comment)
+    for name, reference, env, owner, days, description in SECRET_REFERENCES:
+        if not SecretReference.objects.filter(name=name).exists():
+            secrets.reference_save(by=users["admin"], data={
+                "name": name, "reference": reference, "environment": envs[env], "owner": users[owner],
+                "description": description, "rotation_frequency_days": days,
+                "last_rotated_at": timezone.now() - dt.timedelta(days=34)})
 
 
 def _users(groups):

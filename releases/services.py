@@ -10,7 +10,7 @@ from django.core.mail import send_mail
 from django.db import IntegrityError, transaction
 from django_fsm import can_proceed
 
-from pmrelease import approvals, audit, errors
+from pmrelease import approvals, audit, errors, leaks
 from pmrelease.roles import Capability, Role
 from pmrelease.services import model_create, model_delete, model_update
 
@@ -200,6 +200,23 @@ def _targets(data):
     return list(data.get("environments") or [])
 
 
+def _scan(data, plan, *, by, release=None, before=None):
+    """The leak check over a release's free text (title, description, reasons) and its plan's; on an edit only
+    what changes (an unchanged plan part keeps its text)."""
+    texts = {name: data[name] for name in ("title", "description") if name in data}
+    for part, value in (plan or {}).items():
+        if before is None or _plan_changed(before, part, value):
+            texts[f"plan.{part}"] = value
+    leaks.check(texts, by=by, obj=release)
+
+
+def _plan_changed(before, part, value):
+    if part in PLAN_SINGLE:
+        old = before.get(part) or {}
+        return not isinstance(value, dict) or any(old.get(k) != v for k, v in value.items())
+    return True
+
+
 def release_create(*, data, by, plan=None):
     """Create a planned release. ``version`` may be omitted: it is then proposed from the last release."""
     data = dict(data)
@@ -212,6 +229,7 @@ def release_create(*, data, by, plan=None):
     if unknown:
         raise errors.ValidationFailed(f"unknown or read-only fields: {', '.join(sorted(unknown))}")
     m2m = {key: data.pop(key) for key in ("environments", "required_approvers", "required_roles") if key in data}
+    _scan(data, plan, by=by)
     with transaction.atomic():
         data["version"] = data.get("version") or propose_version(release_type)
         check_version(data["version"], release_type)
@@ -250,6 +268,7 @@ def release_update(*, release, data, by, plan=None):
                 + (" (reject it back to planned first)" if locked.status == ReleaseStatus.APPROVED else "")
             )
         before = release_snapshot(locked)
+        _scan({k: v for k, v in data.items() if before.get(k) != v}, plan, by=by, release=locked, before=before)
         if "version" in data and data["version"] != locked.version:
             check_version(data["version"], data.get("type", locked.type), exclude_pk=locked.pk)
         for key, value in data.items():
@@ -365,6 +384,7 @@ TRANSITION_TEXT = {"approve": "comment", "reject": "reason", "redeploy": "reason
 
 def release_transition(*, release, name, by, text=""):
     """Run the named transition (the API's and admin's single entry point)."""
+    leaks.check({"reason": text}, by=by, obj=release)
     if name == "approve":
         return release_approve(release=release, by=by, comment=text)[0].release
     if name == "reject":

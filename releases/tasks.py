@@ -15,6 +15,13 @@ def notify_approvers(release_id, approval_round):
 
 
 @shared_task
+def secret_rotation_check():
+    from . import secrets
+
+    return secrets.check_rotation()
+
+
+@shared_task
 def release_cadence_check():
     return services.cadence_check_and_notify()
 

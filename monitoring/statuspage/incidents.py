@@ -7,7 +7,7 @@ from django.db import transaction
 from django.utils import timezone
 from django_fsm import can_proceed
 
-from pmrelease import audit, delivery, errors
+from pmrelease import audit, delivery, errors, leaks
 from pmrelease.services import model_create, model_update
 
 from . import drafts, texts
@@ -67,6 +67,7 @@ def _apply_incident_statuses(incident, statuses):
 
 
 def _add_update(incident, body, by, changes, status=None):
+    leaks.check({"body": body}, by=by, obj=incident)
     return IncidentUpdate.objects.create(incident=incident, status=status or incident.status, body=body,
                                          affected_components=changes or [],
                                          created_by=by if getattr(by, "is_authenticated", False) else None)

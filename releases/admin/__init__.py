@@ -1,2 +1,2 @@
 """The releases app's admin: environments, releases, deployments (one module each)."""
-from . import deployments, environments, releases  # noqa: F401  (each registers its ModelAdmins)
+from . import configuration, deployments, environments, releases  # noqa: F401  (each registers its ModelAdmins)

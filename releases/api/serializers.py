@@ -307,17 +307,28 @@ class DeploymentSerializer(PerUserFieldsMixin, serializers.ModelSerializer):
                                                      "their evaluations: GET …/evaluations/")
     progress = serializers.SerializerMethodField()
     available_actions = serializers.SerializerMethodField()
+    configuration = serializers.SerializerMethodField(
+        help_text="The configuration differences this deployment met: its release's pinned version against the "
+                  "environment's current one (null when the release pins none)")
 
     class Meta:
         model = Deployment
         fields = ["id", "release", "environment", "strategy", "parameters", "backend", "status", "auto_rollback",
                   "rolled_back_automatically", "previous_version", "current_step", "failure_reason", "waiting_for",
                   "created_at", "started_at", "finished_at", "progress", "available_actions", "steps",
-                  "gate_results", "triggers"]
+                  "gate_results", "triggers", "configuration"]
         read_only_fields = ["backend", "status", "rolled_back_automatically", "previous_version", "current_step",
                             "failure_reason", "waiting_for", "created_at", "started_at", "finished_at"]
 
     per_user_fields = ("available_actions",)
+
+    def get_configuration(self, obj) -> dict | None:
+        found = getattr(obj, "config_diff", None) if hasattr(obj, "config_diff") else None
+        if found is None:
+            return None
+        return {"pinned": str(found.pinned) if found.pinned else None,
+                "current": str(found.current) if found.current else None,
+                "changes": found.changes, "must_match": [c["path"] for c in found.must_match]}
 
     def get_progress(self, obj) -> dict:
         return obj.progress().as_dict()

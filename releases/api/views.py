@@ -10,11 +10,13 @@ from rest_framework.response import Response
 
 from pmrelease import errors, parsers
 from pmrelease.api import history_action, transition_action
+from pmrelease.roles import Capability
 
-from .. import access, environments, selectors, services
+from .. import access, configuration, environments, secrets, selectors, services
 from ..deploy import gates
 from ..deploy import services as deploy_services
-from ..models import Deployment, ReleaseType
+from ..models import Deployment, ReleaseType, SecretReference
+from . import configuration as config_api
 from .serializers import (
     ActionSerializer,
     DeploymentSerializer,
@@ -54,6 +56,66 @@ class EnvironmentViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, mixin
     def perform_update(self, serializer):
         serializer.instance = environments.environment_update(
             environment=serializer.instance, data=dict(serializer.validated_data), by=self.request.user)
+
+    # --- configuration (releases.configuration) ---
+    @extend_schema(methods=["GET"], responses=config_api.ConfigVersionSerializer(many=True),
+                   summary="An environment's configuration versions, newest first")
+    @extend_schema(methods=["POST"], request=config_api.ConfigSaveInput,
+                   responses={201: config_api.ConfigVersionSerializer, 200: config_api.ConfigVersionSerializer},
+                   summary="Save a new configuration version (200 with the current one when nothing changed)")
+    @action(detail=True, methods=["get", "post"], url_path="config/versions", pagination_class=None)
+    def config_versions(self, request, name=None):
+        env = self.get_object()
+        if request.method == "POST":
+            body = config_api.ConfigSaveInput(data=request.data)
+            body.is_valid(raise_exception=True)
+            version, created = configuration.config_save(environment=env, by=request.user,
+                                                         document=body.validated_data["document"],
+                                                         comment=body.validated_data.get("comment", ""))
+            return Response(config_api.ConfigVersionSerializer(version).data,
+                            status=status.HTTP_201_CREATED if created else status.HTTP_200_OK)
+        versions = env.config_versions.select_related("environment", "author").order_by("-number")[:200]
+        return Response(config_api.ConfigVersionSerializer(versions, many=True).data)
+
+    @extend_schema(responses=config_api.ConfigVersionSerializer, summary="One configuration version")
+    @action(detail=True, methods=["get"], url_path=r"config/versions/(?P<number>[0-9]{1,9})")
+    def config_version(self, request, name=None, number=None):
+        version = configuration.version_of(self.get_object(), int(number))
+        return Response(config_api.ConfigVersionSerializer(version).data)
+
+    @extend_schema(
+        parameters=[OpenApiParameter("with", str, required=False, description="another environment's name: "
+                                     "from this environment's current configuration to that one's"),
+                    OpenApiParameter("from", int, required=False, description="a version of this environment"),
+                    OpenApiParameter("to", int, required=False, description="a version (default: the current)")],
+        responses=config_api.ChangeSerializer(many=True), summary="Compare configurations (versions or environments)")
+    @action(detail=True, methods=["get"], url_path="config/compare", pagination_class=None)
+    def config_compare(self, request, name=None):
+        env = self.get_object()
+        other = request.query_params.get("with")
+        if other:
+            right = access.visible_environments(request.user).filter(name=other).first()
+            if right is None:
+                raise errors.NotFound(f"no environment named {other!r} that you may see")
+            return Response(configuration.compare_environments(env, right, by=request.user))
+        numbers = {}
+        for param in ("from", "to"):
+            raw = request.query_params.get(param, "")
+            if raw and (not raw.isdigit() or not 0 < int(raw) < 2_147_483_647):
+                raise errors.ValidationFailed(f"{param}: a version number", field_errors={param: ["a number"]})
+            numbers[param] = int(raw) if raw else None
+        if numbers["from"] is None:
+            raise errors.ValidationFailed("give ?with=<environment> or ?from=<version>[&to=<version>]",
+                                          field_errors={"from": ["required without 'with'"]})
+        before = configuration.version_of(env, numbers["from"])
+        after = configuration.served(env, version=numbers["to"])
+        return Response(configuration.compare(before, after))
+
+    @extend_schema(responses=config_api.DriftSerializer(many=True),
+                   summary="Drift: must-match configuration keys that differ between environments")
+    @action(detail=False, methods=["get"], url_path="config-drift", pagination_class=None)
+    def config_drift(self, request):
+        return Response(configuration.drift(by=request.user))
 
 
 # --- releases ----------------------------------------------------------------------------------------
@@ -105,6 +167,35 @@ class ReleaseViewSet(viewsets.ModelViewSet):
     reject = _release_transition("reject")
     redeploy = _release_transition("redeploy")
     history = history_action("Audit history of a release")
+
+    @extend_schema(request=config_api.ConfigPinInput, responses=config_api.ConfigVersionSerializer,
+                   summary="Pin the configuration version this release was tested with")
+    @action(detail=True, methods=["post"], url_path="config-pin")
+    def config_pin(self, request, pk=None):
+        release = self.get_object()
+        body = config_api.ConfigPinInput(data=request.data)
+        body.is_valid(raise_exception=True)
+        env = body.validated_data["environment"]
+        access.require(request.user, [env], Capability.VIEW)
+        version = configuration.served(env, version=body.validated_data.get("version"))
+        configuration.release_pin(release=release, version=version, by=request.user)
+        return Response(config_api.ConfigVersionSerializer(version).data)
+
+    @extend_schema(parameters=[OpenApiParameter("environment", str, required=True)],
+                   responses=config_api.ChangeSerializer(many=True),
+                   summary="The configuration differences this release would meet in an environment")
+    @action(detail=True, methods=["get"], url_path="config-diff", pagination_class=None)
+    def config_diff(self, request, pk=None):
+        release = self.get_object()
+        name = request.query_params.get("environment", "")
+        env = access.visible_environments(request.user).filter(name=name).first()
+        if env is None:
+            raise errors.ValidationFailed("environment: the name of an environment you may see",
+                                          field_errors={"environment": ["unknown environment"]})
+        found = configuration.promotion_diff(release, env)
+        if found is None:
+            raise errors.NotFound(f"release {release.version} pins no configuration")
+        return Response(found["changes"])
 
     @extend_schema(responses={(200, "text/markdown"): str}, summary="Release notes (Markdown)")
     @action(detail=True, methods=["get"], url_path="notes")
@@ -168,7 +259,7 @@ class DeploymentViewSet(mixins.CreateModelMixin, mixins.ListModelMixin, mixins.R
 
     def get_queryset(self):
         return (Deployment.objects.filter(environment__in=access.visible_environments(self.request.user))
-                .select_related("release", "environment")
+                .select_related("release", "environment", "config_diff__pinned__environment", "config_diff__current")
                 .prefetch_related("steps", "gate_results__gate", "gate_results__reported_by",
                                   "gate_results__overridden_by", "triggers"))
 
@@ -236,3 +327,34 @@ class DeploymentViewSet(mixins.CreateModelMixin, mixins.ListModelMixin, mixins.R
         result = deploy_services.gate_override(deployment=dep, gate=gate, by=request.user,
                                                reason=serializer.validated_data.get("reason", ""))
         return Response(GateResultSerializer(result).data, status=status.HTTP_201_CREATED)
+
+
+# --- secret references -----------------------------------------------------------------------------------------
+class SecretReferenceViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, mixins.CreateModelMixin,
+                             viewsets.GenericViewSet):
+    """Secret references (never values) with their rotation policy and state."""
+
+    serializer_class = config_api.SecretReferenceSerializer
+    search_fields = ["name", "reference", "description"]
+
+    def get_queryset(self):
+        visible = access.visible_environments(self.request.user)
+        qs = SecretReference.objects.select_related("environment", "owner")
+        if not self.request.user.is_superuser:
+            qs = qs.filter(environment__in=visible)
+        return qs
+
+    def perform_create(self, serializer):
+        data = dict(serializer.validated_data)
+        data["owner"] = self.request.user
+        serializer.instance = secrets.reference_save(data=data, by=self.request.user)
+
+    @extend_schema(responses=inline_serializer("RotationReport", {
+        state: serializers.ListField(child=serializers.CharField()) for state in ("due", "in_grace", "overdue",
+                                                                                  "unknown")}),
+                   summary="Secret references needing rotation, by state")
+    @action(detail=False, methods=["get"], url_path="rotation", pagination_class=None)
+    def rotation(self, request):
+        visible = set(self.get_queryset().values_list("pk", flat=True))
+        report = secrets.rotation_report()
+        return Response({state: [ref.name for ref, _ in rows if ref.pk in visible] for state, rows in report.items()})

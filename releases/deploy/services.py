@@ -3,10 +3,10 @@ from django.contrib.auth import get_user_model
 from django.db import transaction
 from django_fsm import can_proceed
 
-from pmrelease import audit, errors
+from pmrelease import audit, errors, leaks
 from pmrelease.roles import Capability
 
-from .. import access, notifications, signals
+from .. import access, configuration, notifications, signals
 from ..models import (
     ACTIVE_DEPLOYMENT_STATES,
     ConcurrencyPolicy,
@@ -89,6 +89,8 @@ def deployment_create(*, release, environment, by, strategy=None, parameters=Non
                                               f"(or deploying/deployed) releases can be deployed{hint}")
         refusals = promotion_refusals(locked, environment)
         refusals += hooks.deployment_gate(release=locked, environment=environment)[0]
+        config_diff = configuration.promotion_diff(locked, environment)
+        refusals += configuration.deployment_refusals(locked, environment, config_diff)
         if refusals:
             raise errors.TransitionNotAllowed(f"{locked.version} may not go to {environment.name} yet",
                                               reasons=refusals)
@@ -103,13 +105,17 @@ def deployment_create(*, release, environment, by, strategy=None, parameters=Non
             waiting_for=(f"its turn: deployment #{busy.pk} ({busy.release.version}) runs in {environment.name}; "
                          "this one starts when it ends") if busy else "")
         triggers.copy_effective(dep, specs)
+        configuration.record_deployment_diff(dep, config_diff)
         has_gates = environment.testing_gates.exists()
         DeploymentStep.objects.bulk_create([
             DeploymentStep(deployment=dep, position=i, kind=s["kind"], name=s["name"], params=s["params"])
             for i, s in enumerate(strategies.plan(strategy, params, has_gates=has_gates), start=1)])
         audit.record(action="deployment.create", obj=dep, by=by,
                      after={"release": locked.version, "environment": environment.name, "strategy": strategy,
-                            "parameters": params, "queued_behind": busy.pk if busy else None})
+                            "parameters": params, "queued_behind": busy.pk if busy else None,
+                            "configuration": None if config_diff is None else {
+                                "pinned": str(config_diff["pinned"]), "changes": len(config_diff["changes"]),
+                                "must_match": [c["path"] for c in config_diff["must_match"]]}})
         if busy is None:
             _start(dep, by=by, dispatch=dispatch)
     dep.refresh_from_db()
@@ -270,6 +276,7 @@ def gate_report(*, deployment, gate, by, passed=None, failed=None, url="", junit
         values = {"tests": passed + failed, "passed": passed, "failed": failed, "errors": 0, "skipped": 0,
                   "source": "simulated" if simulated else "json", "details": {"simulated": True} if simulated else {}}
     ok = values["failed"] == 0 and values["errors"] == 0 and values["tests"] > 0
+    leaks.check({"url": url or "", "details": values["details"]}, by=by, obj=deployment)
     with transaction.atomic():
         dep = _locked(deployment)
         if dep.is_finished and dep.status != DeploymentStatus.SUCCEEDED:
@@ -325,6 +332,7 @@ def gate_override(*, deployment, gate, by, reason, dispatch=True):
     access.require(by, [deployment.environment], Capability.DEPLOY)
     if not (reason or "").strip():
         raise errors.ValidationFailed("an override needs a reason", field_errors={"reason": ["This field is required."]})
+    leaks.check({"reason": reason}, by=by, obj=deployment)
     with transaction.atomic():
         dep = _locked(deployment)
         latest = dep.gate_results.filter(gate=gate).order_by("-id").first()

@@ -33,3 +33,6 @@ def approved_release(users, envs):
         return release
 
     return make
+
+
+from tests.vault_support import bao_server  # noqa: E402, F401 - the OpenBao dev server fixture

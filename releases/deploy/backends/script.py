@@ -9,6 +9,10 @@ Exit code 0 is success; the exit code and output are recorded in the step's log.
 healthy; ``scale`` (a rollback trigger's scale_up) gets PMR_SCALE_FACTOR. Metrics do not come from the
 script: applications push them to the builtin provider, or the environment reads Prometheus. Rollback-plan step commands run only
 with ``run_rollback_commands`` set, since release plans are edited by more people than targets are.
+
+With ``"config_secrets": true`` the worker resolves the secret references of the environment's configuration
+(``releases.secrets``, audited) and passes each as ``PMR_SECRET_<PATH>`` (``database.password`` →
+``PMR_SECRET_DATABASE_PASSWORD``); their values are replaced by ``••••`` in the step log and in errors.
 """
 import os
 import subprocess
@@ -20,6 +24,28 @@ MAX_OUTPUT = 4000
 
 class ScriptBackend(Backend):
     name = "script"
+    _resolved = None
+
+    def _secrets(self, ctx, operation):
+        """{PMR_SECRET_…: value} of the environment's configuration references (resolved once per backend)."""
+        if not self.config.get("config_secrets"):
+            return {}
+        if self._resolved is None:
+            from ... import configuration, secrets
+
+            document = configuration.current_document(self.target.environment) or {}
+            try:
+                values = secrets.resolve_document(document, purpose=f"deployment #{ctx.deployment_id} ({operation})")
+            except Exception as exc:  # noqa: BLE001 - a DomainError or a backend failure: the step fails saying why
+                raise BackendError(f"{operation}: a configuration secret could not be resolved: "
+                                   f"{getattr(exc, 'message', exc)}") from exc
+            self._resolved = {"PMR_SECRET_" + path.replace(".", "_").upper(): value for path, value in values.items()}
+        return self._resolved
+
+    def _redact(self, text):
+        from ... import secrets
+
+        return secrets.redact(text, list((self._resolved or {}).values()))
 
     def _run(self, ctx, command, operation, extra=None, check=True):
         env = {
@@ -30,6 +56,7 @@ class ScriptBackend(Backend):
             "PMR_WEIGHT": str(ctx.params.get("weight", ctx.params.get("percentage", ""))),
             "PMR_MODE": str(ctx.params.get("mode", "")),
             **(extra or {}),
+            **self._secrets(ctx, operation),
         }
         timeout = float(self.config.get("timeout", 300))
         ctx.check_lease()
@@ -41,7 +68,7 @@ class ScriptBackend(Backend):
             raise BackendError(f"{operation}: command timed out after {timeout:g} s") from exc
         except OSError as exc:
             raise BackendError(f"{operation}: command could not start: {exc}") from exc
-        output = (result.stdout + result.stderr).strip()
+        output = self._redact((result.stdout + result.stderr).strip())
         if output:
             ctx.log(output[-MAX_OUTPUT:])
         ctx.log(f"exit code {result.returncode}")

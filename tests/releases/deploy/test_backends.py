@@ -371,3 +371,40 @@ def test_scale_up_trigger__watch_fires__backend_scaled_and_recorded(users, envs,
     assert target.state["replicas"] == 3
     event = AuditEvent.objects.get(action="deployment.trigger_fired")
     assert event.after["action"] == "scale_up" and event.after["result"] == "simulated: 3 replicas"
+
+
+def test_script_backend__config_secrets__resolved_for_the_command_redacted_in_log(users, envs, approved_release,
+                                                                                  monkeypatch, tmp_path):
+    from pmrelease.models import AuditEvent
+    from releases import configuration
+
+    monkeypatch.setenv("PMR_TEST_DB_PASSWORD", "s3cr3t-db-password-42")
+    configuration.config_save(environment=envs["development"], by=users["admin"],
+                              document={"database": {"password": "env://PMR_TEST_DB_PASSWORD"}})
+    seen = tmp_path / "seen"
+    DeploymentTarget.objects.create(environment=envs["development"], backend="script", config={
+        "config_secrets": True, "commands": {
+            "deploy": f'echo "connecting with $PMR_SECRET_DATABASE_PASSWORD"; printf %s "$PMR_SECRET_DATABASE_PASSWORD" > {seen}'}})
+    dep = deployments.deployment_create(release=approved_release(), environment=envs["development"],
+                                        by=users["ops"], dispatch=False)
+    dep = engine.run_inline(dep.pk)
+    assert dep.status == "succeeded", dep.failure_reason
+    assert seen.read_text() == "s3cr3t-db-password-42"  # the command got the value
+    messages = [line["msg"] for line in dep.steps.get(kind="deploy").log]
+    assert "connecting with ••••" in messages
+    assert not any("s3cr3t" in m for s in dep.steps.all() for m in [line["msg"] for line in s.log])
+    event = AuditEvent.objects.filter(action="secret.resolve").get()
+    assert event.object_id == "env://PMR_TEST_DB_PASSWORD" and f"deployment #{dep.pk}" in event.reason
+
+
+def test_script_backend__config_secret_missing__step_fails_saying_which(users, envs, approved_release):
+    from releases import configuration
+
+    configuration.config_save(environment=envs["development"], by=users["admin"],
+                              document={"database": {"password": "env://PMR_NO_SUCH_VARIABLE"}})
+    DeploymentTarget.objects.create(environment=envs["development"], backend="script", config={
+        "config_secrets": True, "commands": {"deploy": "true", "restore": "true"}})
+    dep = deployments.deployment_create(release=approved_release(), environment=envs["development"],
+                                        by=users["ops"], dispatch=False)
+    dep = engine.run_inline(dep.pk)
+    assert dep.status == "failed" and "PMR_NO_SUCH_VARIABLE" in dep.failure_reason  # the restore needs it too
