@@ -106,7 +106,7 @@ def incident_create(*, name, body, by, impact=Impact.MINOR, components=None, pub
                             "components": {str(c.pk): s for c, s in statuses.items()}})
         if publish:
             notify_later("incident", incident.pk, f"incident-{incident.pk}-created")
-            publish_later()
+            publish_later(incident)
     return incident
 
 
@@ -130,7 +130,7 @@ def incident_publish(*, incident, by):
             first.save(update_fields=["affected_components"])
         audit.record(action="incident.publish", obj=locked, by=by, after={"published_at": locked.published_at})
         notify_later("incident", locked.pk, f"incident-{locked.pk}-created")
-        publish_later()
+        publish_later(locked)
     return locked
 
 
@@ -178,7 +178,7 @@ def incident_transition(*, incident, name, by, body, component_statuses=None):
         update = _add_update(locked, body.strip(), by, changes)
         if locked.is_published:
             notify_later("incident", locked.pk, f"incident-{locked.pk}-update-{update.pk}")
-            publish_later()
+            publish_later(locked)
     incident.refresh_from_db()
     return incident
 
@@ -203,7 +203,7 @@ def incident_add_update(*, incident, body, by, component_statuses=None):
                      after={"update": update.pk, "components": changes})
         if locked.is_published:
             notify_later("incident", locked.pk, f"incident-{locked.pk}-update-{update.pk}")
-            publish_later()
+            publish_later(locked)
     return update
 
 
