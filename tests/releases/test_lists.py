@@ -155,7 +155,7 @@ def test_schema__cursor_lists__document_cursor_and_page_links(api, users):
     ("releases_release", ["created_at"]),
     ("releases_release", ["scheduled_for"]),
     ("releases_deployment", ["created_at", "id"]),
-    ("pmrelease_auditevent", ["actor_username"]),
+    ("pmrelease_auditevent", ["actor_username", "id"]),
     ("pmrelease_auditevent", ["created_at"]),
     ("pmrelease_auditevent", ["action"]),
 ])
