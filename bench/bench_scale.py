@@ -10,7 +10,10 @@ client (no network), the median of ``--repeat`` requests after one warm-up, and 
 
 - the API lists page 1 and a deep page (the middle of the history): releases (page numbers), deployments and
   audit events (cursor pages: a cursor at the middle row);
-- the admin changelists of releases, deployments and audit events.
+- the admin changelists of releases, deployments and audit events;
+
+and after the last tier, EXPLAIN ANALYZE of the lists' own queries and the admin's bounded count and filter choices
+against a full count and SELECT DISTINCT.
 
 Then the status page: ``--incidents`` resolved incidents (three updates each) published in full once, then one
 incident gets an update (through the service, which records what changed) and the publish the task makes after it
@@ -177,6 +180,52 @@ def bench_lists(tiers, envs, users, repeat):
         cells = [f"{results[(label, t)][0]:.1f} ms ({results[(label, t)][1]} q)" for t in tiers]
         ratio = results[(label, tiers[-1])][0] / results[(label, tiers[0])][0]
         print(f"| {label} | " + " | ".join(cells) + f" | {ratio:.2f}× |")
+    explain_lists()
+
+
+def explain_lists():
+    """What the database does for the lists' own queries at the current size (EXPLAIN ANALYZE), and the admin's
+    counts and filter choices against what they were (a full count, SELECT DISTINCT)."""
+    from pmrelease.lists import distinct_values
+    from pmrelease.models import AuditEvent
+    from releases.models import Deployment, Environment, Release
+
+    middle = Deployment.objects.order_by("-created_at", "-id")[Deployment.objects.count() // 2]
+    visible = Deployment.objects.filter(environment__in=Environment.objects.all()).order_by("-created_at", "-id")
+    plans = [
+        ("releases page 1", Release.objects.order_by("-created_at")[:50]),
+        ("deployments page 1 (cursor)", visible[:51]),
+        ("deployments deep page (cursor)", visible.filter(created_at__lt=middle.created_at)[:51]),
+        ("audit events page 1 (cursor)", AuditEvent.objects.order_by("-id")[:51]),
+        ("audit events deep page (cursor)", AuditEvent.objects.filter(id__lt=AuditEvent.objects.count() // 2)
+         .order_by("-id")[:51]),
+        ("audit admin, filtered by actor", AuditEvent.objects.filter(actor_username="ops").order_by("-id")[:100]),
+        ("release date hierarchy bounds", Release.objects.order_by("scheduled_for").values("scheduled_for")[:1]),
+    ]
+    print("\n| query | time | plan |\n| --- | ---: | --- |")
+    for label, queryset in plans:
+        plan = queryset.explain(analyze=True)
+        took = re.search(r"Execution Time: ([\d.]+) ms", plan).group(1)
+        indexes = sorted(set(re.findall(r"Scan(?: Backward)? using (\w+)", plan)))
+        print(f"| {label} | {took} ms | {', '.join(indexes) or '-'}{' + Seq Scan' if 'Seq Scan' in plan else ''} |")
+    calls = [
+        ("audit admin count, bounded", lambda: AuditEvent.objects.all()[:10_001].count()),
+        ("full COUNT(*) (before)", lambda: AuditEvent.objects.count()),
+        ("actor choices by skip scan", lambda: distinct_values(AuditEvent, "actor_username")),
+        ("SELECT DISTINCT actors (before)", lambda: list(
+            AuditEvent.objects.order_by("actor_username").distinct().values_list("actor_username", flat=True))),
+        ("action choices by skip scan", lambda: distinct_values(AuditEvent, "action")),
+        ("SELECT DISTINCT actions (before)", lambda: list(
+            AuditEvent.objects.order_by("action").distinct().values_list("action", flat=True))),
+    ]
+    for label, call in calls:
+        call()
+        times = []
+        for _ in range(5):
+            started = time.perf_counter()
+            call()
+            times.append(time.perf_counter() - started)
+        print(f"| {label} | {statistics.median(times) * 1000:.1f} ms | |")
 
 
 def bench_publish(counts, users):
