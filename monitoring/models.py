@@ -14,12 +14,13 @@ from .statuspage.models import (
     IncidentUpdate,
     Maintenance,
     MaintenanceUpdate,
+    PublishRequest,
     Subscriber,
 )
 
 __all__ = [
     "AffectedComponent", "Component", "ComponentGroup", "ComponentStatusChange", "Delivery", "Incident",
-    "IncidentPolicy", "IncidentUpdate", "Maintenance", "MaintenanceUpdate", "Subscriber",
+    "IncidentPolicy", "IncidentUpdate", "Maintenance", "MaintenanceUpdate", "PublishRequest", "Subscriber",
     "MetricBucket", "MetricsConfig", "ProviderKind", "DoraReport", "ServiceLevelObjective", "Sli",
     "ActiveAlert", "AlertEvent", "AlertRule", "AlertState", "Severity",
 ]

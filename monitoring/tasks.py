@@ -10,10 +10,12 @@ log = logging.getLogger(__name__)
 
 
 @shared_task(autoretry_for=(OSError,), retry_backoff=True, max_retries=30)
-def publish_status_site():
-    """Re-render the static status site (serialised by publish_site's lock file; the last run renders the
-    newest state, so the last change is always published)."""
-    return publishing.publish_site()
+def publish_status_site(pending=False):
+    """Publish what changed (``publishing.publish_pending``): with ``pending`` (queued after a change) the pages
+    the waiting requests name, nothing when another task published them already; without (the beat) everything.
+    Serialised by publish_site's lock file; the last run renders the newest state, so the last change is always
+    published."""
+    return publishing.publish_pending(only_waiting=pending)
 
 
 @shared_task

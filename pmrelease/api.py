@@ -14,6 +14,7 @@ from rest_framework.views import exception_handler as drf_exception_handler
 from . import errors, tokens
 from .exports import audit_csv_rows
 from .filters import IsoDateTimeFilter
+from .lists import KeysetPages
 from .models import AuditEvent
 
 
@@ -53,14 +54,15 @@ class CanViewAudit(permissions.BasePermission):
 
 class PerUserFieldsMixin:
     """A serializer mixin: the fields named in ``per_user_fields`` (what this user may do with the object,
-    which costs queries per row) are computed on the detail view only, not in lists."""
+    which costs queries per row) are computed on the detail view only, not in lists (the view's
+    ``list_actions``, by default ``("list",)``)."""
 
     per_user_fields = ()
 
     def get_fields(self):
         fields = super().get_fields()
         view = self.context.get("view")
-        if view is not None and getattr(view, "action", None) == "list":
+        if view is not None and getattr(view, "action", None) in getattr(view, "list_actions", ("list",)):
             for name in self.per_user_fields:
                 fields.pop(name, None)
         return fields
@@ -112,14 +114,16 @@ def history_action(summary="Audit history"):
 
 
 class AuditEventViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.GenericViewSet):
-    """The audit trail: read-only by construction (no create, update or delete route exists)."""
+    """The audit trail: read-only by construction (no create, update or delete route exists). Newest first in
+    cursor pages: follow `next` (an opaque `cursor`), `?page_size=` up to 1000; no total count."""
 
     queryset = AuditEvent.objects.all()
     serializer_class = AuditEventSerializer
     permission_classes = [permissions.IsAuthenticated, CanViewAudit]
     filterset_class = AuditEventFilter
+    pagination_class = KeysetPages
     search_fields = ["object_repr", "reason", "actor_username", "action"]
-    ordering_fields = ["id", "created_at"]
+    ordering_fields = ["id"]  # cursor pages need a unique, indexed ordering
 
     @extend_schema(responses={(200, "text/csv"): OpenApiTypes.STR}, summary="The filtered trail as CSV")
     @action(detail=False, methods=["get"], url_path="export")

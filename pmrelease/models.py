@@ -45,7 +45,9 @@ class AuditEvent(models.Model):
 
     class Meta:
         ordering = ["-id"]
-        indexes = [models.Index(fields=["object_type", "object_id"])]
+        indexes = [models.Index(fields=["object_type", "object_id"]),
+                   # the admin's actor filter and the API's ?actor= (issue 18)
+                   models.Index(fields=["actor_username", "-id"], name="auditevent_actor_idx")]
 
     def __str__(self):
         return f"{self.created_at:%Y-%m-%d %H:%M:%S} {self.actor_username or 'system'} {self.action} {self.object_repr}"

@@ -10,7 +10,7 @@ from django_fsm import can_proceed
 from pmrelease.roles import Capability
 
 from . import access, cadence, notes, versioning
-from .models import Environment, Release, ReleaseStatus, ReleaseType
+from .models import Environment, Release, ReleaseApproval, ReleaseStatus, ReleaseType
 from .policy import POLICY
 
 
@@ -54,11 +54,19 @@ def visible_releases(user, queryset=None):
 
 
 def awaiting_approval(user):
-    """Planned releases ``user`` may approve and has not voted on in the current round."""
+    """Planned releases ``user`` may approve and has not voted on in the current round, newest first. What SQL
+    can decide (planned, visible, not their own, no vote of theirs in the round) is decided there; the policy
+    then checks the rest on what is left, with everything it reads prefetched (a flat number of queries)."""
+    if not getattr(user, "is_authenticated", False):
+        return []
+    voted = ReleaseApproval.objects.filter(release_id=OuterRef("pk"), round=OuterRef("approval_round"),
+                                           approver_id=user.pk)
     candidates = (visible_releases(user, Release.objects.filter(status=ReleaseStatus.PLANNED))
-                  .exclude(created_by=user)
-                  .prefetch_related("environments", "required_approvers", "required_roles"))
-    return [r for r in candidates if approval_eligibility(r, user)[0]]
+                  .exclude(created_by=user).exclude(Exists(voted))
+                  .select_related("risk_assessment")
+                  .prefetch_related("environments", "required_approvers", "required_roles")
+                  .order_by("-created_at", "-id"))
+    return [r for r in candidates if approval_eligibility(r, user, for_vote=False)[0]]
 
 
 def available_actions(release, user):

@@ -114,7 +114,7 @@ def incident_create(*, name, body, by, impact=Impact.MINOR, components=None, pub
         if publish:
             notify_later("incident", incident.pk, f"incident-{incident.pk}-created")
             _notify_team(incident)
-            publish_later()
+            publish_later(incident)
     return incident
 
 
@@ -164,7 +164,7 @@ def incident_publish(*, incident, by, component_statuses=None):
                             "confirmed": {str(c.pk): s for c, s in confirmed.items()}})
         notify_later("incident", locked.pk, f"incident-{locked.pk}-created")
         _notify_team(locked)
-        publish_later()
+        publish_later(locked)
     return locked
 
 
@@ -212,7 +212,7 @@ def incident_transition(*, incident, name, by, body, component_statuses=None):
         update = _add_update(locked, body.strip(), by, changes)
         if locked.is_published:
             notify_later("incident", locked.pk, f"incident-{locked.pk}-update-{update.pk}")
-            publish_later()
+            publish_later(locked)
     incident.refresh_from_db()
     return incident
 
@@ -237,7 +237,7 @@ def incident_add_update(*, incident, body, by, component_statuses=None):
                      after={"update": update.pk, "components": changes})
         if locked.is_published:
             notify_later("incident", locked.pk, f"incident-{locked.pk}-update-{update.pk}")
-            publish_later()
+            publish_later(locked)
     return update
 
 

@@ -38,7 +38,7 @@ def maintenance_create(*, data, by):
         MaintenanceUpdate.objects.create(maintenance=maintenance, status=MaintenanceStatus.SCHEDULED,
                                          body=maintenance.body, created_by=maintenance.created_by)
         notify_later("maintenance", maintenance.pk, f"maintenance-{maintenance.pk}-scheduled")
-        publish_later()
+        publish_later(maintenance)
     return maintenance
 
 
@@ -59,7 +59,7 @@ def maintenance_update(*, maintenance, data, by):
         locked, changed = model_update(instance=locked, data=data, fields=MAINTENANCE_FIELDS, by=by,
                                        action="maintenance.update", clean_exclude=["status", "created_by"])
         if changed:
-            publish_later()
+            publish_later(locked)
     return locked
 
 
@@ -101,7 +101,7 @@ def maintenance_transition(*, maintenance, name, by, body=""):
             maintenance=locked, status=locked.status, body=body, affected_components=changes,
             created_by=by if getattr(by, "is_authenticated", False) else None)
         notify_later("maintenance", locked.pk, f"maintenance-{locked.pk}-update-{update.pk}")
-        publish_later()
+        publish_later(locked)
     maintenance.refresh_from_db()
     return maintenance
 

@@ -357,3 +357,15 @@ class Delivery(models.Model):
 
     def __str__(self):
         return f"{self.event} → {self.subscriber}"
+
+
+class PublishRequest(models.Model):
+    """What the static site has yet to show (``publishing.publish_later``): one row a changed incident or
+    maintenance (``incident:12``), ``all`` for a change every page may show, and ``queued`` while a publish task
+    waits in the queue, so that a burst of changes makes one publish."""
+
+    key = models.CharField(max_length=40, unique=True)
+    requested_at = models.DateTimeField(default=timezone.now)
+
+    def __str__(self):
+        return self.key

@@ -17,18 +17,24 @@ cannot carry becomes U+FFFD, and the publish says how many it escaped). How the 
 publish as "degraded", the status page admin warns, and /metrics exports it.
 """
 import datetime as dt
+import functools
 import gzip
 import hashlib
 import json
 import logging
+import operator
 import os
 import tempfile
 import zoneinfo
+from dataclasses import dataclass
 from pathlib import Path
 
 from django.conf import settings
 from django.contrib.staticfiles import finders
+from django.db import transaction
+from django.db.models import Q
 from django.template.loader import render_to_string
+from django.utils import timezone
 from feedgen.feed import FeedGenerator
 from prometheus_client.core import GaugeMetricFamily
 
@@ -43,11 +49,50 @@ INDEX_HISTORY_DAYS = 7
 ASSETS = ("status/status.css", "status/status.js")
 
 
-def publish_later():
-    """Re-render the static site once the current transaction commits (services call it after a change)."""
+ALL = "all"  # a change any page may show (components, groups): the whole site is rendered
+
+
+def change_key(obj):
+    """The publish request key of a changed incident or maintenance: ``incident:12``, ``maintenance:3``."""
+    return f"{obj._meta.model_name}:{obj.pk}"
+
+
+def publish_later(*changed):
+    """Publish what ``changed`` (incidents, maintenances; nothing named: every page) once the current
+    transaction commits. Services call it after a change."""
+    keys = [change_key(obj) for obj in changed] or [ALL]
+    transaction.on_commit(lambda: request_publish(keys))
+
+
+def request_publish(keys):
+    """Record ``keys`` as waiting to be published (a key already waiting gets the newer time) and queue a
+    publish task. The first task to run publishes everything waiting; the tasks of the rest of a burst find
+    nothing left and return at once: a burst of changes makes one publish."""
     from monitoring.tasks import publish_status_site
 
-    publish_status_site.delay_on_commit()
+    from .models import PublishRequest
+
+    now = timezone.now()
+    PublishRequest.objects.bulk_create([PublishRequest(key=key, requested_at=now) for key in keys],
+                                       update_conflicts=True, unique_fields=["key"], update_fields=["requested_at"])
+    publish_status_site.delay(pending=True)
+
+
+def publish_pending(now=None, *, only_waiting=False):
+    """Publish what the waiting requests name (everything when one says ``all``; everything too, without
+    ``only_waiting``, when none waits: the beat's periodic publish), then drop the requests it covered (those not
+    requested again meanwhile). Returns the files written (0 when ``only_waiting`` found nothing)."""
+    from .models import PublishRequest
+
+    pending = list(PublishRequest.objects.values_list("pk", "key", "requested_at"))
+    if only_waiting and not pending:
+        return 0
+    keys = {key for _, key, _ in pending}
+    changed = publish_site(now=now, changes=None if not keys or ALL in keys else keys)
+    if pending:
+        covered = functools.reduce(operator.or_, (Q(pk=pk, requested_at=at) for pk, _, at in pending))
+        PublishRequest.objects.filter(covered).delete()
+    return changed
 
 
 def publish_dir():
@@ -150,19 +195,33 @@ def grouped(snapshot, rows):
     return result
 
 
-def history_days(snapshot, *, first, count):
+def history_date(kind, obj):
+    """The day an incident or a completed maintenance is listed under in the history (None: not listed)."""
+    if kind == "incident":
+        return obj.started_at.astimezone(_tz()).date()
+    if obj.status == "completed":
+        return obj.scheduled_for.astimezone(_tz()).date()
+    return None
+
+
+def history_by_date(snapshot):
+    """{date: [(kind, obj)]}: the incidents (newest first), then the completed maintenances, of each day."""
+    by_date = {}
+    for kind, objects in (("incident", snapshot.incidents), ("maintenance", snapshot.maintenances)):
+        for obj in objects:
+            date = history_date(kind, obj)
+            if date is not None:
+                by_date.setdefault(date, []).append((kind, obj))
+    return by_date
+
+
+def history_days(snapshot, *, first, count, by_date=None):
     """Days ``first`` … ``first + count - 1`` back from today (newest first) with the incidents and completed
     maintenance that started that day."""
-    tz = _tz()
-    today = snapshot.now.astimezone(tz).date()
-    result = []
-    for offset in range(first, first + count):
-        date = today - dt.timedelta(days=offset)
-        items = [("incident", i) for i in snapshot.incidents if i.started_at.astimezone(tz).date() == date]
-        items += [("maintenance", m) for m in snapshot.maintenances
-                  if m.status == "completed" and m.scheduled_for.astimezone(tz).date() == date]
-        result.append({"date": date, "items": items})
-    return result
+    by_date = history_by_date(snapshot) if by_date is None else by_date
+    today = snapshot.now.astimezone(_tz()).date()
+    return [{"date": date, "items": by_date.get(date, [])}
+            for date in (today - dt.timedelta(days=offset) for offset in range(first, first + count))]
 
 
 def history_page_count(snapshot):
@@ -227,33 +286,53 @@ def render_feed(snapshot):
     return feed.atom_str(pretty=True)
 
 
-def render_site(snapshot):
-    """{relative path under /status/: bytes} for every published file."""
+@dataclass(frozen=True)
+class Selection:
+    """The pages an incremental publish renders beside the index, the feed, the JSON documents and the assets:
+    these incidents' and maintenances' pages and these history pages."""
+
+    incidents: frozenset = frozenset()
+    maintenances: frozenset = frozenset()
+    history_pages: frozenset = frozenset()
+
+
+def render_site(snapshot, only=None, pages=None):
+    """{relative path under /status/: bytes} for every published file, or with ``only`` (a ``Selection``) for
+    the files it names and those every change touches (the index, the feed, the JSON documents, the assets).
+    A file's bytes depend on the content it shows and on ``snapshot.now`` only: rendered alone or with the
+    whole site, it is the same file (only the index prints when it was generated). ``pages``: the number of
+    history pages (``history_layout``), when ``snapshot`` holds only some incidents."""
     files = {}
     rows = component_rows(snapshot)
     ctx = base_context(snapshot)
+    page_ctx = {**ctx, "generated_at": None}  # pages that change only with their content: no time of generation
     groups = grouped(snapshot, rows)
-    pages = history_page_count(snapshot)
+    pages = pages or history_page_count(snapshot)
+    by_date = history_by_date(snapshot)
     files["index.html"] = render_to_string("status/index.html", {
         **ctx, "groups": groups, "unresolved": snapshot.unresolved, "active": snapshot.active_maintenances,
         "upcoming": snapshot.upcoming,
-        "history": history_days(snapshot, first=0, count=INDEX_HISTORY_DAYS),
+        "history": history_days(snapshot, first=0, count=INDEX_HISTORY_DAYS, by_date=by_date),
         "components": [r["component"] for r in rows],
     }).encode()
     for number in range(1, pages + 1):
+        if only is not None and number not in only.history_pages:
+            continue
         html = render_to_string("status/history.html", {
-            **ctx, "days": history_days(snapshot, first=(number - 1) * HISTORY_DAYS_PER_PAGE,
-                                        count=HISTORY_DAYS_PER_PAGE),
+            **page_ctx, "days": history_days(snapshot, first=(number - 1) * HISTORY_DAYS_PER_PAGE,
+                                             count=HISTORY_DAYS_PER_PAGE, by_date=by_date),
             "page_number": number, "pages": pages,
             "previous": number - 1 if number > 1 else None, "next": number + 1 if number < pages else None,
         }).encode()
         files["history/index.html" if number == 1 else f"history/{number}/index.html"] = html
     for incident in snapshot.incidents:
-        files[f"incidents/{incident.pk}/index.html"] = render_to_string(
-            "status/incident.html", {**ctx, "obj": incident, "kind": "incident"}).encode()
+        if only is None or incident.pk in only.incidents:
+            files[f"incidents/{incident.pk}/index.html"] = render_to_string(
+                "status/incident.html", {**page_ctx, "obj": incident, "kind": "incident"}).encode()
     for maintenance in snapshot.maintenances:
-        files[f"maintenances/{maintenance.pk}/index.html"] = render_to_string(
-            "status/incident.html", {**ctx, "obj": maintenance, "kind": "maintenance"}).encode()
+        if only is None or maintenance.pk in only.maintenances:
+            files[f"maintenances/{maintenance.pk}/index.html"] = render_to_string(
+                "status/incident.html", {**page_ctx, "obj": maintenance, "kind": "maintenance"}).encode()
     files["feed.atom"] = render_feed(snapshot)
     for name, document in documents.documents(snapshot).items():
         files[f"api/v2/{name}"] = json.dumps(document, separators=(",", ":"), ensure_ascii=False).encode()
@@ -264,18 +343,73 @@ def render_site(snapshot):
     return files
 
 
-def with_gzip(files):
-    """Add a precompressed ``.gz`` sibling for every text file (nginx ``gzip_static``; Django's view too)."""
-    result = {}
-    for rel, data in files.items():
-        if rel.endswith(COMPRESSIBLE):
-            result[rel + ".gz"] = gzip.compress(data, compresslevel=9, mtime=0)
-        result[rel] = data
-    return result
+def history_layout(now):
+    """What decides which history page lists what, from one light query per kind: {"today", "pages",
+    "placed": {change key: page number}} (the pages ``history_page_count`` and ``history_days`` make)."""
+    from .models import Incident, Maintenance
+
+    tz = _tz()
+    today = now.astimezone(tz).date()
+    dated = [(f"incident:{pk}", at.astimezone(tz).date())
+             for pk, at in Incident.objects.published().values_list("pk", "started_at")]
+    dated += [(f"maintenance:{pk}", at.astimezone(tz).date())
+              for pk, at in Maintenance.objects.filter(status="completed").values_list("pk", "scheduled_for")]
+    placed = {key: max((today - date).days, 0) // HISTORY_DAYS_PER_PAGE + 1 for key, date in dated}
+    if dated:
+        span = max((today - min(date for _, date in dated)).days + 1, 1)
+        pages = max(1, -(-span // HISTORY_DAYS_PER_PAGE))
+    else:
+        pages = 1
+    return {"today": today.isoformat(), "pages": pages, "placed": placed}
 
 
-def publish_site(now=None):
-    """Render everything and write it into the publish directory. Returns the number of files changed.
+def plan(changes, layout, previous):
+    """The ``Selection`` an incremental publish of ``changes`` (change keys) renders, given the history layout
+    now and at the last publish (``previous``); None when only a whole publish will do (no layout known, a key
+    of something no longer public)."""
+    from .models import Maintenance
+
+    if previous is None:
+        return None
+    chosen = {"incident": set(), "maintenance": set()}
+    history_pages = set()
+    for key in changes:
+        kind, _, pk = key.partition(":")
+        if kind not in chosen or not pk.isdigit():
+            return None
+        public = key in layout["placed"] if kind == "incident" else Maintenance.objects.filter(pk=int(pk)).exists()
+        if not public:
+            return None  # gone: the whole site, so that its page is removed
+        chosen[kind].add(int(pk))
+        history_pages |= {n for n in (layout["placed"].get(key), previous["placed"].get(key)) if n is not None}
+    if (previous.get("today"), previous.get("pages")) != (layout["today"], layout["pages"]):
+        history_pages = set(range(1, layout["pages"] + 1))  # a new day or a new page: every page's days moved
+    return Selection(incidents=frozenset(chosen["incident"]), maintenances=frozenset(chosen["maintenance"]),
+                     history_pages=frozenset(history_pages))
+
+
+def needed_incidents(now, selection, layout):
+    """A ``Q`` of the incidents the files of an incremental publish show: the unresolved ones, those the
+    uptime bars can show (started or resolved in their window), the most recent ones (feed, JSON), the chosen
+    ones and those on the chosen history pages. None: every incident (every history page is rendered)."""
+    from .models import UNRESOLVED, Incident
+
+    if len(selection.history_pages) >= layout["pages"]:
+        return None
+    since = now - dt.timedelta(days=selectors.HISTORY_DAYS + 2)
+    recent = list(Incident.objects.published().order_by("-started_at", "-id")
+                  .values_list("pk", flat=True)[:documents.RECENT])
+    on_pages = [int(key.partition(":")[2]) for key, number in layout["placed"].items()
+                if number in selection.history_pages and key.startswith("incident:")]
+    return (Q(status__in=UNRESOLVED) | Q(started_at__gte=since) | Q(resolved_at__isnull=True)
+            | Q(resolved_at__gte=since) | Q(pk__in=[*recent, *selection.incidents, *on_pages]))
+
+
+def publish_site(now=None, changes=None):
+    """Render the site and write what changed into the publish directory. Returns the number of files written.
+
+    ``changes`` (change keys: ``incident:12``…): render only those objects' pages, the history pages they sit on
+    and the files every change touches (``plan``); None: everything (and remove pages of what is gone).
 
     Publishers on one host (web, worker children) are serialised by a lock file in the publish directory,
     taken *before* the database is read: the run that writes last always rendered the newest state.
@@ -287,7 +421,7 @@ def publish_site(now=None):
     with open(lock_dir / ".publish.lock", "w") as lock:
         fcntl.flock(lock, fcntl.LOCK_EX)
         try:
-            changed, escaped = _publish(now)
+            changed, escaped = _publish(now, changes)
         except Exception as exc:
             log.error("status page publish failed: %r", exc)
             _record(ok=False, error=f"{exc.__class__.__name__}: {exc}")
@@ -299,19 +433,55 @@ def publish_site(now=None):
         return changed
 
 
-def _publish(now):
-    snapshot = selectors.snapshot(now)
+def _publish(now, changes=None):
+    now = now or timezone.now()
+    layout = history_layout(now)
+    selection = None if changes is None else plan(changes, layout, _layout())
+    incidents = None if selection is None else needed_incidents(now, selection, layout)
+    snapshot = selectors.snapshot(now, incidents=incidents)
     escaped = clean_snapshot(snapshot)
-    files = with_gzip(render_site(snapshot))
+    files = render_site(snapshot, only=selection, pages=layout["pages"])
     root = site_root()
     changed = 0
-    # Pages before the index and the JSON documents that link to them; each .gz before its plain file.
-    order = sorted(files, key=lambda p: (p.removesuffix(".gz") == "index.html" or p.startswith("api/"),
-                                         p.removesuffix(".gz"), not p.endswith(".gz")))
+    # Pages before the index and the JSON documents that link to them; each .gz before its plain file. A file
+    # whose bytes are already there (and its .gz) is not compressed or written again.
+    order = sorted(files, key=lambda p: (p == "index.html" or p.startswith("api/"), p))
     for rel in order:
-        changed += write_atomic(root / rel, files[rel])
-    _prune(root, files)
+        data, path = files[rel], root / rel
+        compressible = rel.endswith(COMPRESSIBLE)
+        if _holds(path, data) and (not compressible or path.with_name(path.name + ".gz").exists()):
+            continue
+        if compressible:
+            changed += write_atomic(path.with_name(path.name + ".gz"), gzip.compress(data, compresslevel=9, mtime=0))
+        changed += write_atomic(path, data)
+    if selection is None:
+        _prune(root, files)
+    _save_layout(layout)
     return changed, escaped
+
+
+def _holds(path, data):
+    try:
+        return path.stat().st_size == len(data) and path.read_bytes() == data
+    except FileNotFoundError:
+        return False
+
+
+def _layout_path():
+    return publish_dir() / ".publish-layout.json"
+
+
+def _layout():
+    """The history layout of the last publish (``history_layout``), or None."""
+    try:
+        layout = json.loads(_layout_path().read_text())
+    except (OSError, ValueError):
+        return None
+    return layout if isinstance(layout, dict) and isinstance(layout.get("placed"), dict) else None
+
+
+def _save_layout(layout):
+    write_atomic(_layout_path(), json.dumps(layout, sort_keys=True, separators=(",", ":")).encode())
 
 
 # --- what may be published -----------------------------------------------------------------------------------
@@ -404,7 +574,7 @@ def problems():
 
 def _prune(root, files):
     """Remove pages of incidents, maintenances and history pages that no longer exist (deleted drafts…)."""
-    keep = {root / rel for rel in files}
+    keep = {root / rel for rel in files} | {root / f"{rel}.gz" for rel in files}
     for sub in ("incidents", "maintenances", "history"):
         base = root / sub
         if not base.is_dir():

@@ -2,7 +2,7 @@
 import datetime as dt
 from dataclasses import dataclass, field
 
-from django.db.models import Prefetch
+from django.db.models import Max, Prefetch
 from django.utils import timezone
 
 from . import status as st
@@ -31,6 +31,8 @@ class Snapshot:
     incidents: list  # published, newest first
     maintenances: list  # newest first
     intervals: dict = field(default_factory=dict)  # component id -> [uptime.Interval]
+    # Set when ``incidents`` holds only some of them (``snapshot(incidents=…)``): the newest change of all of them
+    latest_change: dt.datetime | None = None
 
     @property
     def unresolved(self):
@@ -51,20 +53,26 @@ class Snapshot:
                             maintenance_active=bool(self.active_maintenances))
 
     def updated_at(self):
+        if self.latest_change is not None:
+            return self.latest_change
         stamps = [c.updated_at for c in self.components] + [i.updated_at for i in self.incidents]
         stamps += [m.updated_at for m in self.maintenances]
         return max(stamps) if stamps else self.now
 
 
-def snapshot(now=None):
+def snapshot(now=None, *, incidents=None):
+    """Everything the public page shows. ``incidents`` (a ``Q``): load only the published incidents it selects
+    (what an incremental publish renders; ``Snapshot.updated_at`` then still covers all of them)."""
     now = now or timezone.now()
     groups = list(ComponentGroup.objects.order_by("position", "name"))
     components = list(Component.objects.select_related("group").order_by("position", "name"))
     by_id = {c.pk: c for c in components}
     affected = Prefetch("affected", queryset=AffectedComponent.objects.order_by("component__position",
                                                                                 "component__name"))
+    published = Incident.objects.published() if incidents is None else Incident.objects.published().filter(incidents)
+    incidents_only = incidents is not None
     incidents = list(
-        Incident.objects.published().order_by("-started_at", "-id")
+        published.order_by("-started_at", "-id")
         .prefetch_related(Prefetch("updates", queryset=IncidentUpdate.objects.order_by("-display_at", "-id")),
                           affected))
     for incident in incidents:
@@ -75,8 +83,14 @@ def snapshot(now=None):
                           "components"))
     for maintenance in maintenances:
         maintenance.affected_list = [by_id[c.pk] for c in maintenance.components.all() if c.pk in by_id]
+    latest_change = None
+    if incidents_only:
+        stamps = [c.updated_at for c in components] + [m.updated_at for m in maintenances]
+        stamps.append(Incident.objects.published().aggregate(latest=Max("updated_at"))["latest"])
+        latest_change = max((s for s in stamps if s is not None), default=now)
     return Snapshot(now=now, groups=groups, components=components, incidents=incidents,
-                    maintenances=maintenances, intervals=component_intervals(components, now))
+                    maintenances=maintenances, intervals=component_intervals(components, now),
+                    latest_change=latest_change)
 
 
 def component_intervals(components, now, days=HISTORY_DAYS):

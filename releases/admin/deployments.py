@@ -9,6 +9,7 @@ from django.utils.html import format_html
 
 from pmrelease import errors
 from pmrelease.admin import AuditHistoryMixin, error_message, status_badge
+from pmrelease.lists import BoundedCountPaginator
 from pmrelease.roles import Capability
 
 from .. import access
@@ -32,6 +33,9 @@ class DeploymentAdmin(AuditHistoryMixin, admin.ModelAdmin):
     list_display = ["id", "release", "environment", "strategy", "status_badge", "progress_bar", "started_at",
                     "finished_at"]
     list_filter = ["status", "strategy", "environment", "backend"]
+    # Deployments grow forever: one bounded count per page, not two full ones (issue 18).
+    paginator = BoundedCountPaginator
+    show_full_result_count = False
     search_fields = ["release__version", "release__title", "failure_reason"]
     readonly_fields = ["release", "environment", "strategy", "parameters", "backend", "status", "previous_version",
                        "auto_rollback", "failure_reason", "waiting_for", "requested_by", "created_at", "started_at",

@@ -16,6 +16,7 @@ from django.utils import timezone
 
 from pmrelease import errors
 from pmrelease.admin import AuditHistoryMixin, ServiceAdminMixin, error_message, status_badge
+from pmrelease.lists import BoundedCountPaginator
 from pmrelease.roles import Capability
 
 from .. import access, selectors, services
@@ -223,6 +224,8 @@ class ReleaseAdmin(ServiceAdminMixin, AuditHistoryMixin, admin.ModelAdmin):
     list_filter = [AwaitingMyApprovalFilter, "status", "type", "environments", "risk_assessment__level"]
     search_fields = ["version", "title", "description", "note_items__summary"]
     date_hierarchy = "scheduled_for"
+    paginator = BoundedCountPaginator  # one bounded count per page (issue 18)
+    show_full_result_count = False
     filter_horizontal = ["environments", "required_approvers", "required_roles"]
     readonly_fields = ["status", "approval_round", "created_by", "created_at", "approved_at", "deployed_at"]
     fieldsets = [

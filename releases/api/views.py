@@ -10,6 +10,7 @@ from rest_framework.response import Response
 
 from pmrelease import errors, parsers
 from pmrelease.api import history_action, transition_action
+from pmrelease.lists import KeysetPages
 from pmrelease.roles import Capability
 
 from .. import access, configuration, environments, secrets, selectors, services
@@ -37,6 +38,12 @@ class EvaluationPages(CursorPagination):
     page_size = 100
     page_size_query_param = "page_size"
     max_page_size = 1000
+
+
+class DeploymentPages(KeysetPages):
+    """Deployments newest first in cursor pages, on the list's index (created_at, id)."""
+
+    ordering = ("-created_at", "-id")
 
 
 # --- environments ------------------------------------------------------------------------------------
@@ -133,6 +140,7 @@ class ReleaseViewSet(viewsets.ModelViewSet):
 
     serializer_class = ReleaseSerializer
     filterset_class = ReleaseFilter
+    list_actions = ("list", "awaiting_my_approval")  # no per-user fields (queries per row) in lists
     search_fields = ["version", "title", "description"]
     ordering_fields = ["created_at", "scheduled_for", "version"]
 
@@ -140,8 +148,9 @@ class ReleaseViewSet(viewsets.ModelViewSet):
         releases = selectors.visible_releases(self.request.user)
         return (releases.select_related("created_by", "risk_assessment", "rollback_plan", "communication_plan")
                 .prefetch_related("environments", "required_approvers", "required_roles", "note_items",
-                                  "prerequisites", "rollback_strategies", "rollback_steps", "testing_requirements",
-                                  "approvals__approver", "running_in", "rollback_triggers"))
+                                  "prerequisites", "rollback_strategies", "rollback_steps",
+                                  "testing_requirements__environment", "approvals__approver", "running_in",
+                                  "rollback_triggers"))
 
     def create(self, request, *args, **kwargs):
         serializer = self.get_serializer(data=request.data)
@@ -222,11 +231,14 @@ class ReleaseViewSet(viewsets.ModelViewSet):
         return Response({"type": release_type, "latest": selectors.latest_version(),
                          "version": services.propose_version(release_type)})
 
-    @extend_schema(responses=ReleaseSerializer(many=True), summary="Planned releases awaiting my approval")
-    @action(detail=False, methods=["get"], url_path="awaiting-my-approval", pagination_class=None)
+    @extend_schema(responses=ReleaseSerializer(many=True), summary="Planned releases awaiting my approval (pages)")
+    @action(detail=False, methods=["get"], url_path="awaiting-my-approval")
     def awaiting_my_approval(self, request):
-        releases = selectors.awaiting_approval(request.user)
-        return Response(self.get_serializer(releases, many=True).data)
+        awaiting = [r.pk for r in selectors.awaiting_approval(request.user)]
+        page = self.paginate_queryset(awaiting)
+        by_pk = self.get_queryset().in_bulk(page)
+        return self.get_paginated_response(self.get_serializer([by_pk[pk] for pk in page if pk in by_pk],
+                                                               many=True).data)
 
 
 # --- deployments -------------------------------------------------------------------------------------
@@ -255,6 +267,7 @@ class DeploymentViewSet(mixins.CreateModelMixin, mixins.ListModelMixin, mixins.R
 
     serializer_class = DeploymentSerializer
     filterset_fields = ["status", "strategy", "environment__name", "release__version"]
+    pagination_class = DeploymentPages  # newest first in cursor pages: deployments grow forever
     ordering_fields = ["created_at", "id"]
 
     def get_queryset(self):

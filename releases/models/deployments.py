@@ -149,7 +149,9 @@ class Deployment(ConcurrentTransitionMixin, models.Model):
 
     class Meta:
         ordering = ["-created_at", "-id"]
-        indexes = [models.Index(fields=["environment", "status"])]
+        indexes = [models.Index(fields=["environment", "status"]),
+                   # the list's ordering and its cursor pages (issue 18)
+                   models.Index(fields=["-created_at", "-id"], name="deployment_created_idx")]
 
     def __str__(self):
         return f"{self.release.version} → {self.environment.name} ({self.strategy})"

@@ -57,6 +57,9 @@ class Release(ConcurrentTransitionMixin, models.Model):
 
     class Meta:
         ordering = ["-created_at"]
+        # the list's ordering and the admin's date hierarchy (issue 18: lists stay as fast with years of history)
+        indexes = [models.Index(fields=["-created_at"], name="release_created_idx"),
+                   models.Index(fields=["scheduled_for"], name="release_scheduled_idx")]
 
     def __str__(self):
         return f"{self.version} {self.title}"

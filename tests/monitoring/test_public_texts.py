@@ -141,7 +141,7 @@ def test_seed_demo__stored_control_character__does_not_die(ops, components, user
 # --- a failed publish is surfaced -----------------------------------------------------------------------------------
 @pytest.fixture
 def failed_publish(monkeypatch, components):
-    def broken(snapshot):
+    def broken(snapshot, **kwargs):
         raise ValueError("All strings must be XML compatible")
 
     monkeypatch.setattr(publishing, "render_site", broken)

@@ -183,7 +183,7 @@ def test_environments__bad_infrastructure__400(api, users, envs):
 def test_awaiting_my_approval__lists_release(api, users, envs):
     release = make_release(by=users["dev"], envs=[envs["staging"]])
     body = api(users["approver"]).get("/api/v1/releases/awaiting-my-approval/").json()
-    assert [r["id"] for r in body] == [release.pk]
+    assert [r["id"] for r in body["results"]] == [release.pk] and body["count"] == 1
 
 
 def test_audit_events__filter_and_csv_export(api, users, envs):
