@@ -22,6 +22,7 @@ class MonitoringConfig(AppConfig):
         degraded_checks.register("metric_providers", metric_store.provider_problems)
         post_save.connect(alerting.on_environment_saved, sender=Environment, dispatch_uid="monitoring.alert_defaults")
         metrics.register("monitoring.status_publish", publishing.PublishCollector())
+        metrics.alert_states.provide(alerting.alert_states)
         providers.provider_for.provide(metric_store.provider_for)
         providers.ingest.provide(lambda environment, samples: metric_store.ingest(environment_id=environment.pk,
                                                                                   samples=samples))

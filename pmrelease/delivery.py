@@ -38,6 +38,7 @@ EVENTS = {
     "trigger.fired": "Rollback trigger fired",
     "alert.firing": "Alert firing",
     "alert.resolved": "Alert resolved",
+    "slo.burn_rate": "SLO error budget burning fast (multi-window burn-rate alert)",
     "incident.published": "Incident published",
     "flag.stale": "Stale feature flags",
     "secret.rotation": "Secret reference due, in grace or overdue for rotation",

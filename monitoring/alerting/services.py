@@ -196,7 +196,37 @@ def evaluate_all(*, now=None):
         change = evaluate_rule(rule, now=now, provider=by_environment[rule.environment.pk])
         if change and change != "error":
             changes[rule.pk] = change
+    notify_slo_burn_rates(now=now)
     return changes
+
+
+def notify_slo_burn_rates(*, now=None):
+    """The SLOs' multi-window burn-rate alerts (monitoring.reliability), on the alert engine's schedule: each
+    firing window pair notifies ``slo.burn_rate`` at most once per long window (the notification key), a page
+    for the fast pair and a ticket for the slow ones as their severity says. Returns how many were notified."""
+    from monitoring.reliability.selectors import slo_burn_rate_alerts
+
+    now = now or timezone.now()
+    sent = 0
+    for alert in slo_burn_rate_alerts(now):
+        window = int(alert["long_window_seconds"])
+        key = f"slo-{alert['slo']}-{window}-{int(now.timestamp() // window)}"
+        where = f"{alert['component']} in {alert['environment']}" if alert["component"] else alert["environment"]
+        title = (f"[{settings.PRODUCT_NAME}] [{alert['severity']}] SLO {alert['name']} ({where}): error budget "
+                 f"burning {alert['long_burn_rate']:.1f}x")
+        body = (f"Burn rate {alert['long_burn_rate']:.2f} over {_duration(window)} and "
+                f"{alert['short_burn_rate']:.2f} over {_duration(int(alert['short_window_seconds']))} "
+                f"(threshold {alert['threshold']:g}); budget remaining {alert['budget_remaining']}.\n"
+                f"{settings.PORTAL_URL}/admin/monitoring/servicelevelobjective/{alert['slo']}/change/")
+        if delivery.notify(event="slo.burn_rate", environment=alert["environment"], key=key, title=title, body=body,
+                           severity="failure" if alert["severity"] == "page" else "warning", data=alert):
+            sent += 1
+    return sent
+
+
+def alert_states():
+    """For /metrics (``pmrelease_alerts``): (name, environment, severity, state) of every enabled rule."""
+    return AlertRule.objects.filter(enabled=True).values_list("name", "environment__name", "severity", "state")
 
 
 # --- export ---------------------------------------------------------------------------------------------------

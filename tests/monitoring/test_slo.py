@@ -5,11 +5,12 @@ import datetime as dt
 import pytest
 
 from monitoring import slo
+from monitoring.alerting import services as alerting
 from monitoring.reliability import selectors, services
 from monitoring.statuspage.components import component_create
 from monitoring.statuspage.models import ComponentStatusChange
-from pmrelease import errors
-from pmrelease.models import AuditEvent
+from pmrelease import delivery, errors
+from pmrelease.models import AuditEvent, Notification
 from releases.models import Deployment
 from tests.factories import ReleaseFactory
 
@@ -112,6 +113,14 @@ def test_uptime_slo__status_history__budget_and_burn(users, envs, api_component)
     fired = selectors.slo_burn_rate_alerts(NOW)
     assert [(f["name"], f["severity"], f["long_window_seconds"]) for f in fired] == [
         ("Sending API uptime", "ticket", 86400.0), ("Sending API uptime", "ticket", 259200.0)]
+    # the alert engine's round notifies each firing window pair once per long window, to the subscribed channels
+    channel = delivery.channel_save(data={"name": "ops-pager", "url": "json://127.0.0.1:9/hook"}, by=users["admin"])
+    delivery.subscription_save(channel=channel, event="slo.burn_rate", environment="production", by=users["admin"])
+    assert alerting.notify_slo_burn_rates(now=NOW) == 2
+    assert alerting.notify_slo_burn_rates(now=NOW + 10 * M) == 0  # the same windows: already told
+    sent = Notification.objects.filter(event="slo.burn_rate").order_by("id")
+    assert [n.channel_id for n in sent] == [channel.pk, channel.pk]
+    assert "SLO Sending API uptime (Sending API in production): error budget burning 4.2x" in sent[0].title
 
 
 @pytest.mark.django_db

@@ -139,3 +139,15 @@ def test_metrics__other_processes__summed_in_one_scrape(client, settings):
     _, after = scrape(client)
     key = ("pmrelease_deployments_total", (("environment", "dr"), ("outcome", "failed")))
     assert after.get(key, 0) - before.get(key, 0) == 2
+
+
+def test_metrics__alert_rules__one_sample_per_rule_with_its_state(client, users, envs):
+    """The alert engine provides ``pmrelease_alerts`` (the seed's two production rules are installed)."""
+    from monitoring.alerting.models import AlertRule
+
+    AlertRule.objects.filter(environment=envs["production"], name="High Error Rate").update(state="firing")
+    _, samples = scrape(client)
+    assert value(samples, "pmrelease_alerts", alertname="High Error Rate", environment="production",
+                 severity="critical", state="firing") == 1
+    assert value(samples, "pmrelease_alerts", alertname="Slow Response Time", environment="production",
+                 severity="warning", state="inactive") == 1
