@@ -6,13 +6,14 @@ system (a rollback recording itself, the deployment engine moving a change along
 """
 import datetime as dt
 
+from django.conf import settings
 from django.contrib.contenttypes.models import ContentType
 from django.db import transaction
 from django.utils import timezone
 from django_fsm import can_proceed
 
 from flags import services as flags_services
-from pmrelease import approvals, audit, errors
+from pmrelease import approvals, audit, delivery, errors
 from pmrelease.approvals import Decision
 from pmrelease.roles import Capability, Role, user_roles
 from pmrelease.services import model_create, model_delete, model_update
@@ -229,7 +230,23 @@ def change_submit(*, change, by):
         if locked.change_class == ChangeClass.STANDARD:
             locked.approve(by=None, reason=f"standard change from the pre-approved template {locked.template}")
             locked.save()
+        else:
+            _notify_approval_requested(locked)
     return locked
+
+
+def _notify_approval_requested(change):
+    """The channels subscribed to approval.requested in the change's environments (pmrelease.delivery)."""
+    names = list(change.environments.values_list("name", flat=True)) or [""]
+    channels = {c.pk: c for name in names for c in delivery.subscribed_channels("approval.requested", name)}
+    link = f"{settings.PORTAL_URL}/admin/changes/changerequest/{change.pk}/change/"
+    delivery.notify(
+        event="approval.requested", environment=names[0] if len(names) == 1 else "", channels=list(channels.values()),
+        subscribed=False, key=f"change-{change.pk}-round-{change.approval_round}",
+        title=f"[{settings.PRODUCT_NAME}] Change {change} awaits approval ({change.change_class})",
+        body=f"{change} ({change.change_class}, {', '.join(n for n in names if n) or 'no environment'}) awaits "
+             f"approval.\n{link}",
+        data={"change": change.pk, "class": change.change_class, "environments": names, "link": link})
 
 
 def _vote(change, by, decision, comment):

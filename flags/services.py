@@ -13,13 +13,12 @@ import secrets
 
 from django.conf import settings
 from django.contrib.auth import get_user_model
-from django.core.mail import send_mail
 from django.core.management.color import no_style
 from django.db import IntegrityError, connection, transaction
 from django.db.models import F, Max
 from django.utils import timezone
 
-from pmrelease import audit, errors
+from pmrelease import audit, delivery, errors
 from pmrelease.roles import Capability
 from pmrelease.services import model_update
 from releases import access
@@ -1119,7 +1118,8 @@ def stale_flags(now=None):
 
 
 def notify_stale_flags(now=None):
-    """E-mail each owner (or operations when a flag has none) about their stale flags, once a week per flag."""
+    """Tell each owner (or operations when a flag has none) about their stale flags by e-mail, and the channels
+    subscribed to flag.stale, once a week per flag (pmrelease.delivery)."""
     now = now or timezone.now()
     by_recipient = {}
     notified = []
@@ -1132,13 +1132,20 @@ def notify_stale_flags(now=None):
         for email in recipients:
             by_recipient.setdefault(email, []).append(f"- {flag.key}: {'; '.join(reasons)}")
         notified.append(flag.pk)
+    run = now.strftime("%Y%m%dT%H%M%S%f")
     for email, lines in by_recipient.items():
-        send_mail(
-            subject=f"[{settings.PRODUCT_NAME}] {len(lines)} stale feature flag(s)",
-            message="These flags look stale: remove them from the code and archive them.\n\n" + "\n".join(lines)
+        delivery.notify(
+            event="flag.stale", key=f"stale-flags-{run}-{email}", recipients=[email], severity="warning",
+            title=f"[{settings.PRODUCT_NAME}] {len(lines)} stale feature flag(s)",
+            body="These flags look stale: remove them from the code and archive them.\n\n" + "\n".join(lines)
             + f"\n\n{settings.PORTAL_URL}/admin/flags/featureflag/stale/",
-            from_email=None, recipient_list=[email],
-        )
+            subscribed=False, data={"flags": lines})
+    if by_recipient:
+        delivery.notify(
+            event="flag.stale", key=f"stale-flags-{run}", severity="warning",
+            title=f"[{settings.PRODUCT_NAME}] {len(notified)} stale feature flag(s)",
+            body="\n".join(line for lines in by_recipient.values() for line in lines)
+            + f"\n\n{settings.PORTAL_URL}/admin/flags/featureflag/stale/")
     FeatureFlag.objects.filter(pk__in=notified).update(stale_notified_at=now)
     return len(notified)
 

@@ -1,5 +1,6 @@
 """Admin for the audit trail (read-only, filterable, CSV export), and the pieces every app's admin uses: the
 per-object history mixin, the status badge, and the mixin that turns a service's refusal into a message."""
+from django import forms
 from django.contrib import admin, messages
 from django.http import HttpResponseRedirect, StreamingHttpResponse
 from django.template.response import TemplateResponse
@@ -7,9 +8,9 @@ from django.urls import path
 from django.utils.html import format_html
 from rest_framework.authtoken.models import TokenProxy
 
-from . import errors
+from . import delivery, errors
 from .exports import audit_csv_rows
-from .models import ApiToken, AuditEvent
+from .models import ApiToken, AuditEvent, Channel, DeliveryAttempt, Notification, Subscription
 
 # Status colours shared by every admin (GitHub's palette: readable on white and in the dark theme).
 STATUS_COLOURS = {
@@ -157,3 +158,137 @@ class ApiTokenAdmin(admin.ModelAdmin):
 
     def has_change_permission(self, request, obj=None):
         return False
+
+
+# --- delivery: channels (URLs write-only), their subscriptions, and the notifications with every attempt -------------
+class ChannelForm(forms.ModelForm):
+    url = forms.CharField(
+        required=False, strip=True, widget=forms.PasswordInput(render_value=False, attrs={"size": 80}),
+        help_text="An apprise URL (slack://…, mailto://…, json://host/path, pagerduty://…), stored encrypted and "
+                  "never shown again. Leave empty to keep the stored one, or name an environment variable below.")
+
+    class Meta:
+        model = Channel
+        fields = ["name", "description", "url", "url_env", "enabled"]
+
+
+class SubscriptionInline(admin.TabularInline):
+    model = Subscription
+    extra = 1
+    fields = ["event", "environment"]
+
+    def formfield_for_dbfield(self, db_field, request, **kwargs):
+        if db_field.name == "event":
+            choices = [(delivery.ANY, "every event"), *delivery.EVENTS.items()]
+            return forms.ChoiceField(choices=choices, initial=delivery.ANY, label="event")
+        return super().formfield_for_dbfield(db_field, request, **kwargs)
+
+
+@admin.register(Channel)
+class ChannelAdmin(ServiceAdminMixin, AuditHistoryMixin, admin.ModelAdmin):
+    form = ChannelForm
+    list_display = ["name", "description", "url_shown", "enabled", "subscribed_to"]
+    readonly_fields = ["url_shown"]
+    inlines = [SubscriptionInline]
+    actions = ["send_test"]
+
+    @admin.display(description="URL")
+    def url_shown(self, obj):
+        return delivery.describe(obj) if obj and obj.pk else "—"
+
+    @admin.display(description="subscribed to")
+    def subscribed_to(self, obj):
+        return ", ".join(f"{s.event}{'@' + s.environment if s.environment else ''}"
+                         for s in obj.subscriptions.all()) or "—"
+
+    def get_queryset(self, request):
+        return super().get_queryset(request).prefetch_related("subscriptions")
+
+    def _administrator(self, request):
+        return request.user.is_active and request.user.is_superuser
+
+    def has_add_permission(self, request):
+        return self._administrator(request)
+
+    def has_change_permission(self, request, obj=None):
+        return self._administrator(request)
+
+    def has_delete_permission(self, request, obj=None):
+        return self._administrator(request)
+
+    def save_model(self, request, obj, form, change):
+        data = {name: form.cleaned_data[name] for name in ChannelForm.Meta.fields
+                if name in form.cleaned_data and (name != "url" or form.cleaned_data["url"])}
+        saved = delivery.channel_save(data=data, by=request.user, channel=obj if change else None)
+        obj.pk = saved.pk
+        obj.refresh_from_db()
+
+    def save_formset(self, request, form, formset, change):
+        channel = form.instance
+        save_formset_through(
+            formset, fields=["event", "environment"],
+            save=lambda row, data: delivery.subscription_save(channel=channel, by=request.user, **data),
+            delete=lambda row: delivery.subscription_delete(subscription=row, by=request.user))
+
+    def delete_model(self, request, obj):
+        delivery.channel_delete(channel=obj, by=request.user)
+
+    @admin.action(description="Send a test notification")
+    def send_test(self, request, queryset):
+        for channel in queryset:
+            delivery.channel_test(channel=channel, by=request.user)
+        messages.success(request, f"Test notifications queued for {queryset.count()} channel(s): see Notifications.")
+
+
+class DeliveryAttemptInline(admin.TabularInline):
+    model = DeliveryAttempt
+    extra = 0
+    fields = readonly_fields = ["at", "delivered", "error", "duration_ms"]
+    can_delete = False
+
+    def has_add_permission(self, request, obj=None):
+        return False
+
+
+@admin.register(Notification)
+class NotificationAdmin(admin.ModelAdmin):
+    list_display = ["created_at", "event", "environment", "target", "title", "status_shown", "attempts", "last_error"]
+    list_filter = ["status", "event", "environment", "channel"]
+    search_fields = ["title", "key"]
+    fields = readonly_fields = ["event", "environment", "key", "channel", "recipients", "title", "body", "severity",
+                                "data", "status", "attempts", "last_error", "created_at", "delivered_at"]
+    inlines = [DeliveryAttemptInline]
+    actions = ["redeliver"]
+    list_select_related = ["channel"]
+
+    @admin.display(description="to")
+    def target(self, obj):
+        return obj.channel.name if obj.channel_id else ", ".join(obj.recipients)
+
+    @admin.display(description="status")
+    def status_shown(self, obj):
+        return status_badge(obj, colours={"pending": "#555", "delivered": "#1a7f37", "failed": "#cf222e"})
+
+    def has_add_permission(self, request):
+        return False
+
+    def has_change_permission(self, request, obj=None):
+        return False
+
+    def has_delete_permission(self, request, obj=None):
+        return False
+
+    def has_view_permission(self, request, obj=None):
+        return request.user.is_active and request.user.is_superuser
+
+    @admin.action(description="Redeliver the selected failed notifications")
+    def redeliver(self, request, queryset):
+        done = 0
+        for notification in queryset:
+            try:
+                delivery.redeliver(notification=notification, by=request.user)
+                done += 1
+            except errors.DomainError as exc:
+                error_message(request, exc)
+        if done:
+            messages.success(request, f"{done} notification(s) queued again.")

@@ -75,3 +75,94 @@ class ApiToken(models.Model):
 
     def __str__(self):
         return f"{self.user} {self.prefix}…"
+
+
+# --- delivery (pmrelease.delivery): channels, subscriptions, notifications and their attempts -------------------
+class Channel(models.Model):
+    """A named notification channel: an apprise URL (Slack, e-mail, SMS, Teams, PagerDuty, JSON webhook…) that
+    is either stored encrypted (``url_encrypted``, pmrelease.crypto) or read from an environment variable
+    (``url_env``). The URL is never shown back in clear: it holds the channel's credentials."""
+
+    name = models.SlugField(max_length=60, unique=True, help_text="e.g. slack, email, sms, ops-pagerduty")
+    description = models.CharField(max_length=200, blank=True)
+    url_encrypted = models.TextField(blank=True, editable=False)
+    url_hint = models.CharField(max_length=40, blank=True,
+                                help_text="the URL's scheme, to recognise it (never its secrets)")
+    url_env = models.CharField(max_length=100, blank=True,
+                               help_text="Name of the environment variable holding the apprise URL (instead of "
+                                         "storing it).")
+    enabled = models.BooleanField(default=True)
+    created_at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        ordering = ["name"]
+
+    def __str__(self):
+        return self.name
+
+
+class Subscription(models.Model):
+    """A channel receives one kind of event ("*": every kind) of one environment ("": every environment)."""
+
+    channel = models.ForeignKey(Channel, on_delete=models.CASCADE, related_name="subscriptions")
+    event = models.CharField(max_length=40)
+    environment = models.CharField(max_length=50, blank=True, help_text="an environment's name; empty: all")
+
+    class Meta:
+        ordering = ["channel", "event", "environment"]
+        constraints = [models.UniqueConstraint(fields=["channel", "event", "environment"],
+                                               name="subscription_unique")]
+
+    def __str__(self):
+        return f"{self.channel}: {self.event} in {self.environment or 'every environment'}"
+
+
+class NotificationStatus(models.TextChoices):
+    PENDING = "pending", "Pending"
+    DELIVERED = "delivered", "Delivered"
+    FAILED = "failed", "Failed"
+
+
+class Notification(models.Model):
+    """One event to one channel (or, with no channel, an e-mail to ``recipients``: the people it concerns).
+    ``key`` makes a repeated event (a redelivered task) create nothing new."""
+
+    event = models.CharField(max_length=40, db_index=True)
+    environment = models.CharField(max_length=50, blank=True)
+    key = models.CharField(max_length=120)
+    channel = models.ForeignKey(Channel, null=True, blank=True, on_delete=models.CASCADE,
+                                related_name="notifications")
+    recipients = models.JSONField(default=list, blank=True)
+    title = models.CharField(max_length=250)
+    body = models.TextField()
+    severity = models.CharField(max_length=10, default="info")
+    data = models.JSONField(default=dict, blank=True)
+    status = models.CharField(max_length=10, choices=NotificationStatus.choices, default=NotificationStatus.PENDING)
+    attempts = models.PositiveSmallIntegerField(default=0)
+    last_error = models.CharField(max_length=500, blank=True)
+    created_at = models.DateTimeField(default=timezone.now)
+    delivered_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["-id"]
+        constraints = [models.UniqueConstraint(fields=["key", "channel"], name="notification_unique_key"),
+                       models.UniqueConstraint(fields=["key"], condition=models.Q(channel__isnull=True),
+                                               name="notification_unique_key_people")]
+        indexes = [models.Index(fields=["status", "id"])]
+
+    def __str__(self):
+        return f"{self.event} → {self.channel or 'people'}"
+
+
+class DeliveryAttempt(models.Model):
+    notification = models.ForeignKey(Notification, on_delete=models.CASCADE, related_name="delivery_attempts")
+    at = models.DateTimeField(default=timezone.now)
+    delivered = models.BooleanField()
+    error = models.TextField(blank=True)
+    duration_ms = models.PositiveIntegerField(default=0)
+
+    class Meta:
+        ordering = ["id"]
+
+    def __str__(self):
+        return f"{self.notification}: {'delivered' if self.delivered else 'failed'} at {self.at:%H:%M:%S}"

@@ -291,3 +291,11 @@ REST_FRAMEWORK["DEFAULT_AUTHENTICATION_CLASSES"] = [
     "pmrelease.tokens.TokenAuthentication" if name == "rest_framework.authentication.TokenAuthentication" else name
     for name in REST_FRAMEWORK["DEFAULT_AUTHENTICATION_CLASSES"]]
 # End hardening section.
+# Delivery (pmrelease.delivery) and secrets at rest (pmrelease.crypto): PMR_ENCRYPTION_KEYS is "id:base64key,..."
+# (the first current; unset: a key made once in VAR_DIR/encryption.key embedded, derived from SECRET_KEY otherwise).
+ENCRYPTION_KEYS = env.str("PMR_ENCRYPTION_KEYS", default="")
+DELIVERY_MAX_RETRIES = env.int("DELIVERY_MAX_RETRIES", default=5)  # attempts after the first
+DELIVERY_BACKOFF_SECONDS = env.float("DELIVERY_BACKOFF_SECONDS", default=30.0)  # doubled per retry, at most 1 h
+DELIVERY_TIMEOUT_SECONDS = env.float("DELIVERY_TIMEOUT_SECONDS", default=10.0)  # one attempt's network time
+# Alert rules (monitoring.alerting): how often beat evaluates the enabled rules.
+ALERT_EVALUATION_SECONDS = env.float("ALERT_EVALUATION_SECONDS", default=30.0)

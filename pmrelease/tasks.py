@@ -24,3 +24,18 @@ def audit_verify_chain():
         for problem in report.breaks:
             logger.error("audit chain BROKEN: %s", problem)
     return {"ok": report.ok, "checked": report.checked, "breaks": [str(b) for b in report.breaks]}
+
+
+@shared_task(bind=True, max_retries=None, soft_time_limit=60, time_limit=90)
+def deliver_notification(self, notification_id):
+    """One attempt at a notification (pmrelease.delivery.send); a transient failure is retried with
+    exponential backoff up to DELIVERY_MAX_RETRIES times, every attempt recorded."""
+    from django.conf import settings
+
+    from . import delivery
+
+    final = self.request.retries >= settings.DELIVERY_MAX_RETRIES
+    try:
+        return delivery.send(notification_id=notification_id, final_attempt=final)
+    except delivery.DeliveryFailed as exc:
+        raise self.retry(exc=exc, countdown=delivery.backoff(self.request.retries)) from exc

@@ -7,8 +7,16 @@ class ReleasesConfig(AppConfig):
     verbose_name = "Releases and environments"
 
     def ready(self):
-        from pmrelease import metrics
+        from django_fsm.signals import post_transition
 
+        from pmrelease import delivery, metrics
+
+        from . import notifications, signals
         from .metrics import ReleasesCollector
 
         metrics.register("releases", ReleasesCollector())
+        delivery.environment_exists.provide(notifications.environment_exists)
+        signals.deployment_started.connect(notifications.on_deployment_started, dispatch_uid="releases.notify_started")
+        signals.deployment_finished.connect(notifications.on_deployment_finished,
+                                            dispatch_uid="releases.notify_finished")
+        post_transition.connect(notifications.on_transition, dispatch_uid="releases.notify_transition")

@@ -14,7 +14,7 @@ from pmrelease import approvals, audit, errors
 from pmrelease.roles import Capability, Role
 from pmrelease.services import model_create, model_delete, model_update
 
-from . import access, selectors, versioning
+from . import access, notifications, selectors, versioning
 from .models import (
     ApprovalDecision,
     ApproverRole,
@@ -381,19 +381,12 @@ def release_notify_approvers_later(release):
 
 
 def release_notify_approvers(*, release, approval_round):
-    """E-mail the eligible approvers that a release awaits them (once per approval round)."""
+    """Tell the eligible approvers (e-mail) and the subscribed channels that a release awaits approval (once per
+    approval round, through pmrelease.delivery)."""
     if release.status != ReleaseStatus.PLANNED or release.approval_round != approval_round:
         return 0
     recipients = [u.email for u in POLICY.candidates(release) if u.email]
-    if not recipients:
-        return 0
-    link = f"{settings.PORTAL_URL}/admin/releases/release/{release.pk}/change/"
-    send_mail(
-        subject=f"[{settings.PRODUCT_NAME}] Release {release.version} awaits your approval",
-        message=f"{release.type.title()} release {release.version} — {release.title}\n\n"
-                f"{release.description}\n\nReview and approve: {link}\n",
-        from_email=settings.DEFAULT_FROM_EMAIL, recipient_list=recipients,
-    )
+    notifications.approval_requested(release=release, approval_round=approval_round, recipients=recipients)
     return len(recipients)
 
 

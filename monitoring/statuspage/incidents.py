@@ -2,11 +2,12 @@
 engine's entry point: ``incident_for_deployment`` and the ``on_deployment_finished`` receiver."""
 import datetime as dt
 
+from django.conf import settings
 from django.db import transaction
 from django.utils import timezone
 from django_fsm import can_proceed
 
-from pmrelease import audit, errors
+from pmrelease import audit, delivery, errors
 from pmrelease.services import model_create, model_update
 
 from . import status as st
@@ -106,8 +107,23 @@ def incident_create(*, name, body, by, impact=Impact.MINOR, components=None, pub
                             "components": {str(c.pk): s for c, s in statuses.items()}})
         if publish:
             notify_later("incident", incident.pk, f"incident-{incident.pk}-created")
+            _notify_team(incident)
             publish_later()
     return incident
+
+
+def _notify_team(incident):
+    """The team's channels subscribed to incident.published (pmrelease.delivery; the public's subscribers hear
+    about it through the status page's own notifications)."""
+    environment = incident.environment.name if incident.environment_id else ""
+    delivery.notify(
+        event="incident.published", environment=environment, key=f"incident-{incident.pk}-published",
+        severity="failure" if incident.impact in ("major", "critical") else "warning",
+        title=f"[{settings.PRODUCT_NAME}] Incident published: {incident.name} ({incident.impact})",
+        body=f"Incident #{incident.pk} '{incident.name}' ({incident.impact} impact) is on the status page."
+             f"\n{settings.PORTAL_URL}/admin/monitoring/incident/{incident.pk}/change/",
+        data={"incident": incident.pk, "name": incident.name, "impact": incident.impact,
+              "environment": environment})
 
 
 def incident_publish(*, incident, by):
@@ -130,6 +146,7 @@ def incident_publish(*, incident, by):
             first.save(update_fields=["affected_components"])
         audit.record(action="incident.publish", obj=locked, by=by, after={"published_at": locked.published_at})
         notify_later("incident", locked.pk, f"incident-{locked.pk}-created")
+        _notify_team(locked)
         publish_later()
     return locked
 

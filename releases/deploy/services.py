@@ -1,14 +1,12 @@
 """Services for deployments: start, operator actions, gate results and overrides."""
-from django.conf import settings
 from django.contrib.auth import get_user_model
-from django.core.mail import send_mail
 from django.db import transaction
 from django_fsm import can_proceed
 
 from pmrelease import audit, errors
 from pmrelease.roles import Capability
 
-from .. import access, signals
+from .. import access, notifications, signals
 from ..models import (
     ACTIVE_DEPLOYMENT_STATES,
     ConcurrencyPolicy,
@@ -320,18 +318,14 @@ def _wake_gates(dep, dispatch):
 
 # --- trigger alerts -------------------------------------------------------------------------------------
 def trigger_alert_send(*, deployment_id, trigger_id, detail):
-    """E-mail an alert-action trigger's firing to the people with deploy access to the environment."""
+    """An alert-action trigger fired: the people with deploy access to the environment by e-mail and the channels
+    subscribed to trigger.fired (pmrelease.delivery)."""
     dep = Deployment.objects.select_related("release", "environment").filter(pk=deployment_id).first()
     trigger = RollbackTrigger.objects.filter(pk=trigger_id).first()
     if dep is None or trigger is None:
         return 0
     people = [u for u in get_user_model().objects.filter(is_active=True).exclude(email="")
               if access.can(u, dep.environment, Capability.DEPLOY)]
-    if not people:
-        return 0
-    link = f"{settings.PORTAL_URL}/admin/releases/deployment/{dep.pk}/change/"
-    send_mail(subject=f"[{settings.PRODUCT_NAME}] Alert: {trigger} on {dep.environment.name} ({dep.release.version})",
-              message=f"Rollback trigger {trigger} fired for deployment #{dep.pk} of {dep.release.version} to "
-                      f"{dep.environment.name}:\n\n{detail}\n\n{link}\n",
-              from_email=settings.DEFAULT_FROM_EMAIL, recipient_list=[u.email for u in people])
+    notifications.trigger_fired(deployment=dep, trigger=trigger, detail=detail, action="alert",
+                                recipients=[u.email for u in people])
     return len(people)

@@ -21,6 +21,7 @@ from django.utils import timezone
 
 from pmrelease import audit, rules
 
+from .. import notifications
 from ..models import (
     Deployment,
     DeploymentStatus,
@@ -144,6 +145,7 @@ def _rollback(dep, trigger, verdict, dispatch):
     audit.record(action="deployment.trigger_fired", obj=dep, reason=verdict.detail,
                  after={"trigger": str(trigger), "action": "rollback", "post_success": post_success,
                         "value": verdict.value})
+    notifications.trigger_fired(deployment=dep, trigger=trigger, detail=verdict.detail, action="rollback")
 
 
 def _alert(dep, trigger, verdict, *_):

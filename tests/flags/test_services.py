@@ -22,8 +22,8 @@ from flags.models import (
     Segment,
 )
 from flags.tasks import advance_ramps
-from pmrelease import errors
-from pmrelease.models import AuditEvent
+from pmrelease import delivery, errors
+from pmrelease.models import AuditEvent, Notification
 
 pytestmark = pytest.mark.django_db
 
@@ -497,6 +497,8 @@ def test_stale_flags__past_lifetime_or_unused__listed_and_owner_notified_once(ma
     assert any("expected lifetime" in r for r in stale["old-release"])
     assert any("not evaluated" in r for r in stale["old-release"])
     assert services.notify_stale_flags() == 1
+    [pk] = Notification.objects.filter(event="flag.stale", channel=None).values_list("pk", flat=True)
+    assert delivery.send(notification_id=pk) == "delivered"  # the worker's part (pmrelease.delivery)
     assert mail.outbox[-1].to == ["dev@example.com"] and "old-release" in mail.outbox[-1].body
     assert services.notify_stale_flags() == 0
 

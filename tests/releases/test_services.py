@@ -2,8 +2,8 @@
 import pytest
 from django.core import mail
 
-from pmrelease import errors
-from pmrelease.models import AuditEvent
+from pmrelease import delivery, errors
+from pmrelease.models import AuditEvent, Notification
 from releases import environments, selectors, services
 from releases.deploy import engine
 from releases.deploy import services as deployments
@@ -246,6 +246,8 @@ def test_release_create__audited_and_approvers_notified(users, targets, django_c
     assert len(callbacks) == 1
     assert AuditEvent.objects.filter(action="release.create", object_id=str(release.pk)).count() == 1
     sent = notify_approvers(release.pk, release.approval_round)  # the task body, as the worker runs it
+    [pk] = Notification.objects.filter(event="approval.requested", channel=None).values_list("pk", flat=True)
+    assert delivery.send(notification_id=pk) == "delivered"  # the delivery task (pmrelease.delivery)
     assert sent == 3 and len(mail.outbox) == 1
     assert set(mail.outbox[0].to) == {"approver@example.com", "approver2@example.com", "approver3@example.com"}
 

@@ -1,0 +1,327 @@
+"""The one outbound delivery engine: named channels (apprise URLs), subscriptions, Celery delivery with retries.
+
+``notify(event=..., ...)`` is what every app calls when something happened that people want to hear about. It
+writes one ``Notification`` per channel subscribed to the event in its environment (plus the channels the
+caller names, an alert rule's, say, plus an e-mail to ``recipients`` when the event concerns particular
+people) and hands each to the ``deliver_notification`` task after the caller's transaction commits. It never
+touches the network and never raises: a misconfigured or failing channel cannot block or slow the deployment,
+approval or alert that produced the event. The worker sends through apprise (``send``), records every attempt
+(delivered, or failed with the error) and retries with exponential backoff; after the last retry the
+notification is ``failed`` and an administrator may redeliver it.
+
+Channel URLs hold credentials: they are stored encrypted (pmrelease.crypto) or named by an environment variable,
+and shown back only as their scheme.
+"""
+import logging
+import os
+import re
+import time
+
+from django.conf import settings
+from django.db import DatabaseError, IntegrityError, transaction
+from django.utils import timezone
+
+from . import audit, crypto, errors
+from .models import Channel, DeliveryAttempt, Notification, NotificationStatus, Subscription
+from .registry import Hook
+from .services import model_create, model_delete, model_update
+
+log = logging.getLogger(__name__)
+
+EVENTS = {
+    "deployment.started": "Deployment started",
+    "deployment.succeeded": "Deployment succeeded",
+    "deployment.failed": "Deployment failed",
+    "deployment.rolled_back": "Deployment rolled back (automatic or not)",
+    "approval.requested": "Approval requested (release, change request)",
+    "gate.override_needed": "Gate waiting for an override",
+    "trigger.fired": "Rollback trigger fired",
+    "alert.firing": "Alert firing",
+    "alert.resolved": "Alert resolved",
+    "incident.published": "Incident published",
+    "flag.stale": "Stale feature flags",
+    "channel.test": "Channel test",
+}
+ANY = "*"
+SEVERITIES = ("info", "success", "warning", "failure")
+CHANNEL_FIELDS = ["name", "description", "url_env", "enabled"]
+AUDIT_FIELDS = ["name", "description", "url_hint", "url_env", "enabled"]
+ENV_NAME = re.compile(r"[A-Z_][A-Z0-9_]{0,99}")
+
+# The releases app says which environment names exist (pmrelease imports no app).
+environment_exists = Hook("delivery_environment_exists", "whether an environment of that name exists: "
+                          "environment_exists(name) -> bool")
+
+
+def _context(channel_name):
+    return f"channel:{channel_name}"
+
+
+def _require_administrator(by):
+    if not getattr(by, "is_superuser", False):
+        raise errors.PermissionDenied("only an administrator may configure notification channels")
+
+
+# --- channels -------------------------------------------------------------------------------------------------
+def url_problem(url):
+    """Why apprise cannot use ``url`` (empty: it can)."""
+    import apprise
+
+    if not isinstance(url, str) or "://" not in url:
+        return "an apprise URL such as slack://…, mailto://…, json://host/path or pagerduty://…"
+    if apprise.Apprise.instantiate(url) is None:
+        return f"apprise does not accept this {url.split('://', 1)[0]}:// URL (unknown scheme or missing parts)"
+    return ""
+
+
+def describe(channel):
+    """How the admin and the API show a channel's URL: its scheme and where it is kept, never the URL."""
+    if channel.url_env:
+        return f"from ${channel.url_env}" + ("" if os.environ.get(channel.url_env) else " (not set here)")
+    if channel.url_encrypted:
+        return f"{channel.url_hint}… (stored encrypted, key {crypto.key_id(channel.url_encrypted)})"
+    return "(no URL)"
+
+
+def channel_save(*, data, by, channel=None):
+    """Create or change a channel. ``data["url"]`` (write-only) is encrypted; omit it to keep the stored one."""
+    _require_administrator(by)
+    data = dict(data)
+    url = data.pop("url", None)
+    problems = {}
+    if url:
+        problem = url_problem(url)
+        if problem:
+            problems["url"] = [problem]
+    url_env = data.get("url_env", channel.url_env if channel else "")
+    if url_env and not ENV_NAME.fullmatch(url_env):
+        problems["url_env"] = ["the name of an environment variable (capitals, digits, _)"]
+    has_stored = bool(url) or (channel is not None and bool(channel.url_encrypted) and url != "")
+    if url_env and url:
+        problems["url"] = ["give either the URL (stored encrypted) or url_env, not both"]
+    elif not url_env and not has_stored:
+        problems["url"] = ["an apprise URL (stored encrypted) or url_env naming the variable that holds it"]
+    if problems:
+        raise errors.ValidationFailed("invalid channel", field_errors=problems)
+    extra = {}
+    name = data.get("name", channel.name if channel else "")
+    if url:
+        extra = {"url_encrypted": crypto.encrypt(url, context=_context(name)),
+                 "url_hint": url.split("://", 1)[0][:30] + "://"}
+    elif url_env:
+        extra = {"url_encrypted": "", "url_hint": ""}
+    with transaction.atomic():
+        if channel is None or channel.pk is None:
+            return model_create(model=Channel, data=data, fields=CHANNEL_FIELDS, by=by, extra=extra,
+                                audit_fields=AUDIT_FIELDS, action="channel.create")
+        locked = Channel.objects.select_for_update().get(pk=channel.pk)
+        if "name" in data and data["name"] != locked.name and locked.url_encrypted and not url and not url_env:
+            # the name is bound to the sealed URL: re-seal it under the new name
+            extra = {"url_encrypted": crypto.encrypt(crypto.decrypt(locked.url_encrypted,
+                                                                    context=_context(locked.name)),
+                                                     context=_context(data["name"]))}
+        for field, value in extra.items():
+            setattr(locked, field, value)
+        instance, changed = model_update(instance=locked, data=data, fields=CHANNEL_FIELDS, by=by,
+                                         audit_fields=AUDIT_FIELDS, action="channel.update")
+        if url and "url_hint" not in changed:  # a new secret with the same scheme: still worth a trail row
+            instance.save(update_fields=["url_encrypted"])
+            audit.record(action="channel.url", obj=instance, by=by, after={"url_hint": instance.url_hint})
+        return instance
+
+
+def channel_delete(*, channel, by):
+    _require_administrator(by)
+    with transaction.atomic():
+        model_delete(instance=channel, by=by, fields=AUDIT_FIELDS, action="channel.delete")
+
+
+def channel_url(channel):
+    """The channel's apprise URL in clear (the worker's use only); raises DeliveryFailed(permanent)."""
+    if channel.url_env:
+        value = os.environ.get(channel.url_env, "")
+        if not value:
+            raise DeliveryFailed(f"the environment variable {channel.url_env} is not set", permanent=True)
+        return value
+    try:
+        return crypto.decrypt(channel.url_encrypted, context=_context(channel.name))
+    except crypto.DecryptionFailed as exc:
+        raise DeliveryFailed(f"the stored URL does not decrypt: {exc}", permanent=True) from None
+
+
+def channels_rewrap():
+    """After adding a new current key to PMR_ENCRYPTION_KEYS: move every stored URL to it. Returns how many."""
+    moved = 0
+    with transaction.atomic():
+        for channel in Channel.objects.select_for_update().exclude(url_encrypted=""):
+            token = crypto.rewrap(channel.url_encrypted, context=_context(channel.name))
+            if token != channel.url_encrypted:
+                Channel.objects.filter(pk=channel.pk).update(url_encrypted=token)
+                moved += 1
+    return moved
+
+
+# --- subscriptions --------------------------------------------------------------------------------------------
+def subscription_save(*, channel, event, environment="", by):
+    _require_administrator(by)
+    problems = {}
+    if event != ANY and event not in EVENTS:
+        problems["event"] = [f"one of {ANY}, {', '.join(EVENTS)}"]
+    if environment and not environment_exists(environment):
+        problems["environment"] = [f"no environment named '{environment}'"]
+    if problems:
+        raise errors.ValidationFailed("invalid subscription", field_errors=problems)
+    with transaction.atomic():
+        existing = Subscription.objects.filter(channel=channel, event=event, environment=environment).first()
+        if existing:
+            return existing
+        return model_create(model=Subscription, data={"event": event, "environment": environment},
+                            fields=["event", "environment"], by=by, extra={"channel": channel},
+                            action="channel.subscribe", audit_obj=channel)
+
+
+def subscription_delete(*, subscription, by):
+    _require_administrator(by)
+    with transaction.atomic():
+        model_delete(instance=subscription, by=by, fields=["event", "environment"], action="channel.unsubscribe",
+                     audit_obj=subscription.channel)
+
+
+# --- events ---------------------------------------------------------------------------------------------------
+def subscribed_channels(event, environment=""):
+    matching = Subscription.objects.filter(event__in=[event, ANY], environment__in=[environment, ""],
+                                           channel__enabled=True)
+    return list(Channel.objects.filter(pk__in=matching.values("channel_id")))
+
+
+def notify(*, event, title, body, environment="", key="", severity="info", data=None, channels=(),
+           recipients=(), subscribed=True):
+    """Record the event's notifications and dispatch them after commit: to the channels subscribed to the
+    event in ``environment`` (unless ``subscribed`` is false), to ``channels``, and by e-mail to
+    ``recipients``. Returns their ids ([] when nothing listens). Never raises and never waits on a channel:
+    a problem here is logged, not passed on."""
+    try:
+        if event not in EVENTS:
+            raise ValueError(f"unknown event kind {event!r}")
+        targets = {c.pk: c for c in subscribed_channels(event, environment)} if subscribed else {}
+        targets.update({c.pk: c for c in channels if c.enabled})
+        key = (key or f"{event}-{timezone.now().timestamp():.6f}")[:120]
+        rows = [dict(channel=c) for c in targets.values()]
+        people = sorted({r for r in recipients if r})
+        if people:
+            rows.append(dict(channel=None, recipients=people))
+        created = []
+        for row in rows:
+            try:
+                with transaction.atomic():
+                    created.append(Notification.objects.create(
+                        event=event, environment=environment or "", key=key, title=title[:250], body=body,
+                        severity=severity if severity in SEVERITIES else "info", data=data or {}, **row).pk)
+            except IntegrityError:
+                continue  # this event reached this channel already (a redelivered task)
+        for pk in created:
+            transaction.on_commit(lambda pk=pk: _dispatch(pk), robust=True)
+        return created
+    except (DatabaseError, ValueError, TypeError):
+        log.exception("notification of %s could not be recorded", event)
+        return []
+
+
+def _dispatch(pk, countdown=None):
+    from .tasks import deliver_notification
+
+    deliver_notification.apply_async((pk,), countdown=countdown)
+
+
+# --- sending (the worker) ---------------------------------------------------------------------------------------
+class DeliveryFailed(Exception):
+    def __init__(self, message, *, permanent=False):
+        super().__init__(message)
+        self.permanent = permanent
+
+
+def backoff(retries):
+    """Seconds before retry number ``retries + 1``: the base doubled per retry, at most an hour."""
+    return min(settings.DELIVERY_BACKOFF_SECONDS * 2 ** retries, 3600.0)
+
+
+def _send_apprise(notification):
+    import apprise
+
+    url = channel_url(notification.channel)
+    sender = apprise.Apprise()
+    if not sender.add(url):
+        raise DeliveryFailed(url_problem(url) or "apprise refused the channel's URL", permanent=True)
+    result = sender.notify(body=notification.body, title=notification.title,
+                           notify_type=getattr(apprise.NotifyType, notification.severity.upper()),
+                           timeout=settings.DELIVERY_TIMEOUT_SECONDS)
+    if not result:
+        said = [entry.message for entry in result.logs() if entry.level in ("WARNING", "ERROR", "CRITICAL")]
+        raise DeliveryFailed("; ".join(said) or f"apprise reported {result.status.name.lower()}")
+
+
+def _send_mail(notification):
+    from django.core.mail import send_mail
+
+    try:
+        send_mail(subject=notification.title, message=notification.body, from_email=settings.DEFAULT_FROM_EMAIL,
+                  recipient_list=list(notification.recipients))
+    except OSError as exc:
+        raise DeliveryFailed(f"{exc.__class__.__name__}: {exc}") from exc
+
+
+def send(*, notification_id, final_attempt=False):
+    """One delivery attempt, recorded. Returns the notification's status; raises DeliveryFailed when the task
+    should retry (a transient failure before the last attempt)."""
+    notification = Notification.objects.select_related("channel").filter(pk=notification_id).first()
+    if notification is None or notification.status != NotificationStatus.PENDING:
+        return notification.status if notification else None
+    started = time.monotonic()
+    error, permanent = "", False
+    try:
+        if notification.channel_id is None:
+            _send_mail(notification)
+        elif not notification.channel.enabled:
+            raise DeliveryFailed("the channel is disabled", permanent=True)
+        else:
+            _send_apprise(notification)
+    except DeliveryFailed as exc:
+        error, permanent = str(exc), exc.permanent
+    except Exception as exc:  # noqa: BLE001 - a plugin's surprise is one failed attempt, recorded, never lost
+        error = f"{exc.__class__.__name__}: {exc}"
+    error = audit.redact(error)[:2000] if error else ""
+    elapsed = int((time.monotonic() - started) * 1000)
+    now = timezone.now()
+    with transaction.atomic():
+        DeliveryAttempt.objects.create(notification_id=notification.pk, at=now, delivered=not error, error=error,
+                                       duration_ms=elapsed)
+        fields = {"attempts": notification.attempts + 1, "last_error": error[:500]}
+        if not error:
+            fields.update(status=NotificationStatus.DELIVERED, delivered_at=now)
+        elif permanent or final_attempt:
+            fields["status"] = NotificationStatus.FAILED
+        Notification.objects.filter(pk=notification.pk, status=NotificationStatus.PENDING).update(**fields)
+    if error and not (permanent or final_attempt):
+        raise DeliveryFailed(error)
+    return fields.get("status", NotificationStatus.PENDING)
+
+
+def redeliver(*, notification, by):
+    """A failed notification back to pending and dispatched again (audited)."""
+    _require_administrator(by)
+    with transaction.atomic():
+        locked = Notification.objects.select_for_update().get(pk=notification.pk)
+        if locked.status != NotificationStatus.FAILED:
+            raise errors.TransitionNotAllowed(f"only a failed notification can be redelivered (this one is "
+                                              f"{locked.status})")
+        Notification.objects.filter(pk=locked.pk).update(status=NotificationStatus.PENDING, attempts=0)
+        audit.record(action="notification.redeliver", obj=locked, by=by)
+        transaction.on_commit(lambda: _dispatch(locked.pk), robust=True)
+
+
+def channel_test(*, channel, by):
+    """Send a test message through ``channel`` (the admin's "send test" button)."""
+    _require_administrator(by)
+    return notify(event="channel.test", title=f"[{settings.PRODUCT_NAME}] Test of channel {channel.name}",
+                  body=f"A test notification sent by {audit.actor_name(by)}.", channels=[channel],
+                  key=f"channel-test-{channel.pk}-{timezone.now().timestamp():.6f}")
