@@ -59,22 +59,47 @@ class AuditEvent(models.Model):
         raise AppendOnlyError("audit events are append-only: they cannot be deleted")
 
 
+class ServiceAccount(models.Model):
+    """A non-person account (CI, scripts): a user with no usable password and no admin login, whose role
+    groups give it environment access like a person's; it acts through its API tokens (``pmrelease.tokens``)."""
+
+    user = models.OneToOneField(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="service_account")
+    description = models.CharField(max_length=200, blank=True)
+    created_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL,
+                                   related_name="+")
+    created_at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        ordering = ["user__username"]
+
+    def __str__(self):
+        return f"{self.user.get_username()} (service account)"
+
+
 class ApiToken(models.Model):
-    """A person's API token (``Authorization: Token <key>``). Only the SHA-256 of the key is stored: the key
-    is shown once, when it is issued (``pmrelease.tokens``)."""
+    """An API token of a person or a service account (``Authorization: Bearer <key>`` or ``Token <key>``). Only
+    the SHA-256 of the key is stored: the key is shown once, when it is issued (``pmrelease.tokens``). Its
+    ``scopes`` bound what it may do ("*": everything its account may), ``environments`` (names; empty: all)
+    where, ``expires_at`` until when; a revoked token stays listed with who revoked it."""
 
     user = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="api_tokens")
     name = models.CharField(max_length=100, blank=True)
     prefix = models.CharField(max_length=8, help_text="the first characters of the key, to recognise it")
     key_hash = models.CharField(max_length=64, unique=True)
     created_at = models.DateTimeField(default=timezone.now)
+    scopes = models.JSONField(default=list, blank=True, help_text='e.g. ["read", "gates:report"]; ["*"]: all')
+    environments = models.JSONField(default=list, blank=True, help_text="environment names; empty: every one")
+    expires_at = models.DateTimeField(null=True, blank=True)
+    revoked_at = models.DateTimeField(null=True, blank=True)
+    revoked_by = models.CharField(max_length=150, blank=True)
+    last_used_at = models.DateTimeField(null=True, blank=True)
 
     class Meta:
         ordering = ["-created_at"]
         verbose_name = "API token"
 
     def __str__(self):
-        return f"{self.user} {self.prefix}…"
+        return f"{self.user} {self.prefix}… {self.name}".rstrip()
 
 
 # --- delivery (pmrelease.delivery): channels, subscriptions, notifications and their attempts -------------------

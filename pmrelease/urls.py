@@ -7,10 +7,11 @@ from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
 from rest_framework.routers import DefaultRouter
 
 from . import views
-from .api import AuditEventViewSet, ObtainTokenView
+from .api import ApiTokenViewSet, AuditEventViewSet, ObtainTokenView
 
 router = DefaultRouter()
 router.register("audit-events", AuditEventViewSet, basename="audit-event")
+router.register("tokens", ApiTokenViewSet, basename="api-token")
 
 admin.site.site_header = "PenguinMails Release Portal"
 admin.site.site_title = "Release Portal"

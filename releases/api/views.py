@@ -1,5 +1,6 @@
 """Views of the releases API (/api/v1/): environments, releases and deployments. Every write goes through a
 service; the views validate input with the serializers and answer with them."""
+from django.db.models import Q
 from django.http import HttpResponse
 from drf_spectacular.utils import OpenApiParameter, OpenApiTypes, extend_schema, inline_serializer
 from rest_framework import mixins, serializers, status, viewsets
@@ -70,6 +71,7 @@ class ReleaseViewSet(viewsets.ModelViewSet):
     """Releases with their plan. Transitions: `POST /api/v1/releases/<id>/<transition>/`."""
 
     serializer_class = ReleaseSerializer
+    token_write_scope = "releases:write"
     filterset_class = ReleaseFilter
     search_fields = ["version", "title", "description"]
     ordering_fields = ["created_at", "scheduled_for", "version"]
@@ -163,11 +165,16 @@ class DeploymentViewSet(mixins.CreateModelMixin, mixins.ListModelMixin, mixins.R
     """Deployments of releases to environments. Actions: `POST /api/v1/deployments/<id>/<action>/`."""
 
     serializer_class = DeploymentSerializer
+    token_write_scope = "deployments:write"
+    token_scopes = {"gate_results": "gates:report"}
     filterset_fields = ["status", "strategy", "environment__name", "release__version"]
     ordering_fields = ["created_at", "id"]
 
     def get_queryset(self):
-        return (Deployment.objects.filter(environment__in=access.visible_environments(self.request.user))
+        where = Q(environment__in=access.visible_environments(self.request.user))
+        if self.action == "gate_results":  # a gates:report token's own environments (pmrelease.tokens)
+            where |= Q(environment__in=access.report_environments(self.request.user))
+        return (Deployment.objects.filter(where)
                 .select_related("release", "environment")
                 .prefetch_related("steps", "gate_results__gate", "gate_results__reported_by",
                                   "gate_results__overridden_by", "triggers"))

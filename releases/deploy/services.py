@@ -247,7 +247,7 @@ def available_actions(deployment, user):
 # --- testing gates --------------------------------------------------------------------------------------
 def gate_report(*, deployment, gate, by, passed=None, failed=None, url="", junit_xml=None, dispatch=True):
     """Record a CI result for a gate: counts as JSON, or a JUnit XML report (parsed, counted)."""
-    access.require(by, [deployment.environment], Capability.REPORT)
+    access.require_report(by, deployment.environment)
     if junit_xml is not None:
         try:
             counts = junit.counts(junit_xml)
