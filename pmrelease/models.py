@@ -102,6 +102,22 @@ class ApiToken(models.Model):
         return f"{self.user} {self.prefix}… {self.name}".rstrip()
 
 
+class IdempotencyRecord(models.Model):
+    """A POST's ``Idempotency-Key`` and, once answered, its answer (``pmrelease.idempotency``)."""
+
+    owner = models.CharField(max_length=80, help_text="whose key: a hash of the Authorization header, or a user")
+    key = models.CharField(max_length=255)
+    request_hash = models.CharField(max_length=64)
+    status_code = models.PositiveSmallIntegerField(null=True, blank=True, help_text="empty while running")
+    content_type = models.CharField(max_length=100, blank=True)
+    location = models.CharField(max_length=500, blank=True)
+    body = models.TextField(blank=True)
+    created_at = models.DateTimeField(default=timezone.now, db_index=True)
+
+    class Meta:
+        constraints = [models.UniqueConstraint(fields=["owner", "key"], name="idempotency_owner_key")]
+
+
 # --- delivery (pmrelease.delivery): channels, subscriptions, notifications and their attempts -------------------
 class Channel(models.Model):
     """A named notification channel: an apprise URL (Slack, e-mail, SMS, Teams, PagerDuty, JSON webhook…) that

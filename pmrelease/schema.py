@@ -48,3 +48,28 @@ def document_errors(result, generator, request, public):
                     "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Error"}}},
                 })
     return result
+
+
+IDEMPOTENCY_PARAMETER = {
+    "name": "Idempotency-Key", "in": "header", "required": False,
+    "schema": {"type": "string", "minLength": 1, "maxLength": 255, "pattern": "^[!-~]+$"},
+    "description": "Make a retry safe: the same key with the same request answers the first response (with "
+                   "`Idempotent-Replayed: true`); the same key with another request is a 422; while the first is "
+                   "running, a 409. Kept 24 h, per token or user (pmrelease.idempotency).",
+}
+
+
+def document_idempotency(result, generator, request, public):
+    """Every POST under /api/v1/ takes an ``Idempotency-Key`` header (pmrelease.idempotency)."""
+    for path, path_item in result.get("paths", {}).items():
+        operation = path_item.get("post")
+        if operation is None or not path.startswith("/api/v1/"):
+            continue
+        parameters = operation.setdefault("parameters", [])
+        if not any(p.get("name") == "Idempotency-Key" for p in parameters):
+            parameters.append(IDEMPOTENCY_PARAMETER)
+        operation.setdefault("responses", {}).setdefault("422", {
+            "description": "The Idempotency-Key was used for another request.",
+            "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Error"}}},
+        })
+    return result

@@ -291,6 +291,12 @@ REST_FRAMEWORK["DEFAULT_AUTHENTICATION_CLASSES"] = [
     "pmrelease.tokens.TokenAuthentication" if name == "rest_framework.authentication.TokenAuthentication" else name
     for name in REST_FRAMEWORK["DEFAULT_AUTHENTICATION_CLASSES"]]
 # End hardening section.
+# Idempotency-Key on the API's POSTs (pmrelease.idempotency), once the session's user is known.
+MIDDLEWARE.insert(MIDDLEWARE.index("django.contrib.auth.middleware.AuthenticationMiddleware") + 1,
+                  "pmrelease.idempotency.IdempotencyMiddleware")
+SPECTACULAR_SETTINGS["POSTPROCESSING_HOOKS"].append("pmrelease.schema.document_idempotency")
+CELERY_BEAT_SCHEDULE["idempotency-prune"] = {"task": "pmrelease.tasks.idempotency_prune",
+                                             "schedule": crontab(minute=17)}
 # Delivery (pmrelease.delivery) and secrets at rest (pmrelease.crypto): PMR_ENCRYPTION_KEYS is "id:base64key,..."
 # (the first current; unset: a key made once in VAR_DIR/encryption.key embedded, derived from SECRET_KEY otherwise).
 ENCRYPTION_KEYS = env.str("PMR_ENCRYPTION_KEYS", default="")

@@ -39,3 +39,11 @@ def deliver_notification(self, notification_id):
         return delivery.send(notification_id=notification_id, final_attempt=final)
     except delivery.DeliveryFailed as exc:
         raise self.retry(exc=exc, countdown=delivery.backoff(self.request.retries)) from exc
+
+
+@shared_task
+def idempotency_prune():
+    """Forget Idempotency-Keys older than their 24 hours (pmrelease.idempotency.prune)."""
+    from . import idempotency
+
+    return idempotency.prune()
