@@ -19,6 +19,8 @@ from ..models import Deployment, ReleaseType
 from .serializers import (
     ActionSerializer,
     DeploymentSerializer,
+    EnvironmentBoardSerializer,
+    EnvironmentDetailSerializer,
     EnvironmentSerializer,
     GateResultInput,
     GateResultSerializer,
@@ -49,8 +51,34 @@ class EnvironmentViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, mixin
     filterset_fields = ["tier", "is_active"]
 
     def get_queryset(self):
-        return (access.visible_environments(self.request.user)
-                .select_related("promotes_to", "attached_to").prefetch_related("access__group", "rollback_triggers"))
+        environments_ = (access.visible_environments(self.request.user)
+                         .select_related("promotes_to", "attached_to")
+                         .prefetch_related("access__group", "rollback_triggers"))
+        if self.action == "retrieve":
+            environments_ = environments_.prefetch_related("testing_gates", "health_checks")
+        return environments_
+
+    def get_serializer_class(self):
+        if self.action == "retrieve":
+            return EnvironmentDetailSerializer
+        if self.action == "list":
+            return EnvironmentBoardSerializer
+        return EnvironmentSerializer
+
+    @extend_schema(summary="Environments with what runs there and their last deployment (the dashboard's data)")
+    def list(self, request, *args, **kwargs):
+        queryset = self.filter_queryset(self.get_queryset())
+        page = self.paginate_queryset(queryset)
+        rows = page if page is not None else list(queryset)
+        context = {**self.get_serializer_context(),
+                   "last_deployments": selectors.last_deployments([env.pk for env in rows])}
+        data = EnvironmentBoardSerializer(rows, many=True, context=context).data
+        return self.get_paginated_response(data) if page is not None else Response(data)
+
+    @extend_schema(summary="An environment: its gates (slugs to report), health checks, deployment target kind, "
+                           "metric provider, current version and last deployment (never a secret)")
+    def retrieve(self, request, *args, **kwargs):
+        return super().retrieve(request, *args, **kwargs)
 
     def perform_update(self, serializer):
         serializer.instance = environments.environment_update(
