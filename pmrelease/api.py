@@ -183,7 +183,7 @@ class ApiTokenInput(serializers.Serializer):
                                               "default: yourself")
 
 
-class IssuedTokenSerializer(ApiTokenSerializer):
+class IssuedApiTokenSerializer(ApiTokenSerializer):
     key = serializers.CharField(read_only=True, help_text="shown once: send it as `Authorization: Bearer <key>`")
 
     class Meta(ApiTokenSerializer.Meta):
@@ -203,7 +203,7 @@ class ApiTokenViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets
         tokens_ = ApiToken.objects.select_related("user")
         return tokens_ if self.request.user.is_superuser else tokens_.filter(user=self.request.user)
 
-    @extend_schema(request=ApiTokenInput, responses={201: IssuedTokenSerializer}, summary="Issue an API token")
+    @extend_schema(request=ApiTokenInput, responses={201: IssuedApiTokenSerializer}, summary="Issue an API token")
     def create(self, request):
         serializer = ApiTokenInput(data=request.data)
         serializer.is_valid(raise_exception=True)
@@ -217,7 +217,7 @@ class ApiTokenViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets
         token, key = tokens.create_token(user=user, by=request.user, name=data["name"], scopes=data["scopes"],
                                          environments=data["environments"], expires_at=data["expires_at"])
         token.key = key
-        return Response(IssuedTokenSerializer(token).data, status=201)
+        return Response(IssuedApiTokenSerializer(token).data, status=201)
 
     @extend_schema(request=None, responses=ApiTokenSerializer, summary="Revoke an API token")
     @action(detail=True, methods=["post"], url_path="revoke")
