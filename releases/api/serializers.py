@@ -370,8 +370,9 @@ class GateResultSerializer(serializers.ModelSerializer):
 
     class Meta:
         model = GateResult
-        fields = ["id", "gate", "gate_name", "on_failure", "status", "tests", "passed", "failed", "errors", "skipped",
-                  "url", "source", "details", "reported_by", "override_reason", "overridden_by", "created_at"]
+        fields = ["id", "gate", "gate_name", "on_failure", "attempt", "status", "tests", "passed", "failed", "errors",
+                  "skipped", "url", "source", "details", "reported_by", "override_reason", "overridden_by",
+                  "created_at"]
 
 
 class DeploymentSerializer(PerUserFieldsMixin, serializers.ModelSerializer):
@@ -390,8 +391,8 @@ class DeploymentSerializer(PerUserFieldsMixin, serializers.ModelSerializer):
     class Meta:
         model = Deployment
         fields = ["id", "release", "environment", "strategy", "parameters", "backend", "status", "auto_rollback",
-                  "rolled_back_automatically", "previous_version", "current_step", "failure_reason", "waiting_for",
-                  "created_at", "started_at", "finished_at", "progress", "available_actions", "steps",
+                  "rolled_back_automatically", "previous_version", "current_step", "gate_attempt", "failure_reason",
+                  "waiting_for", "created_at", "started_at", "finished_at", "progress", "available_actions", "steps",
                   "gate_results", "triggers"]
         read_only_fields = ["backend", "status", "rolled_back_automatically", "previous_version", "current_step",
                             "failure_reason", "waiting_for", "created_at", "started_at", "finished_at"]

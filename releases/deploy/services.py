@@ -189,6 +189,10 @@ def deployment_action(*, deployment, name, by, reason="", dispatch=True):
             step = dep.steps.filter(phase=StepPhase.DEPLOY, status=StepStatus.FAILED).order_by("position").first()
             step.status, step.finished_at, step.resume_at = StepStatus.PENDING, None, None
             step.log = [*step.log, {"t": "", "msg": f"retried by {by.username}"}]
+            if step.kind == "gates":  # a new gate attempt: fresh results, timeouts counted from now
+                dep.gate_attempt += 1
+                step.started_at = None
+                step.log.append({"t": "", "msg": f"gate attempt {dep.gate_attempt}: report fresh results"})
             step.save()
             dep.retry(by=by, reason=reason or f"retry of step '{step.name}'")
             dep.save()
@@ -271,10 +275,11 @@ def gate_report(*, deployment, gate, by, passed=None, failed=None, url="", junit
         if dep.is_finished and dep.status != DeploymentStatus.SUCCEEDED:
             raise errors.TransitionNotAllowed(f"deployment #{dep.pk} is {dep.status}: it takes no more gate results")
         result = GateResult.objects.create(deployment=dep, gate=gate, url=url or "", reported_by=by,
+                                           attempt=dep.gate_attempt,
                                            status=GateResultStatus.PASSED if ok else GateResultStatus.FAILED,
                                            **values)
         audit.record(action="gate.result", obj=dep, by=by,
-                     after={"gate": gate.name, "status": result.status, "tests": result.tests,
+                     after={"gate": gate.name, "attempt": result.attempt, "status": result.status, "tests": result.tests,
                             "failed": result.failed, "errors": result.errors, "url": result.url})
         _wake_gates(dep, dispatch)
     return result
@@ -287,14 +292,14 @@ def gate_override(*, deployment, gate, by, reason, dispatch=True):
         raise errors.ValidationFailed("an override needs a reason", field_errors={"reason": ["This field is required."]})
     with transaction.atomic():
         dep = _locked(deployment)
-        latest = dep.gate_results.filter(gate=gate).order_by("-id").first()
+        latest = dep.gate_results.filter(gate=gate, attempt=dep.gate_attempt).order_by("-id").first()
         if gate.on_failure != GateOnFailure.WARN:
             raise errors.PermissionDenied(f"gate '{gate.name}' is '{gate.on_failure}': only 'warn' gates can be "
                                           "overridden")
         if latest is None or latest.status not in (GateResultStatus.FAILED, GateResultStatus.TIMED_OUT):
             raise errors.TransitionNotAllowed(f"gate '{gate.name}' has no failed result to override")
         result = GateResult.objects.create(
-            deployment=dep, gate=gate, status=GateResultStatus.OVERRIDDEN, tests=latest.tests, passed=latest.passed,
+            deployment=dep, gate=gate, attempt=dep.gate_attempt, status=GateResultStatus.OVERRIDDEN, tests=latest.tests, passed=latest.passed,
             failed=latest.failed, errors=latest.errors, skipped=latest.skipped, url=latest.url, source="override",
             details={"overrides": latest.pk}, override_reason=reason, overridden_by=by)
         audit.record(action="gate.override", obj=dep, by=by, reason=reason,
