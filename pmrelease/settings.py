@@ -291,6 +291,10 @@ REST_FRAMEWORK["DEFAULT_AUTHENTICATION_CLASSES"] = [
     "pmrelease.tokens.TokenAuthentication" if name == "rest_framework.authentication.TokenAuthentication" else name
     for name in REST_FRAMEWORK["DEFAULT_AUTHENTICATION_CLASSES"]]
 # End hardening section.
+# Waiting for a deployment (releases.deploy.waits): how often a loop's hub polls the watched deployments, and
+# how long one event stream may stay open.
+DEPLOYMENT_WAIT_POLL_SECONDS = env.float("DEPLOYMENT_WAIT_POLL_SECONDS", default=0.2)
+DEPLOYMENT_EVENTS_MAX_SECONDS = env.float("DEPLOYMENT_EVENTS_MAX_SECONDS", default=1800.0)
 # Idempotency-Key on the API's POSTs (pmrelease.idempotency), once the session's user is known.
 MIDDLEWARE.insert(MIDDLEWARE.index("django.contrib.auth.middleware.AuthenticationMiddleware") + 1,
                   "pmrelease.idempotency.IdempotencyMiddleware")

@@ -217,6 +217,16 @@ class DeploymentViewSet(mixins.CreateModelMixin, mixins.ListModelMixin, mixins.R
             auto_rollback=data.get("auto_rollback", True))
         return Response(self.get_serializer(self.get_queryset().get(pk=dep.pk)).data, status=status.HTTP_201_CREATED)
 
+    @extend_schema(summary="A deployment; `?wait=SECONDS` (0–60) waits for its next state (long-poll)",
+                   description="With `?wait=SECONDS` the answer comes as soon as the deployment's state differs from "
+                               "the `If-None-Match` ETag (or from its state when the request arrived), at once when "
+                               "it is terminal, or after SECONDS unchanged: 304 when If-None-Match was sent, else 200 "
+                               "with the unchanged body (`Retry-After: 0`: poll again at once). Every answer carries "
+                               "the `ETag`. The step log as it happens: `GET /api/v1/deployments/<id>/events/` "
+                               "(text/event-stream: `step`, `log`, `status` events, then `end`).")
+    def retrieve(self, request, *args, **kwargs):
+        return super().retrieve(request, *args, **kwargs)
+
     promote = _deployment_action("promote")
     pause = _deployment_action("pause")
     resume = _deployment_action("resume")
