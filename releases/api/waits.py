@@ -70,10 +70,34 @@ async def deployment_detail(request, pk):
         response["ETag"] = _tag(etag)
         response["Retry-After"] = "0"
         return response
-    response = await _detail(request, pk)
-    fresh, _ = await sync_to_async(waits.etag_of, thread_sensitive=False)(pk)
-    response["ETag"] = _tag(fresh or changed[0])
+    response = await _shared_detail(request, pk, changed[0])
+    response["ETag"] = _tag(changed[0])
     return response
+
+
+# Waiters woken by the same change with the same credentials get one rendering (200 CI jobs polling with one
+# token, say): {(loop, deployment, etag, credentials): future of (status, content type, body)}.
+_renderings = {}
+
+
+async def _shared_detail(request, pk, etag):
+    import asyncio
+
+    who = request.headers.get("Authorization") or f"session:{request.COOKIES.get(settings.SESSION_COOKIE_NAME)}"
+    key = (asyncio.get_running_loop(), pk, etag, who)
+    future = _renderings.get(key)
+    if future is None:
+        future = _renderings[key] = asyncio.get_running_loop().create_future()
+        try:
+            response = await _detail(request, pk)
+            future.set_result((response.status_code, response.get("Content-Type", ""), response.content))
+        except BaseException as exc:
+            future.set_exception(exc)
+            raise
+        finally:
+            asyncio.get_running_loop().call_later(5, _renderings.pop, key, None)
+    status, content_type, body = await future
+    return HttpResponse(body, status=status, content_type=content_type)
 
 
 def _frame(event_id, name, data):

@@ -71,9 +71,11 @@ class Hub:
 
     async def _poll(self):
         while self.waiters:
-            states = await sync_to_async(fingerprints, thread_sensitive=False)(list(self.waiters))
-            for dep_id, watching in list(self.waiters.items()):
-                state = states.get(dep_id, (None, None))
+            queried = list(self.waiters)
+            states = await sync_to_async(fingerprints, thread_sensitive=False)(queried)
+            for dep_id in queried:  # not the waiters that came while the query ran: they are judged next time
+                watching = self.waiters.get(dep_id, {})
+                state = states.get(dep_id, (None, None))  # (None, None): the deployment is gone
                 for future, etag in list(watching.items()):
                     if state[0] != etag and not future.done():
                         future.set_result(state)
