@@ -266,9 +266,21 @@ class ChannelForm(forms.ModelForm):
         help_text="An apprise URL (slack://…, mailto://…, json://host/path, pagerduty://…), stored encrypted and "
                   "never shown again. Leave empty to keep the stored one, or name an environment variable below.")
 
+    secret = forms.CharField(
+        required=False, strip=True, widget=forms.PasswordInput(render_value=False, attrs={"size": 60}),
+        help_text="Signed webhooks: the HMAC-SHA256 secret the receiver checks X-PMR-Signature with (at least 16 "
+                  "characters), stored encrypted and never shown again. Leave empty to keep the stored one.")
+
+    kind = forms.ChoiceField(choices=[("apprise", "apprise URL"), ("webhook", "signed webhook")], required=False,
+                             initial="apprise", help_text="A signed webhook POSTs each event's JSON, signed with "
+                                                          "HMAC-SHA256 (docs/pipelines.md).")
+
     class Meta:
         model = Channel
-        fields = ["name", "description", "url", "url_env", "enabled"]
+        fields = ["name", "description", "kind", "url", "secret", "url_env", "enabled"]
+
+    def clean_kind(self):
+        return self.cleaned_data.get("kind") or (self.instance.kind if self.instance.pk else "apprise")
 
 
 class SubscriptionInline(admin.TabularInline):
@@ -317,7 +329,7 @@ class ChannelAdmin(ServiceAdminMixin, AuditHistoryMixin, admin.ModelAdmin):
 
     def save_model(self, request, obj, form, change):
         data = {name: form.cleaned_data[name] for name in ChannelForm.Meta.fields
-                if name in form.cleaned_data and (name != "url" or form.cleaned_data["url"])}
+                if name in form.cleaned_data and (name not in ("url", "secret") or form.cleaned_data[name])}
         saved = delivery.channel_save(data=data, by=request.user, channel=obj if change else None)
         obj.pk = saved.pk
         obj.refresh_from_db()

@@ -134,6 +134,11 @@ class Channel(models.Model):
                                          "storing it).")
     enabled = models.BooleanField(default=True)
     created_at = models.DateTimeField(default=timezone.now)
+    # A signed webhook (pmrelease.delivery: "webhook" kind) POSTs the event's JSON to its http(s) URL, signed with
+    # HMAC-SHA256 under the channel's secret (stored encrypted, never shown back).
+    kind = models.CharField(max_length=10, choices=[("apprise", "apprise URL"), ("webhook", "signed webhook")],
+                            default="apprise")
+    secret_encrypted = models.TextField(blank=True, editable=False)
 
     class Meta:
         ordering = ["name"]
@@ -201,6 +206,7 @@ class DeliveryAttempt(models.Model):
     delivered = models.BooleanField()
     error = models.TextField(blank=True)
     duration_ms = models.PositiveIntegerField(default=0)
+    response_status = models.PositiveSmallIntegerField(null=True, blank=True, help_text="a webhook's HTTP status")
 
     class Meta:
         ordering = ["id"]

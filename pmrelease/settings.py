@@ -298,7 +298,8 @@ DEPLOYMENT_EVENTS_MAX_SECONDS = env.float("DEPLOYMENT_EVENTS_MAX_SECONDS", defau
 # Idempotency-Key on the API's POSTs (pmrelease.idempotency), once the session's user is known.
 MIDDLEWARE.insert(MIDDLEWARE.index("django.contrib.auth.middleware.AuthenticationMiddleware") + 1,
                   "pmrelease.idempotency.IdempotencyMiddleware")
-SPECTACULAR_SETTINGS["POSTPROCESSING_HOOKS"].append("pmrelease.schema.document_idempotency")
+SPECTACULAR_SETTINGS["POSTPROCESSING_HOOKS"] += ["pmrelease.schema.document_idempotency",
+                                                 "pmrelease.schema.document_webhooks"]
 CELERY_BEAT_SCHEDULE["idempotency-prune"] = {"task": "pmrelease.tasks.idempotency_prune",
                                              "schedule": crontab(minute=17)}
 # Delivery (pmrelease.delivery) and secrets at rest (pmrelease.crypto): PMR_ENCRYPTION_KEYS is "id:base64key,..."
@@ -307,5 +308,7 @@ ENCRYPTION_KEYS = env.str("PMR_ENCRYPTION_KEYS", default="")
 DELIVERY_MAX_RETRIES = env.int("DELIVERY_MAX_RETRIES", default=5)  # attempts after the first
 DELIVERY_BACKOFF_SECONDS = env.float("DELIVERY_BACKOFF_SECONDS", default=30.0)  # doubled per retry, at most 1 h
 DELIVERY_TIMEOUT_SECONDS = env.float("DELIVERY_TIMEOUT_SECONDS", default=10.0)  # one attempt's network time
+# Signed webhook channels go to public addresses only (pmrelease.addresses) unless this is set.
+DELIVERY_WEBHOOK_ALLOW_PRIVATE = env.bool("DELIVERY_WEBHOOK_ALLOW_PRIVATE", default=False)
 # Alert rules (monitoring.alerting): how often beat evaluates the enabled rules.
 ALERT_EVALUATION_SECONDS = env.float("ALERT_EVALUATION_SECONDS", default=30.0)

@@ -281,6 +281,7 @@ def gate_report(*, deployment, gate, by, passed=None, failed=None, url="", junit
         audit.record(action="gate.result", obj=dep, by=by,
                      after={"gate": gate.name, "attempt": result.attempt, "status": result.status, "tests": result.tests,
                             "failed": result.failed, "errors": result.errors, "url": result.url})
+        notifications.gate_result(deployment=dep, result=result)
         _wake_gates(dep, dispatch)
     return result
 
