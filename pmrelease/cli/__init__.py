@@ -8,6 +8,7 @@ could not be reached; 4 waiting timed out.
     pmr release create --type minor --title "Faster sends" [--version 1.4.0] [--env staging ...] [--plan plan.yaml]
     pmr deploy RELEASE --env staging [--strategy canary] [--param pause=0 ...] [--wait] [--timeout 30m]
     pmr gate report DEPLOYMENT GATE (--junit report.xml | --passed N --failed M) [--url LINK]
+    pmr wait DEPLOYMENT [--timeout 30m]
     pmr status [--env production]
 """
 import json
@@ -172,6 +173,14 @@ def deploy(release_version, environment, strategy, params, wait, timeout):
     if not wait:
         return
     sys.exit(run(lambda: wait_for(api, created["id"], seconds)))
+
+
+@main.command("wait")
+@click.argument("deployment_id", type=int)
+@click.option("--timeout", default="30m", help="how long to wait (90s, 30m, 1h)")
+def wait_command(deployment_id, timeout):
+    """Wait for a deployment's verdict, printing its steps (exit 0 success, 1 failed or rolled back, 4 timeout)."""
+    sys.exit(run(lambda: wait_for(portal(), deployment_id, duration(timeout))))
 
 
 def wait_for(api, deployment_id, seconds):
