@@ -14,6 +14,7 @@ import datetime as dt
 import hashlib
 import re
 
+from django.conf import settings
 from django.db import IntegrityError, transaction
 from django.http import HttpResponse, JsonResponse
 from django.utils import timezone
@@ -107,6 +108,10 @@ class IdempotencyMiddleware:
         owner = owner_of(request)
         if owner is None:
             return self.get_response(request)
+        limit = settings.DATA_UPLOAD_MAX_MEMORY_SIZE
+        if limit is not None and int(request.META.get("CONTENT_LENGTH") or 0) > limit:
+            return JsonResponse({"detail": f"a request with {HEADER} may carry at most {limit} bytes (its body is "
+                                           "kept to compare retries): send a smaller body, or no key"}, status=413)
         outcome, record = claim(owner=owner, key=key, request_hash=fingerprint(request))
         if outcome == "replay":
             return replay(record)

@@ -91,3 +91,10 @@ def test_claim__running_request__409_busy_then_stale_pending_taken_over(db):
     assert idempotency.claim(owner="o", key="k", request_hash="h", now=later)[0] == "run"
     assert idempotency.prune(now=later + idempotency.IDEMPOTENCY_TTL + dt.timedelta(seconds=1)) == 1
     assert not IdempotencyRecord.objects.exists()
+
+
+def test_body_larger_than_kept__413_saying_so(users, envs, settings):
+    settings.DATA_UPLOAD_MAX_MEMORY_SIZE = 100
+    response = client_of(users["planner"]).post("/api/v1/releases/", {"title": "x" * 200}, format="json",
+                                                HTTP_IDEMPOTENCY_KEY="big")
+    assert response.status_code == 413 and "at most 100 bytes" in response.json()["detail"]
