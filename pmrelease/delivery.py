@@ -46,6 +46,7 @@ EVENTS = {
     "channel.test": "Channel test",
 }
 ANY = "*"
+EXPLICIT_ONLY = {"deployment.step_changed"}  # too many for "every event" (a chat channel): subscribed to by name
 SEVERITIES = ("info", "success", "warning", "failure")
 CHANNEL_FIELDS = ["name", "description", "url_env", "enabled", "kind"]
 AUDIT_FIELDS = ["name", "description", "url_hint", "url_env", "enabled", "kind"]
@@ -218,7 +219,8 @@ def subscription_delete(*, subscription, by):
 
 # --- events ---------------------------------------------------------------------------------------------------
 def subscribed_channels(event, environment=""):
-    matching = Subscription.objects.filter(event__in=[event, ANY], environment__in=[environment, ""],
+    events = [event] if event in EXPLICIT_ONLY else [event, ANY]
+    matching = Subscription.objects.filter(event__in=events, environment__in=[environment, ""],
                                            channel__enabled=True)
     return list(Channel.objects.filter(pk__in=matching.values("channel_id")))
 
