@@ -182,6 +182,7 @@ class ChangeRequestViewSet(viewsets.ModelViewSet):
     without permission, 400 with what is wrong)."""
 
     serializer_class = ChangeRequestSerializer
+    token_write_scope = "changes:write"  # pmrelease.tokens
     filterset_class = ChangeFilter
     search_fields = ["title", "description"]
     ordering_fields = ["created_at", "planned_start", "id"]

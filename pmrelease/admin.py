@@ -2,16 +2,17 @@
 per-object history mixin, the status badge, and the mixin that turns a service's refusal into a message."""
 from django import forms
 from django.contrib import admin, messages
+from django.contrib.auth.models import Group
 from django.http import HttpResponseRedirect, StreamingHttpResponse
 from django.template.response import TemplateResponse
 from django.urls import path
 from django.utils.html import format_html
 from rest_framework.authtoken.models import TokenProxy
 
-from . import delivery, errors
+from . import delivery, errors, tokens
 from .exports import audit_csv_rows
 from .lists import BoundedCountPaginator, distinct_values
-from .models import ApiToken, AuditEvent, Channel, DeliveryAttempt, Notification, Subscription
+from .models import ApiToken, AuditEvent, Channel, DeliveryAttempt, Notification, ServiceAccount, Subscription
 
 # Status colours shared by every admin (GitHub's palette: readable on white and in the dark theme).
 STATUS_COLOURS = {
@@ -162,17 +163,115 @@ def _cleaned(form, fields):
 admin.site.unregister(TokenProxy)
 
 
+class ApiTokenForm(forms.ModelForm):
+    """Issuing a token: whose, named, scoped, optionally limited to environments and expiring."""
+
+    scopes = forms.MultipleChoiceField(choices=list(tokens.SCOPES.items()), widget=forms.CheckboxSelectMultiple)
+    environment_names = forms.CharField(required=False, label="environments",
+                                        help_text="comma-separated environment names; empty: every environment")
+
+    class Meta:
+        model = ApiToken
+        fields = ["user", "name", "scopes", "expires_at"]
+
+
 @admin.register(ApiToken)
-class ApiTokenAdmin(admin.ModelAdmin):
-    list_display = ["user", "name", "prefix", "created_at"]
+class ApiTokenAdmin(ServiceAdminMixin, admin.ModelAdmin):
+    """Tokens are issued here (the key is shown once, in the message after saving) and revoked with the
+    action; they are never edited."""
+
+    form = ApiTokenForm
+    list_display = ["user", "name", "prefix", "scopes", "environments", "expires_at", "last_used_at", "revoked_at",
+                    "created_at"]
+    list_filter = [("revoked_at", admin.EmptyFieldListFilter)]
     search_fields = ["user__username", "name", "prefix"]
-    fields = readonly_fields = ["user", "name", "prefix", "created_at"]
+    actions = ["revoke"]
+    readonly = ["user", "name", "prefix", "scopes", "environments", "expires_at", "created_at", "last_used_at",
+                "revoked_at", "revoked_by"]
 
     def has_add_permission(self, request):
-        return False
+        return request.user.is_superuser
 
     def has_change_permission(self, request, obj=None):
-        return False
+        return obj is None and request.user.is_superuser  # the change list's actions; no editing
+
+    def get_fields(self, request, obj=None):
+        return self.readonly if obj else ["user", "name", "scopes", "environment_names", "expires_at"]
+
+    def get_readonly_fields(self, request, obj=None):
+        return self.readonly if obj else []
+
+    def save_model(self, request, obj, form, change):
+        names = [n.strip() for n in form.cleaned_data.get("environment_names", "").split(",") if n.strip()]
+        token, key = tokens.create_token(user=form.cleaned_data["user"], by=request.user,
+                                         name=form.cleaned_data["name"], scopes=form.cleaned_data["scopes"],
+                                         environments=names, expires_at=form.cleaned_data.get("expires_at"))
+        obj.pk = token.pk
+        messages.warning(request, f"The key of token '{token.name}', shown this once: {key}")
+
+    def save_related(self, request, form, formsets, change):
+        pass  # the service saved everything
+
+    def log_addition(self, request, obj, message):
+        pass  # the audit trail has it (apitoken.issue)
+
+    @admin.action(description="Revoke selected tokens")
+    def revoke(self, request, queryset):
+        done = 0
+        for token in queryset.filter(revoked_at__isnull=True):
+            tokens.revoke_token(token=token, by=request.user)
+            done += 1
+        messages.success(request, f"{done} token(s) revoked")
+
+
+class ServiceAccountForm(forms.ModelForm):
+    username = forms.CharField(max_length=150)
+    roles = forms.ModelMultipleChoiceField(queryset=Group.objects.order_by("name"), required=False,
+                                           widget=forms.CheckboxSelectMultiple,
+                                           help_text="its environment access is that of these roles")
+
+    class Meta:
+        model = ServiceAccount
+        fields = ["description"]
+
+
+@admin.register(ServiceAccount)
+class ServiceAccountAdmin(ServiceAdminMixin, AuditHistoryMixin, admin.ModelAdmin):
+    """Accounts for CI and scripts: no password, no admin login; they act through API tokens."""
+
+    form = ServiceAccountForm
+    list_display = ["user", "description", "roles", "created_by", "created_at"]
+    search_fields = ["user__username", "description"]
+
+    def has_add_permission(self, request):
+        return request.user.is_superuser
+
+    def has_change_permission(self, request, obj=None):
+        return obj is None and request.user.is_superuser
+
+    def get_fields(self, request, obj=None):
+        return ["user", "description", "roles", "created_by", "created_at"] if obj else [
+            "username", "roles", "description"]
+
+    def get_readonly_fields(self, request, obj=None):
+        return ["user", "description", "roles", "created_by", "created_at"] if obj else []
+
+    @admin.display(description="roles")
+    def roles(self, obj):
+        return ", ".join(obj.user.groups.order_by("name").values_list("name", flat=True)) or "—"
+
+    def save_model(self, request, obj, form, change):
+        account = tokens.service_account_create(
+            username=form.cleaned_data["username"], roles=[g.name for g in form.cleaned_data["roles"]],
+            description=form.cleaned_data.get("description", ""), by=request.user)
+        obj.pk = account.pk
+        obj.user = account.user
+
+    def save_related(self, request, form, formsets, change):
+        pass
+
+    def log_addition(self, request, obj, message):
+        pass
 
 
 # --- delivery: channels (URLs write-only), their subscriptions, and the notifications with every attempt -------------
@@ -182,9 +281,21 @@ class ChannelForm(forms.ModelForm):
         help_text="An apprise URL (slack://…, mailto://…, json://host/path, pagerduty://…), stored encrypted and "
                   "never shown again. Leave empty to keep the stored one, or name an environment variable below.")
 
+    secret = forms.CharField(
+        required=False, strip=True, widget=forms.PasswordInput(render_value=False, attrs={"size": 60}),
+        help_text="Signed webhooks: the HMAC-SHA256 secret the receiver checks X-PMR-Signature with (at least 16 "
+                  "characters), stored encrypted and never shown again. Leave empty to keep the stored one.")
+
+    kind = forms.ChoiceField(choices=[("apprise", "apprise URL"), ("webhook", "signed webhook")], required=False,
+                             initial="apprise", help_text="A signed webhook POSTs each event's JSON, signed with "
+                                                          "HMAC-SHA256 (docs/pipelines.md).")
+
     class Meta:
         model = Channel
-        fields = ["name", "description", "url", "url_env", "enabled"]
+        fields = ["name", "description", "kind", "url", "secret", "url_env", "enabled"]
+
+    def clean_kind(self):
+        return self.cleaned_data.get("kind") or (self.instance.kind if self.instance.pk else "apprise")
 
 
 class SubscriptionInline(admin.TabularInline):
@@ -233,7 +344,7 @@ class ChannelAdmin(ServiceAdminMixin, AuditHistoryMixin, admin.ModelAdmin):
 
     def save_model(self, request, obj, form, change):
         data = {name: form.cleaned_data[name] for name in ChannelForm.Meta.fields
-                if name in form.cleaned_data and (name != "url" or form.cleaned_data["url"])}
+                if name in form.cleaned_data and (name not in ("url", "secret") or form.cleaned_data[name])}
         saved = delivery.channel_save(data=data, by=request.user, channel=obj if change else None)
         obj.pk = saved.pk
         obj.refresh_from_db()

@@ -1,7 +1,9 @@
 """Cross-cutting API pieces: the exception handler, the read-only audit trail, and the helpers every app's
 API uses (FSM transition actions, per-user fields left out of lists, an object's audit history)."""
 import django_filters
+from django.contrib.auth import get_user_model
 from django.http import StreamingHttpResponse
+from django.utils import timezone
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import extend_schema, inline_serializer
 from rest_framework import mixins, permissions, serializers, viewsets
@@ -15,7 +17,7 @@ from . import errors, tokens
 from .exports import audit_csv_rows
 from .filters import IsoDateTimeFilter
 from .lists import KeysetPages
-from .models import AuditEvent
+from .models import ApiToken, AuditEvent
 
 
 def exception_handler(exc, context):
@@ -151,3 +153,77 @@ class ObtainTokenView(APIView):
         serializer.is_valid(raise_exception=True)
         user = serializer.validated_data["user"]
         return Response({"token": tokens.issue_token(user=user, by=user, name="POST /api/v1/auth/token/")})
+
+
+# --- API tokens and service accounts ---------------------------------------------------------------------
+class ApiTokenSerializer(serializers.ModelSerializer):
+    user = serializers.CharField(source="user.username", read_only=True)
+    state = serializers.SerializerMethodField(help_text="active, expired or revoked")
+
+    class Meta:
+        model = ApiToken
+        fields = ["id", "user", "name", "prefix", "scopes", "environments", "expires_at", "created_at",
+                  "last_used_at", "revoked_at", "revoked_by", "state"]
+        read_only_fields = fields
+
+    def get_state(self, token) -> str:
+        if token.revoked_at is not None:
+            return "revoked"
+        if token.expires_at is not None and token.expires_at <= timezone.now():
+            return "expired"
+        return "active"
+
+
+class ApiTokenInput(serializers.Serializer):
+    name = serializers.CharField(max_length=100, help_text="what uses the token, e.g. 'ci staging'")
+    scopes = serializers.ListField(child=serializers.ChoiceField(choices=list(tokens.SCOPES)), min_length=1,
+                                   help_text="; ".join(f"`{k}`: {v}" for k, v in tokens.SCOPES.items()))
+    environments = serializers.ListField(child=serializers.CharField(max_length=50), required=False, default=list,
+                                         max_length=tokens.MAX_ENVIRONMENTS,
+                                         help_text="environment names the token is limited to; empty: every one")
+    expires_at = serializers.DateTimeField(required=False, allow_null=True, default=None)
+    account = serializers.CharField(required=False, max_length=150,
+                                    help_text="a service account's (or another user's) name: administrators only; "
+                                              "default: yourself")
+
+
+class IssuedApiTokenSerializer(ApiTokenSerializer):
+    key = serializers.CharField(read_only=True, help_text="shown once: send it as `Authorization: Bearer <key>`")
+
+    class Meta(ApiTokenSerializer.Meta):
+        fields = [*ApiTokenSerializer.Meta.fields, "key"]
+        read_only_fields = fields
+
+
+class ApiTokenViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.GenericViewSet):
+    """Your API tokens (an administrator sees every token). Issue with POST (the key is in that answer only),
+    revoke with `POST /api/v1/tokens/<id>/revoke/`."""
+
+    serializer_class = ApiTokenSerializer
+    filterset_fields = ["user__username"]
+    ordering_fields = ["created_at", "id"]
+
+    def get_queryset(self):
+        tokens_ = ApiToken.objects.select_related("user")
+        return tokens_ if self.request.user.is_superuser else tokens_.filter(user=self.request.user)
+
+    @extend_schema(request=ApiTokenInput, responses={201: IssuedApiTokenSerializer}, summary="Issue an API token")
+    def create(self, request):
+        serializer = ApiTokenInput(data=request.data)
+        serializer.is_valid(raise_exception=True)
+        data = serializer.validated_data
+        user = request.user
+        if data.get("account"):
+            user = get_user_model().objects.filter(username=data["account"]).first()
+            if user is None:
+                raise errors.ValidationFailed("invalid token", field_errors={
+                    "account": [f"no account named {data['account']}"]})
+        token, key = tokens.create_token(user=user, by=request.user, name=data["name"], scopes=data["scopes"],
+                                         environments=data["environments"], expires_at=data["expires_at"])
+        token.key = key
+        return Response(IssuedApiTokenSerializer(token).data, status=201)
+
+    @extend_schema(request=None, responses=ApiTokenSerializer, summary="Revoke an API token")
+    @action(detail=True, methods=["post"], url_path="revoke")
+    def revoke(self, request, pk=None):
+        return Response(ApiTokenSerializer(tokens.revoke_token(token=self.get_object(), by=request.user)).data)

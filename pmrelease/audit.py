@@ -152,9 +152,13 @@ def diff(before, after):
 
 
 def actor_name(by):
-    """How the trail names an actor: a person by user name; ``None`` (or ``"system"``) as "system"; a named
+    """How the trail names an actor: a person by user name (with the token's name when acting through an API
+    token: ``ci-bot (token staging deployer)``); ``None`` (or ``"system"``) as "system"; a named
     system actor (a management command, say) by its name."""
     if getattr(by, "is_authenticated", False):
+        token = getattr(by, "_pm_token", None)  # pmrelease.tokens: the account acting through a named token
+        if token is not None:
+            return f"{by.get_username()} (token {token.name or token.prefix})"[:150]
         return by.get_username()
     if isinstance(by, str) and by.strip():
         return by.strip()[:150]

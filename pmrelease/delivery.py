@@ -30,10 +30,13 @@ log = logging.getLogger(__name__)
 
 EVENTS = {
     "deployment.started": "Deployment started",
+    "deployment.step_changed": "Deployment step started, finished or waiting",
     "deployment.succeeded": "Deployment succeeded",
     "deployment.failed": "Deployment failed",
     "deployment.rolled_back": "Deployment rolled back (automatic or not)",
     "approval.requested": "Approval requested (release, change request)",
+    "release.approved": "Release approved",
+    "gate.result": "Testing-gate result recorded",
     "gate.override_needed": "Gate waiting for an override",
     "trigger.fired": "Rollback trigger fired",
     "alert.firing": "Alert firing",
@@ -45,9 +48,13 @@ EVENTS = {
     "channel.test": "Channel test",
 }
 ANY = "*"
+EXPLICIT_ONLY = {"deployment.step_changed"}  # too many for "every event" (a chat channel): subscribed to by name
 SEVERITIES = ("info", "success", "warning", "failure")
-CHANNEL_FIELDS = ["name", "description", "url_env", "enabled"]
-AUDIT_FIELDS = ["name", "description", "url_hint", "url_env", "enabled"]
+CHANNEL_FIELDS = ["name", "description", "url_env", "enabled", "kind"]
+AUDIT_FIELDS = ["name", "description", "url_hint", "url_env", "enabled", "kind"]
+WEBHOOK = "webhook"  # the signed-webhook kind (pmrelease.webhooks); every other channel is an apprise URL
+SECRET_CONTEXT = "webhook-secret"
+MIN_SECRET_LENGTH = 16
 ENV_NAME = re.compile(r"[A-Z_][A-Z0-9_]{0,99}")
 
 # The releases app says which environment names exist (pmrelease imports no app).
@@ -90,11 +97,21 @@ def channel_save(*, data, by, channel=None):
     _require_administrator(by)
     data = dict(data)
     url = data.pop("url", None)
+    secret = data.pop("secret", None)
+    kind = data.get("kind", channel.kind if channel else "apprise")
     problems = {}
+    if kind not in ("apprise", WEBHOOK):
+        problems["kind"] = ["apprise or webhook"]
     if url:
-        problem = url_problem(url)
+        problem = webhook_url_problem(url) if kind == WEBHOOK else url_problem(url)
         if problem:
             problems["url"] = [problem]
+    if kind == WEBHOOK:
+        has_secret = bool(secret) or (channel is not None and bool(channel.secret_encrypted))
+        if secret is not None and secret != "" and len(secret) < MIN_SECRET_LENGTH:
+            problems["secret"] = [f"at least {MIN_SECRET_LENGTH} characters"]
+        elif not has_secret:
+            problems["secret"] = ["a signed webhook needs a secret (the receiver checks the signature with it)"]
     url_env = data.get("url_env", channel.url_env if channel else "")
     if url_env and not ENV_NAME.fullmatch(url_env):
         problems["url_env"] = ["the name of an environment variable (capitals, digits, _)"]
@@ -112,6 +129,8 @@ def channel_save(*, data, by, channel=None):
                  "url_hint": url.split("://", 1)[0][:30] + "://"}
     elif url_env:
         extra = {"url_encrypted": "", "url_hint": ""}
+    if kind == WEBHOOK and secret:
+        extra["secret_encrypted"] = crypto.encrypt(secret, context=SECRET_CONTEXT)
     with transaction.atomic():
         if channel is None or channel.pk is None:
             return model_create(model=Channel, data=data, fields=CHANNEL_FIELDS, by=by, extra=extra,
@@ -129,6 +148,9 @@ def channel_save(*, data, by, channel=None):
         if url and "url_hint" not in changed:  # a new secret with the same scheme: still worth a trail row
             instance.save(update_fields=["url_encrypted"])
             audit.record(action="channel.url", obj=instance, by=by, after={"url_hint": instance.url_hint})
+        if kind == WEBHOOK and secret:
+            instance.save(update_fields=["secret_encrypted"])
+            audit.record(action="channel.secret", obj=instance, by=by, after={"secret": "changed"})
         return instance
 
 
@@ -136,6 +158,14 @@ def channel_delete(*, channel, by):
     _require_administrator(by)
     with transaction.atomic():
         model_delete(instance=channel, by=by, fields=AUDIT_FIELDS, action="channel.delete")
+
+
+def webhook_url_problem(url):
+    """Why a signed webhook may not go to ``url``: public http(s) addresses only, unless
+    DELIVERY_WEBHOOK_ALLOW_PRIVATE (the status page's rule, pmrelease.addresses)."""
+    from .addresses import public_target_problem
+
+    return public_target_problem(url, allow_private=settings.DELIVERY_WEBHOOK_ALLOW_PRIVATE) or ""
 
 
 def channel_url(channel):
@@ -192,7 +222,8 @@ def subscription_delete(*, subscription, by):
 
 # --- events ---------------------------------------------------------------------------------------------------
 def subscribed_channels(event, environment=""):
-    matching = Subscription.objects.filter(event__in=[event, ANY], environment__in=[environment, ""],
+    events = [event] if event in EXPLICIT_ONLY else [event, ANY]
+    matching = Subscription.objects.filter(event__in=events, environment__in=[environment, ""],
                                            channel__enabled=True)
     return list(Channel.objects.filter(pk__in=matching.values("channel_id")))
 
@@ -297,6 +328,43 @@ def _send_apprise(notification):
         raise DeliveryFailed("; ".join(said) or f"apprise reported {result.status.name.lower()}")
 
 
+class WebhookRefused(DeliveryFailed):
+    def __init__(self, message, *, status=None, permanent=False):
+        super().__init__(message, permanent=permanent)
+        self.status = status
+
+
+def _send_webhook(notification):
+    """POST the signed event (pmrelease.webhooks); returns the HTTP status, raises WebhookRefused otherwise."""
+    import httpx
+
+    from . import webhooks
+
+    url = channel_url(notification.channel)
+    problem = webhook_url_problem(url)  # again at send time: DNS may have changed
+    if problem:
+        raise WebhookRefused(f"webhook URL refused: {problem}", permanent=True)
+    try:
+        secret = crypto.decrypt(notification.channel.secret_encrypted, context=SECRET_CONTEXT)
+    except crypto.DecryptionFailed as exc:
+        raise WebhookRefused(f"the stored secret does not decrypt: {exc}", permanent=True) from None
+    body = webhooks.body_bytes(webhooks.payload(
+        delivery_id=notification.key, event=notification.event, created_at=notification.created_at.isoformat(),
+        environment=notification.environment, title=notification.title, severity=notification.severity,
+        data=notification.data))
+    headers = {"Content-Type": "application/json", webhooks.EVENT_HEADER: notification.event,
+               webhooks.DELIVERY_HEADER: notification.key, "User-Agent": f"{settings.PRODUCT_NAME} webhooks",
+               webhooks.SIGNATURE_HEADER: webhooks.signature(secret, body, time.time())}
+    try:
+        response = httpx.post(url, content=body, headers=headers, timeout=settings.DELIVERY_TIMEOUT_SECONDS,
+                              follow_redirects=False)
+    except httpx.HTTPError as exc:
+        raise WebhookRefused(f"{exc.__class__.__name__}: {exc}") from exc
+    if not 200 <= response.status_code < 300:
+        raise WebhookRefused(f"HTTP {response.status_code}", status=response.status_code)
+    return response.status_code
+
+
 def _send_mail(notification):
     from django.core.mail import send_mail
 
@@ -314,16 +382,18 @@ def send(*, notification_id, final_attempt=False):
     if notification is None or notification.status != NotificationStatus.PENDING:
         return notification.status if notification else None
     started = time.monotonic()
-    error, permanent = "", False
+    error, permanent, status = "", False, None
     try:
         if notification.channel_id is None:
             _send_mail(notification)
         elif not notification.channel.enabled:
             raise DeliveryFailed("the channel is disabled", permanent=True)
+        elif notification.channel.kind == WEBHOOK:
+            status = _send_webhook(notification)
         else:
             _send_apprise(notification)
     except DeliveryFailed as exc:
-        error, permanent = str(exc), exc.permanent
+        error, permanent, status = str(exc), exc.permanent, getattr(exc, "status", None)
     except Exception as exc:  # noqa: BLE001 - a plugin's surprise is one failed attempt, recorded, never lost
         error = f"{exc.__class__.__name__}: {exc}"
     error = audit.redact(error)[:2000] if error else ""
@@ -331,7 +401,7 @@ def send(*, notification_id, final_attempt=False):
     now = timezone.now()
     with transaction.atomic():
         DeliveryAttempt.objects.create(notification_id=notification.pk, at=now, delivered=not error, error=error,
-                                       duration_ms=elapsed)
+                                       duration_ms=elapsed, response_status=status)
         fields = {"attempts": notification.attempts + 1, "last_error": error[:500]}
         if not error:
             fields.update(status=NotificationStatus.DELIVERED, delivered_at=now)

@@ -61,22 +61,63 @@ class AuditEvent(models.Model):
         raise AppendOnlyError("audit events are append-only: they cannot be deleted")
 
 
+class ServiceAccount(models.Model):
+    """A non-person account (CI, scripts): a user with no usable password and no admin login, whose role
+    groups give it environment access like a person's; it acts through its API tokens (``pmrelease.tokens``)."""
+
+    user = models.OneToOneField(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="service_account")
+    description = models.CharField(max_length=200, blank=True)
+    created_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL,
+                                   related_name="+")
+    created_at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        ordering = ["user__username"]
+
+    def __str__(self):
+        return f"{self.user.get_username()} (service account)"
+
+
 class ApiToken(models.Model):
-    """A person's API token (``Authorization: Token <key>``). Only the SHA-256 of the key is stored: the key
-    is shown once, when it is issued (``pmrelease.tokens``)."""
+    """An API token of a person or a service account (``Authorization: Bearer <key>`` or ``Token <key>``). Only
+    the SHA-256 of the key is stored: the key is shown once, when it is issued (``pmrelease.tokens``). Its
+    ``scopes`` bound what it may do ("*": everything its account may), ``environments`` (names; empty: all)
+    where, ``expires_at`` until when; a revoked token stays listed with who revoked it."""
 
     user = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="api_tokens")
     name = models.CharField(max_length=100, blank=True)
     prefix = models.CharField(max_length=8, help_text="the first characters of the key, to recognise it")
     key_hash = models.CharField(max_length=64, unique=True)
     created_at = models.DateTimeField(default=timezone.now)
+    scopes = models.JSONField(default=list, blank=True, help_text='e.g. ["read", "gates:report"]; ["*"]: all')
+    environments = models.JSONField(default=list, blank=True, help_text="environment names; empty: every one")
+    expires_at = models.DateTimeField(null=True, blank=True)
+    revoked_at = models.DateTimeField(null=True, blank=True)
+    revoked_by = models.CharField(max_length=150, blank=True)
+    last_used_at = models.DateTimeField(null=True, blank=True)
 
     class Meta:
         ordering = ["-created_at"]
         verbose_name = "API token"
 
     def __str__(self):
-        return f"{self.user} {self.prefix}…"
+        return f"{self.user} {self.prefix}… {self.name}".rstrip()
+
+
+class IdempotencyRecord(models.Model):
+    """A POST's ``Idempotency-Key`` and, once answered, its answer (``pmrelease.idempotency``)."""
+
+    owner = models.CharField(max_length=80, help_text="whose key: a hash of the Authorization header, or a user")
+    key = models.CharField(max_length=255)
+    request_hash = models.CharField(max_length=64)
+    status_code = models.PositiveSmallIntegerField(null=True, blank=True, help_text="empty while running")
+    content_type = models.CharField(max_length=100, blank=True)
+    location = models.CharField(max_length=500, blank=True)
+    body = models.TextField(blank=True)
+    created_at = models.DateTimeField(default=timezone.now, db_index=True)
+
+    class Meta:
+        constraints = [models.UniqueConstraint(fields=["owner", "key"], name="idempotency_owner_key")]
 
 
 # --- delivery (pmrelease.delivery): channels, subscriptions, notifications and their attempts -------------------
@@ -95,6 +136,11 @@ class Channel(models.Model):
                                          "storing it).")
     enabled = models.BooleanField(default=True)
     created_at = models.DateTimeField(default=timezone.now)
+    # A signed webhook (pmrelease.delivery: "webhook" kind) POSTs the event's JSON to its http(s) URL, signed with
+    # HMAC-SHA256 under the channel's secret (stored encrypted, never shown back).
+    kind = models.CharField(max_length=10, choices=[("apprise", "apprise URL"), ("webhook", "signed webhook")],
+                            default="apprise")
+    secret_encrypted = models.TextField(blank=True, editable=False)
 
     class Meta:
         ordering = ["name"]
@@ -162,6 +208,7 @@ class DeliveryAttempt(models.Model):
     delivered = models.BooleanField()
     error = models.TextField(blank=True)
     duration_ms = models.PositiveIntegerField(default=0)
+    response_status = models.PositiveSmallIntegerField(null=True, blank=True, help_text="a webhook's HTTP status")
 
     class Meta:
         ordering = ["id"]

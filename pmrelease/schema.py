@@ -48,3 +48,62 @@ def document_errors(result, generator, request, public):
                     "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Error"}}},
                 })
     return result
+
+
+IDEMPOTENCY_PARAMETER = {
+    "name": "Idempotency-Key", "in": "header", "required": False,
+    "schema": {"type": "string", "minLength": 1, "maxLength": 255, "pattern": "^[!-~]+$"},
+    "description": "Make a retry safe: the same key with the same request answers the first response (with "
+                   "`Idempotent-Replayed: true`); the same key with another request is a 422; while the first is "
+                   "running, a 409. Kept 24 h, per token or user (pmrelease.idempotency).",
+}
+
+
+def document_idempotency(result, generator, request, public):
+    """Every POST under /api/v1/ takes an ``Idempotency-Key`` header (pmrelease.idempotency)."""
+    for path, path_item in result.get("paths", {}).items():
+        operation = path_item.get("post")
+        if operation is None or not path.startswith("/api/v1/"):
+            continue
+        parameters = operation.setdefault("parameters", [])
+        if not any(p.get("name") == "Idempotency-Key" for p in parameters):
+            parameters.append(IDEMPOTENCY_PARAMETER)
+        operation.setdefault("responses", {}).setdefault("422", {
+            "description": "The Idempotency-Key was used for another request.",
+            "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Error"}}},
+        })
+    return result
+
+
+WEBHOOK_EVENT = {
+    "type": "object",
+    "description": "The body of a signed webhook (pmrelease.webhooks): `POST <url>` with `X-PMR-Event`, `X-PMR-Delivery` "
+                   "(the id: the same on retries, deduplicate on it) and `X-PMR-Signature: t=<unix>,v1=<hex>` where "
+                   "hex = HMAC-SHA256(secret, `<t>.` + raw body); refuse a t more than 300 s from your clock.",
+    "required": ["schema_version", "id", "event", "created_at", "environment", "title", "severity", "data"],
+    "properties": {
+        "schema_version": {"type": "integer", "enum": [1]},
+        "id": {"type": "string"},
+        "event": {"type": "string", "enum": [
+            "deployment.started", "deployment.step_changed", "deployment.succeeded", "deployment.failed",
+            "deployment.rolled_back", "gate.override_needed", "gate.result", "release.approved",
+            "approval.requested", "trigger.fired", "alert.firing", "alert.resolved", "slo.burn_rate",
+            "incident.published", "flag.stale", "secret.rotation", "channel.test"]},
+        "created_at": {"type": "string", "format": "date-time"},
+        "environment": {"type": "string", "nullable": True},
+        "title": {"type": "string"},
+        "severity": {"type": "string", "enum": ["info", "success", "warning", "failure"]},
+        "data": {"type": "object", "additionalProperties": True, "description": (
+            "Per event. Deployment events: deployment, environment, version, status, strategy, link (+ reason, "
+            "automatic_rollback when finished; step {position, phase, kind, name, status, outcome} for "
+            "step_changed; gate {slug, name, status, attempt, tests, passed, failed, errors, url} for gate.result; "
+            "waiting_for for gate.override_needed). release.approved: release, version, type, title, environments, "
+            "link.")},
+    },
+}
+
+
+def document_webhooks(result, generator, request, public):
+    """The webhook payload as a component (``WebhookEvent``), so generated clients and receivers have its type."""
+    result.setdefault("components", {}).setdefault("schemas", {})["WebhookEvent"] = WEBHOOK_EVENT
+    return result

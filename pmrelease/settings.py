@@ -326,6 +326,17 @@ REST_FRAMEWORK["DEFAULT_AUTHENTICATION_CLASSES"] = [
     "pmrelease.tokens.TokenAuthentication" if name == "rest_framework.authentication.TokenAuthentication" else name
     for name in REST_FRAMEWORK["DEFAULT_AUTHENTICATION_CLASSES"]]
 # End hardening section.
+# Waiting for a deployment (releases.deploy.waits): how often a loop's hub polls the watched deployments, and
+# how long one event stream may stay open.
+DEPLOYMENT_WAIT_POLL_SECONDS = env.float("DEPLOYMENT_WAIT_POLL_SECONDS", default=0.2)
+DEPLOYMENT_EVENTS_MAX_SECONDS = env.float("DEPLOYMENT_EVENTS_MAX_SECONDS", default=1800.0)
+# Idempotency-Key on the API's POSTs (pmrelease.idempotency), once the session's user is known.
+MIDDLEWARE.insert(MIDDLEWARE.index("django.contrib.auth.middleware.AuthenticationMiddleware") + 1,
+                  "pmrelease.idempotency.IdempotencyMiddleware")
+SPECTACULAR_SETTINGS["POSTPROCESSING_HOOKS"] += ["pmrelease.schema.document_idempotency",
+                                                 "pmrelease.schema.document_webhooks"]
+CELERY_BEAT_SCHEDULE["idempotency-prune"] = {"task": "pmrelease.tasks.idempotency_prune",
+                                             "schedule": crontab(minute=17)}
 # Delivery (pmrelease.delivery) and secrets at rest (pmrelease.crypto): PMR_ENCRYPTION_KEYS is "id:base64key,..."
 # (the first current; unset: a key made once in VAR_DIR/encryption.key embedded, derived from SECRET_KEY otherwise).
 ENCRYPTION_KEYS = env.str("PMR_ENCRYPTION_KEYS", default="")
@@ -337,5 +348,7 @@ DELIVERY_TIMEOUT_SECONDS = env.float("DELIVERY_TIMEOUT_SECONDS", default=10.0)  
 VAULT_ADDR = env.str("VAULT_ADDR", default="")
 VAULT_TOKEN = env.str("VAULT_TOKEN", default="")
 VAULT_TIMEOUT = env.float("VAULT_TIMEOUT", default=5.0)
+# Signed webhook channels go to public addresses only (pmrelease.addresses) unless this is set.
+DELIVERY_WEBHOOK_ALLOW_PRIVATE = env.bool("DELIVERY_WEBHOOK_ALLOW_PRIVATE", default=False)
 # Alert rules (monitoring.alerting): how often beat evaluates the enabled rules.
 ALERT_EVALUATION_SECONDS = env.float("ALERT_EVALUATION_SECONDS", default=30.0)

@@ -47,3 +47,11 @@ def fan_out_notifications(notification_ids):
     from . import delivery
 
     return delivery.fan_out(notification_ids)
+
+
+@shared_task
+def idempotency_prune():
+    """Forget Idempotency-Keys older than their 24 hours (pmrelease.idempotency.prune)."""
+    from . import idempotency
+
+    return idempotency.prune()

@@ -7,13 +7,14 @@ from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
 from rest_framework.routers import DefaultRouter
 
 from . import views
-from .api import AuditEventViewSet, ObtainTokenView
+from .api import ApiTokenViewSet, AuditEventViewSet, ObtainTokenView
 from .delivery_api import ChannelViewSet, NotificationViewSet
 
 router = DefaultRouter()
 router.register("audit-events", AuditEventViewSet, basename="audit-event")
 router.register("channels", ChannelViewSet, basename="channel")
 router.register("notifications", NotificationViewSet, basename="notification")
+router.register("tokens", ApiTokenViewSet, basename="api-token")
 
 admin.site.site_header = "PenguinMails Release Portal"
 admin.site.site_title = "Release Portal"

@@ -1,12 +1,13 @@
 """Per-environment access, enforced by services, the API and the admin alike."""
-from pmrelease import errors
+from pmrelease import errors, tokens
 from pmrelease.roles import AccessLevel, Capability, Role, user_roles
 
 from .models import Environment, EnvironmentAccess
 
 
 def access_levels(user):
-    """{environment_id: level} for a user: the highest level any of their groups holds."""
+    """{environment_id: level} for a user: the highest level any of their groups holds; a request through an
+    API token restricted to environments has no access anywhere else (``pmrelease.tokens``)."""
     if not getattr(user, "is_authenticated", False):
         return {}
     cached = getattr(user, "_pm_access", None)
@@ -19,6 +20,10 @@ def access_levels(user):
         rows = EnvironmentAccess.objects.filter(group__user=user).values_list("environment_id", "level")
         for env_id, level in rows:
             levels[env_id] = max(levels.get(env_id, AccessLevel.NONE), level)
+    restriction = tokens.environment_restriction(user)
+    if restriction is not None:
+        allowed = set(Environment.objects.filter(name__in=restriction).values_list("pk", flat=True))
+        levels = {pk: level for pk, level in levels.items() if pk in allowed}
     user._pm_access = levels
     return levels
 
@@ -40,6 +45,25 @@ def require(user, environments, capability):
                 f"{getattr(user, 'username', 'anonymous')} has {level.label} access to {env.name}; "
                 f"to {capability.label} you need {AccessLevel(capability.value).label} access or more"
             )
+
+
+def may_report(user, environment):
+    """Whether ``user`` may report testing-gate results in ``environment``: the REPORT capability, or an API
+    token with the ``gates:report`` scope restricted to that environment (no other right needed)."""
+    return tokens.grants(user, "gates:report", environment.name) or can(user, environment, Capability.REPORT)
+
+
+def require_report(user, environment):
+    if not may_report(user, environment):
+        require(user, [environment], Capability.REPORT)
+
+
+def report_environments(user):
+    """The environments where ``user`` may report gate results through its token's own grant."""
+    token = tokens.token_of(user)
+    if token is None or "gates:report" not in token.scopes or not token.environments:
+        return Environment.objects.none()
+    return Environment.objects.filter(name__in=token.environments)
 
 
 def visible_environments(user):

@@ -9,7 +9,9 @@ from django.conf import settings
 
 from pmrelease import delivery
 
-from .models import Deployment, DeploymentStatus, Environment
+from .models import Deployment, DeploymentStatus, Environment, Release, ReleaseStatus
+
+STEP_EVENTS = ("running", "waiting", "succeeded", "failed", "skipped")
 
 
 def _link(kind, pk):
@@ -49,7 +51,19 @@ def on_deployment_finished(sender, *, deployment, automatic_rollback, reason, **
 
 
 def on_transition(sender, instance, name, source, target, **kwargs):
-    """A gate failed with on-failure 'warn': the deployment waits for an authorised override."""
+    """A gate failed with on-failure 'warn': the deployment waits for an authorised override. A release was
+    approved."""
+    if sender is Release and target == ReleaseStatus.APPROVED:
+        release = instance
+        delivery.notify(
+            event="release.approved", key=f"release-{release.pk}-approved-{release.approval_round}",
+            title=f"[{settings.PRODUCT_NAME}] Release {release.version} approved",
+            body=f"{release.type.title()} release {release.version} — {release.title} — is approved.\n"
+                 f"{_link('release', release.pk)}",
+            data={"release": release.pk, "version": release.version, "type": release.type, "title": release.title,
+                  "environments": list(release.environments.values_list("name", flat=True)),
+                  "link": _link("release", release.pk)})
+        return
     if sender is not Deployment or name != "wait_for_person":
         return
     waiting = instance.waiting_for or ""
@@ -88,6 +102,39 @@ def approval_requested(*, release, approval_round, recipients):
     return delivery.notify(event="approval.requested", key=f"release-{release.pk}-round-{approval_round}",
                            environment=names[0] if len(names) == 1 else "", title=title, body=body, data=data,
                            channels=list(channels.values()), recipients=recipients, subscribed=False)
+
+
+def on_step_saved(sender, instance, created, **kwargs):
+    """A step started, waits, or ended: ``deployment.step_changed`` (once per step and status)."""
+    step = instance
+    if created or step.status not in STEP_EVENTS:
+        return
+    dep = Deployment.objects.select_related("release", "environment").filter(pk=step.deployment_id).first()
+    if dep is None or not delivery.subscribed_channels("deployment.step_changed", dep.environment.name):
+        return
+    delivery.notify(
+        event="deployment.step_changed", environment=dep.environment.name,
+        key=f"deployment-{dep.pk}-step-{step.pk}-{step.status}",
+        title=f"[{settings.PRODUCT_NAME}] {dep.release.version} on {dep.environment.name}: step {step.position} "
+              f"{step.name} {step.status}",
+        body=f"Deployment #{dep.pk}, step {step.position} ({step.name}): {step.status}"
+             + (f" — {step.outcome}" if step.outcome else "") + f"\n{_link('deployment', dep.pk)}",
+        data=_deployment_data(dep, step={"position": step.position, "phase": step.phase, "kind": step.kind,
+                                         "name": step.name, "status": step.status, "outcome": step.outcome}))
+
+
+def gate_result(*, deployment, result):
+    dep = deployment
+    delivery.notify(
+        event="gate.result", environment=dep.environment.name, key=f"gate-result-{result.pk}",
+        severity="success" if result.status == "passed" else "warning",
+        title=f"[{settings.PRODUCT_NAME}] {result.gate.name} {result.status} for {dep.release.version} on "
+              f"{dep.environment.name}",
+        body=f"{result.gate.name}: {result.status} ({result.passed} passed, {result.failed} failed, {result.errors} "
+             f"errors) for deployment #{dep.pk}, attempt {result.attempt}.\n{_link('deployment', dep.pk)}",
+        data=_deployment_data(dep, gate={"slug": result.gate.slug, "name": result.gate.name, "status": result.status,
+                                         "attempt": result.attempt, "tests": result.tests, "passed": result.passed,
+                                         "failed": result.failed, "errors": result.errors, "url": result.url}))
 
 
 def environment_exists(name):

@@ -118,3 +118,37 @@ def cadence_calendar(year, month):
         if status.due and first <= status.due < last:
             entries.append((status.due, f"{status.release_type} due ({status.label})"))
     return cadence.month_grid(year, month, entries)
+
+
+# --- discovery and the deployment board ------------------------------------------------------------------
+def last_deployments(environment_ids):
+    """{environment_id: its most recent deployment (release and requester loaded)} in one query."""
+    from django.db.models import Max
+
+    from .models import Deployment
+
+    latest = (Deployment.objects.filter(environment_id__in=list(environment_ids)).values("environment_id")
+              .annotate(last=Max("id")).values_list("last", flat=True))
+    return {dep.environment_id: dep for dep in
+            Deployment.objects.filter(pk__in=list(latest)).select_related("release", "requested_by")}
+
+
+def deployment_board(user, *, releases=12):
+    """What the admin's landing page shows (Octopus's dashboard): the environments ``user`` may see as columns in
+    promotion order, the newest releases as rows, each cell the latest deployment of that release there (None:
+    never deployed), and which release each environment runs now."""
+    from .models import Deployment
+
+    columns = list(access.visible_environments(user).filter(is_active=True).order_by("position", "name"))
+    rows = list(visible_releases(user).order_by("-created_at", "-id")[:releases])
+    cells = {}
+    for dep in (Deployment.objects.filter(release__in=rows, environment__in=columns)
+                .only("id", "status", "release_id", "environment_id", "created_at", "finished_at").order_by("id")):
+        cells[(dep.release_id, dep.environment_id)] = dep
+    return {
+        "environments": columns,
+        "rows": [{"release": release,
+                  "cells": [{"environment": env, "deployment": cells.get((release.pk, env.pk)),
+                             "current": env.current_release_id == release.pk} for env in columns]}
+                 for release in rows],
+    }

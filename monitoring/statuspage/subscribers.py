@@ -138,31 +138,13 @@ def unsubscribe(*, token):
 
 
 def webhook_target_problem(url):
-    """Why the worker must not POST to ``url`` (None when it may): webhooks go to public addresses only, so a
-    subscriber cannot make the worker reach loopback, link-local (cloud metadata), private or reserved hosts.
+    """Why the worker must not POST to ``url`` (None when it may): public addresses only (pmrelease.addresses).
     ``STATUS_WEBHOOK_ALLOW_PRIVATE = True`` lifts this for deployments whose receivers are internal."""
-    import ipaddress
-    import socket
-    from urllib.parse import urlsplit
+    from pmrelease.addresses import public_target_problem
 
     if settings.STATUS_WEBHOOK_ALLOW_PRIVATE:
         return None
-    try:
-        parts = urlsplit(url)
-        host, port = parts.hostname, parts.port or (443 if parts.scheme == "https" else 80)
-    except ValueError as exc:
-        return f"not a valid URL: {exc}"
-    if parts.scheme not in ("http", "https") or not host:
-        return "only http(s) URLs with a host are accepted"
-    try:
-        addresses = {info[4][0] for info in socket.getaddrinfo(host, port, proto=socket.IPPROTO_TCP)}
-    except (OSError, UnicodeError) as exc:
-        return f"{host} does not resolve ({exc})"
-    for address in addresses:
-        ip = ipaddress.ip_address(address.split("%")[0])
-        if not ip.is_global:
-            return f"{host} resolves to {ip}, which is not a public address"
-    return None
+    return public_target_problem(url)
 
 
 def webhook_subscriber_create(*, url, components=(), by):

@@ -3,8 +3,10 @@ and gate results. Input is validated here; what is allowed is decided by the ser
 import django_filters
 from django.contrib.auth import get_user_model
 from django.contrib.auth.models import Group
+from drf_spectacular.utils import extend_schema_field, inline_serializer
 from rest_framework import serializers
 
+from pmrelease import audit, providers
 from pmrelease.api import PerUserFieldsMixin
 
 from .. import access, selectors
@@ -14,9 +16,11 @@ from ..models import (
     Deployment,
     DeploymentStep,
     DeploymentStrategy,
+    DeploymentTarget,
     Environment,
     EnvironmentAccess,
     GateResult,
+    HealthCheck,
     Prerequisite,
     Release,
     ReleaseApproval,
@@ -26,6 +30,7 @@ from ..models import (
     RollbackStep,
     RollbackStrategy,
     RollbackTrigger,
+    TestingGate,
     TestingRequirement,
     TriggerEvaluation,
 )
@@ -92,6 +97,80 @@ class EnvironmentSerializer(serializers.ModelSerializer):
         if not isinstance(value, dict):
             raise serializers.ValidationError("must be a JSON object of name → specification")
         return value
+
+
+class LastDeploymentSerializer(serializers.ModelSerializer):
+    release = serializers.CharField(source="release.version")
+    requested_by = serializers.CharField(source="requested_by.username", allow_null=True, default=None)
+
+    class Meta:
+        model = Deployment
+        fields = ["id", "release", "status", "strategy", "requested_by", "created_at", "started_at", "finished_at"]
+
+
+class EnvironmentBoardSerializer(EnvironmentSerializer):
+    """An environment with what runs there and its last deployment (the dashboard's data; the viewset passes
+    ``last_deployments`` for the whole page in its context: one query)."""
+
+    last_deployment = serializers.SerializerMethodField()
+
+    class Meta(EnvironmentSerializer.Meta):
+        fields = [*EnvironmentSerializer.Meta.fields, "last_deployment"]
+
+    @extend_schema_field(LastDeploymentSerializer(allow_null=True))
+    def get_last_deployment(self, obj):
+        known = self.context.get("last_deployments")
+        dep = known.get(obj.pk) if known is not None else selectors.last_deployments([obj.pk]).get(obj.pk)
+        return LastDeploymentSerializer(dep).data if dep is not None else None
+
+
+class TestingGateSerializer(serializers.ModelSerializer):
+    class Meta:
+        model = TestingGate
+        fields = ["id", "slug", "name", "tests", "required", "timeout", "on_failure", "position"]
+
+
+class HealthCheckSerializer(serializers.ModelSerializer):
+    url = serializers.SerializerMethodField(help_text="the URL, with any password in it redacted")
+
+    class Meta:
+        model = HealthCheck
+        fields = ["id", "name", "url", "expected_status", "timeout", "retries", "interval", "enabled"]
+
+    def get_url(self, obj) -> str:
+        return audit.redact(obj.url)
+
+
+class EnvironmentDetailSerializer(EnvironmentBoardSerializer):
+    """``GET /api/v1/environments/<name>/``: what a pipeline needs to know (never a secret): the testing gates
+    to report (their slugs), health checks, the deployment target's kind, the metric provider's kind."""
+
+    testing_gates = TestingGateSerializer(many=True, read_only=True)
+    health_checks = HealthCheckSerializer(many=True, read_only=True)
+    deployment_target = serializers.SerializerMethodField()
+    metric_provider = serializers.SerializerMethodField()
+
+    class Meta(EnvironmentBoardSerializer.Meta):
+        fields = [*EnvironmentBoardSerializer.Meta.fields, "testing_gates", "health_checks", "deployment_target",
+                  "metric_provider"]
+
+    @extend_schema_field(inline_serializer("DeploymentTargetSummary", {
+        "backend": serializers.CharField(), "default_strategy": serializers.CharField(),
+        "concurrency": serializers.CharField()}, allow_null=True))
+    def get_deployment_target(self, obj):
+        target = DeploymentTarget.objects.filter(environment=obj).first()
+        if target is None:
+            return None
+        return {"backend": target.backend, "default_strategy": target.default_strategy,
+                "concurrency": target.concurrency}
+
+    @extend_schema_field(inline_serializer("MetricProviderSummary", {"kind": serializers.CharField()},
+                                           allow_null=True))
+    def get_metric_provider(self, obj):
+        if not providers.provider_for.provided:
+            return None
+        provider = providers.provider_for(obj)
+        return {"kind": provider.kind} if provider is not None else None
 
 
 # --- releases ----------------------------------------------------------------------------------------
@@ -291,8 +370,9 @@ class GateResultSerializer(serializers.ModelSerializer):
 
     class Meta:
         model = GateResult
-        fields = ["id", "gate", "gate_name", "on_failure", "status", "tests", "passed", "failed", "errors", "skipped",
-                  "url", "source", "details", "reported_by", "override_reason", "overridden_by", "created_at"]
+        fields = ["id", "gate", "gate_name", "on_failure", "attempt", "status", "tests", "passed", "failed", "errors",
+                  "skipped", "url", "source", "details", "reported_by", "override_reason", "overridden_by",
+                  "created_at"]
 
 
 class DeploymentSerializer(PerUserFieldsMixin, serializers.ModelSerializer):
@@ -314,8 +394,8 @@ class DeploymentSerializer(PerUserFieldsMixin, serializers.ModelSerializer):
     class Meta:
         model = Deployment
         fields = ["id", "release", "environment", "strategy", "parameters", "backend", "status", "auto_rollback",
-                  "rolled_back_automatically", "previous_version", "current_step", "failure_reason", "waiting_for",
-                  "created_at", "started_at", "finished_at", "progress", "available_actions", "steps",
+                  "rolled_back_automatically", "previous_version", "current_step", "gate_attempt", "failure_reason",
+                  "waiting_for", "created_at", "started_at", "finished_at", "progress", "available_actions", "steps",
                   "gate_results", "triggers", "configuration"]
         read_only_fields = ["backend", "status", "rolled_back_automatically", "previous_version", "current_step",
                             "failure_reason", "waiting_for", "created_at", "started_at", "finished_at"]

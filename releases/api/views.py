@@ -1,5 +1,6 @@
 """Views of the releases API (/api/v1/): environments, releases and deployments. Every write goes through a
 service; the views validate input with the serializers and answer with them."""
+from django.db.models import Q
 from django.http import HttpResponse
 from drf_spectacular.utils import OpenApiParameter, OpenApiTypes, extend_schema, inline_serializer
 from rest_framework import mixins, serializers, status, viewsets
@@ -21,6 +22,8 @@ from . import configuration as config_api
 from .serializers import (
     ActionSerializer,
     DeploymentSerializer,
+    EnvironmentBoardSerializer,
+    EnvironmentDetailSerializer,
     EnvironmentSerializer,
     GateResultInput,
     GateResultSerializer,
@@ -57,8 +60,34 @@ class EnvironmentViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, mixin
     filterset_fields = ["tier", "is_active"]
 
     def get_queryset(self):
-        return (access.visible_environments(self.request.user)
-                .select_related("promotes_to", "attached_to").prefetch_related("access__group", "rollback_triggers"))
+        environments_ = (access.visible_environments(self.request.user)
+                         .select_related("promotes_to", "attached_to")
+                         .prefetch_related("access__group", "rollback_triggers"))
+        if self.action == "retrieve":
+            environments_ = environments_.prefetch_related("testing_gates", "health_checks")
+        return environments_
+
+    def get_serializer_class(self):
+        if self.action == "retrieve":
+            return EnvironmentDetailSerializer
+        if self.action == "list":
+            return EnvironmentBoardSerializer
+        return EnvironmentSerializer
+
+    @extend_schema(summary="Environments with what runs there and their last deployment (the dashboard's data)")
+    def list(self, request, *args, **kwargs):
+        queryset = self.filter_queryset(self.get_queryset())
+        page = self.paginate_queryset(queryset)
+        rows = page if page is not None else list(queryset)
+        context = {**self.get_serializer_context(),
+                   "last_deployments": selectors.last_deployments([env.pk for env in rows])}
+        data = EnvironmentBoardSerializer(rows, many=True, context=context).data
+        return self.get_paginated_response(data) if page is not None else Response(data)
+
+    @extend_schema(summary="An environment: its gates (slugs to report), health checks, deployment target kind, "
+                           "metric provider, current version and last deployment (never a secret)")
+    def retrieve(self, request, *args, **kwargs):
+        return super().retrieve(request, *args, **kwargs)
 
     def perform_update(self, serializer):
         serializer.instance = environments.environment_update(
@@ -139,6 +168,7 @@ class ReleaseViewSet(viewsets.ModelViewSet):
     """Releases with their plan. Transitions: `POST /api/v1/releases/<id>/<transition>/`."""
 
     serializer_class = ReleaseSerializer
+    token_write_scope = "releases:write"
     filterset_class = ReleaseFilter
     list_actions = ("list", "awaiting_my_approval")  # no per-user fields (queries per row) in lists
     search_fields = ["version", "title", "description"]
@@ -266,12 +296,17 @@ class DeploymentViewSet(mixins.CreateModelMixin, mixins.ListModelMixin, mixins.R
     """Deployments of releases to environments. Actions: `POST /api/v1/deployments/<id>/<action>/`."""
 
     serializer_class = DeploymentSerializer
+    token_write_scope = "deployments:write"
+    token_scopes = {"gate_results": "gates:report"}
     filterset_fields = ["status", "strategy", "environment__name", "release__version"]
     pagination_class = DeploymentPages  # newest first in cursor pages: deployments grow forever
     ordering_fields = ["created_at", "id"]
 
     def get_queryset(self):
-        return (Deployment.objects.filter(environment__in=access.visible_environments(self.request.user))
+        where = Q(environment__in=access.visible_environments(self.request.user))
+        if self.action == "gate_results":  # a gates:report token's own environments (pmrelease.tokens)
+            where |= Q(environment__in=access.report_environments(self.request.user))
+        return (Deployment.objects.filter(where)
                 .select_related("release", "environment", "config_diff__pinned__environment", "config_diff__current")
                 .prefetch_related("steps", "gate_results__gate", "gate_results__reported_by",
                                   "gate_results__overridden_by", "triggers"))
@@ -285,6 +320,16 @@ class DeploymentViewSet(mixins.CreateModelMixin, mixins.ListModelMixin, mixins.R
             strategy=data.get("strategy"), parameters=data.get("parameters"),
             auto_rollback=data.get("auto_rollback", True))
         return Response(self.get_serializer(self.get_queryset().get(pk=dep.pk)).data, status=status.HTTP_201_CREATED)
+
+    @extend_schema(summary="A deployment; `?wait=SECONDS` (0–60) waits for its next state (long-poll)",
+                   description="With `?wait=SECONDS` the answer comes as soon as the deployment's state differs from "
+                               "the `If-None-Match` ETag (or from its state when the request arrived), at once when "
+                               "it is terminal, or after SECONDS unchanged: 304 when If-None-Match was sent, else 200 "
+                               "with the unchanged body (`Retry-After: 0`: poll again at once). Every answer carries "
+                               "the `ETag`. The step log as it happens: `GET /api/v1/deployments/<id>/events/` "
+                               "(text/event-stream: `step`, `log`, `status` events, then `end`).")
+    def retrieve(self, request, *args, **kwargs):
+        return super().retrieve(request, *args, **kwargs)
 
     promote = _deployment_action("promote")
     pause = _deployment_action("pause")

@@ -44,9 +44,9 @@ def ensure_gate(environment, *, name, tests, required, timeout, on_failure, posi
 
 
 def gate_states(dep):
-    """[(gate, latest result or None)] for the deployment's environment."""
+    """[(gate, latest result of the current attempt or None)] for the deployment's environment."""
     latest = {}
-    for result in dep.gate_results.select_related("gate").order_by("id"):
+    for result in dep.gate_results.filter(attempt=dep.gate_attempt).select_related("gate").order_by("id"):
         latest[result.gate_id] = result
     return [(gate, latest.get(gate.pk)) for gate in dep.environment.testing_gates.all()]
 
@@ -93,6 +93,7 @@ def evaluate(dep, *, started, now=None):
                 verdict.waiting.append((gate, deadline))
                 continue
             result = GateResult.objects.create(deployment=dep, gate=gate, status=GateResultStatus.TIMED_OUT,
+                                               attempt=dep.gate_attempt,
                                                source="timeout", details={"timeout_minutes": gate.timeout})
             audit.record(action="gate.timed_out", obj=dep, after={"gate": gate.name, "timeout_minutes": gate.timeout})
         if result.status in PASSING:

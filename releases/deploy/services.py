@@ -197,6 +197,10 @@ def deployment_action(*, deployment, name, by, reason="", dispatch=True):
             step = dep.steps.filter(phase=StepPhase.DEPLOY, status=StepStatus.FAILED).order_by("position").first()
             step.status, step.finished_at, step.resume_at = StepStatus.PENDING, None, None
             step.log = [*step.log, {"t": "", "msg": f"retried by {by.username}"}]
+            if step.kind == "gates":  # a new gate attempt: fresh results, timeouts counted from now
+                dep.gate_attempt += 1
+                step.started_at = None
+                step.log.append({"t": "", "msg": f"gate attempt {dep.gate_attempt}: report fresh results"})
             step.save()
             dep.retry(by=by, reason=reason or f"retry of step '{step.name}'")
             dep.save()
@@ -257,7 +261,7 @@ def gate_report(*, deployment, gate, by, passed=None, failed=None, url="", junit
                 simulated=False):
     """Record a CI result for a gate: counts as JSON, or a JUnit XML report (parsed, counted); ``simulated``: the
     simulation backend's CI reported it (recorded as such)."""
-    access.require(by, [deployment.environment], Capability.REPORT)
+    access.require_report(by, deployment.environment)
     if junit_xml is not None:
         try:
             counts = junit.counts(junit_xml)
@@ -282,11 +286,13 @@ def gate_report(*, deployment, gate, by, passed=None, failed=None, url="", junit
         if dep.is_finished and dep.status != DeploymentStatus.SUCCEEDED:
             raise errors.TransitionNotAllowed(f"deployment #{dep.pk} is {dep.status}: it takes no more gate results")
         result = GateResult.objects.create(deployment=dep, gate=gate, url=url or "", reported_by=by,
+                                           attempt=dep.gate_attempt,
                                            status=GateResultStatus.PASSED if ok else GateResultStatus.FAILED,
                                            **values)
         audit.record(action="gate.result", obj=dep, by=by,
-                     after={"gate": gate.name, "status": result.status, "tests": result.tests,
+                     after={"gate": gate.name, "attempt": result.attempt, "status": result.status, "tests": result.tests,
                             "failed": result.failed, "errors": result.errors, "url": result.url})
+        notifications.gate_result(deployment=dep, result=result)
         _wake_gates(dep, dispatch)
     return result
 
@@ -297,14 +303,15 @@ SIMULATED_PASSED = 240
 def simulated_ci_report(*, deployment_id, gate_id, dispatch=True):
     """The simulated CI of a simulation target (its ``ci`` config) reports ``gate`` for a deployment, as the
     person who started it, through ``gate_report``: failed for the first N simulated runs of the gates its
-    ``fail`` names on this environment, passed otherwise. Nothing when the gate has a result already (a person
-    recorded one, or a second message), when the target has no simulated CI, or the deployment ended."""
+    ``fail`` names on this environment, passed otherwise. Nothing when the gate has a result for the current
+    attempt already (a person recorded one, or a second message), when the target has no simulated CI, or the
+    deployment ended."""
     dep = Deployment.objects.select_related("release", "environment", "requested_by").filter(pk=deployment_id).first()
     gate = TestingGate.objects.filter(pk=gate_id).first()
     if dep is None or gate is None or gate.environment_id != dep.environment_id:
         return "nothing to report: the deployment or gate is gone"
-    if dep.gate_results.filter(gate=gate).exists():
-        return f"{gate.name}: a result is recorded already"
+    if dep.gate_results.filter(gate=gate, attempt=dep.gate_attempt).exists():
+        return f"{gate.name}: a result is recorded already for attempt {dep.gate_attempt}"
     if dep.is_finished or dep.requested_by is None:
         return f"{gate.name}: deployment #{dep.pk} is {dep.status}: nothing to report"
     target = DeploymentTarget.objects.filter(environment=dep.environment).first()
@@ -335,14 +342,14 @@ def gate_override(*, deployment, gate, by, reason, dispatch=True):
     leaks.check({"reason": reason}, by=by, obj=deployment)
     with transaction.atomic():
         dep = _locked(deployment)
-        latest = dep.gate_results.filter(gate=gate).order_by("-id").first()
+        latest = dep.gate_results.filter(gate=gate, attempt=dep.gate_attempt).order_by("-id").first()
         if gate.on_failure != GateOnFailure.WARN:
             raise errors.PermissionDenied(f"gate '{gate.name}' is '{gate.on_failure}': only 'warn' gates can be "
                                           "overridden")
         if latest is None or latest.status not in (GateResultStatus.FAILED, GateResultStatus.TIMED_OUT):
             raise errors.TransitionNotAllowed(f"gate '{gate.name}' has no failed result to override")
         result = GateResult.objects.create(
-            deployment=dep, gate=gate, status=GateResultStatus.OVERRIDDEN, tests=latest.tests, passed=latest.passed,
+            deployment=dep, gate=gate, attempt=dep.gate_attempt, status=GateResultStatus.OVERRIDDEN, tests=latest.tests, passed=latest.passed,
             failed=latest.failed, errors=latest.errors, skipped=latest.skipped, url=latest.url, source="override",
             details={"overrides": latest.pk}, override_reason=reason, overridden_by=by)
         audit.record(action="gate.override", obj=dep, by=by, reason=reason,

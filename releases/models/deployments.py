@@ -146,6 +146,9 @@ class Deployment(ConcurrentTransitionMixin, models.Model):
     heartbeat_at = models.DateTimeField(null=True, blank=True)
     watchdog_restarts = models.PositiveSmallIntegerField(default=0)
     rolled_back_automatically = models.BooleanField(default=False, editable=False)
+    gate_attempt = models.PositiveSmallIntegerField(
+        default=1, editable=False, help_text="The testing gates' attempt: a retry after a failed gate starts a new "
+                                             "one, which takes fresh results (results belong to an attempt).")
 
     class Meta:
         ordering = ["-created_at", "-id"]
@@ -288,10 +291,12 @@ class GateResultStatus(models.TextChoices):
 
 
 class GateResult(models.Model):
-    """A result reported by CI for one gate of one deployment (the latest one counts)."""
+    """A result reported by CI for one gate of one deployment's gate attempt (the latest one of the deployment's
+    current attempt counts)."""
 
     deployment = models.ForeignKey(Deployment, on_delete=models.CASCADE, related_name="gate_results")
     gate = models.ForeignKey(TestingGate, on_delete=models.PROTECT, related_name="results")
+    attempt = models.PositiveSmallIntegerField(default=1, help_text="The deployment's gate attempt it belongs to.")
     status = models.CharField(max_length=12, choices=GateResultStatus.choices)
     tests = models.PositiveIntegerField(default=0)
     passed = models.PositiveIntegerField(default=0)

@@ -1,0 +1,60 @@
+"""The waits under the ASGI application (pmrelease.asgi): routed to the async-only middleware stack, with the same
+answers as under WSGI; every other request goes through the full stack."""
+import asyncio
+
+import httpx
+import pytest
+
+from pmrelease import asgi, tokens
+from releases import services
+from releases.deploy import engine
+from releases.deploy import services as deployments
+from releases.models import DeploymentTarget
+from tests.factories import make_release
+
+pytestmark = [pytest.mark.integration, pytest.mark.django_db(transaction=True)]
+
+
+def test_routing__waits_to_the_async_stack_only():
+    get = {"type": "http", "method": "GET"}
+    assert asgi.is_wait({**get, "path": "/api/v1/deployments/7/events/", "query_string": b""})
+    assert asgi.is_wait({**get, "path": "/api/v1/deployments/7/", "query_string": b"wait=30"})
+    assert not asgi.is_wait({**get, "path": "/api/v1/deployments/7/", "query_string": b""})
+    assert not asgi.is_wait({**get, "path": "/api/v1/deployments/", "query_string": b"wait=30"})
+    assert not asgi.is_wait({**get, "method": "POST", "path": "/api/v1/deployments/7/events/", "query_string": b""})
+
+
+def test_asgi__long_poll_and_stream_of_a_finished_deployment(users, envs, settings):
+    settings.DEPLOYMENT_WAIT_POLL_SECONDS = 0.05
+    DeploymentTarget.objects.create(environment=envs["development"], backend="simulation")
+    release = make_release(by=users["dev"], envs=[envs["development"]])
+    services.release_approve(release=release, by=users["approver"])
+    paused = deployments.deployment_create(release=release, environment=envs["development"], by=users["ops"],
+                                           strategy="canary", parameters={"pause": None}, dispatch=False)
+    engine.run_inline(paused.pk)
+    auth = {"Authorization": f"Bearer {tokens.issue_token(user=users['ops'], by='test')}"}
+
+    async def scenario():
+        transport = httpx.ASGITransport(app=asgi.application)
+        async with httpx.AsyncClient(transport=transport, base_url="http://testserver") as client:
+            first = await client.get(f"/api/v1/deployments/{paused.pk}/", headers=auth)
+            unchanged = await client.get(f"/api/v1/deployments/{paused.pk}/", params={"wait": "0.3"},
+                                         headers={**auth, "If-None-Match": first.headers["ETag"]})
+            anonymous = await client.get(f"/api/v1/deployments/{paused.pk}/", params={"wait": "1"})
+            return first, unchanged, anonymous
+
+    first, unchanged, anonymous = asyncio.run(scenario())
+    assert first.status_code == 200 and first.json()["status"] == "awaiting_approval"
+    assert unchanged.status_code == 304 and unchanged.headers["ETag"] == first.headers["ETag"]
+    assert anonymous.status_code == 401
+    deployments.deployment_action(deployment=paused, name="abort", by=users["ops"], reason="x", dispatch=False)
+    engine.run_inline(paused.pk)
+
+    async def stream():
+        transport = httpx.ASGITransport(app=asgi.application)
+        async with httpx.AsyncClient(transport=transport, base_url="http://testserver") as client:
+            return await client.get(f"/api/v1/deployments/{paused.pk}/events/", headers=auth, timeout=30)
+
+    events = asyncio.run(stream())
+    assert events.status_code == 200 and events.headers["content-type"].startswith("text/event-stream")
+    assert "event: end" in events.text and '"status": "rolled_back"' in events.text
