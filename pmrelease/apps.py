@@ -8,5 +8,8 @@ class PmreleaseConfig(AppConfig):
 
     def ready(self):
         from . import metrics, signals  # noqa: F401  (signals connects the FSM audit receiver)
+        from .identity import signals as identity_signals
+
+        identity_signals.connect()
 
         metrics.register("pmrelease.audit", metrics.AuditCollector())

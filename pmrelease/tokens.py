@@ -8,6 +8,7 @@ from django.db import transaction
 from rest_framework import authentication, exceptions
 
 from . import audit
+from .identity import stepup
 from .models import ApiToken
 
 
@@ -17,11 +18,15 @@ def hash_key(key):
 
 def issue_token(*, user, by, name=""):
     """A new token for ``user``; returns its key (shown once: only its hash is kept). Audited, without the key."""
+    stepup.require(by, "manage API tokens")
     key = secrets.token_hex(20)
+    stepped_up = stepup.in_step_up_session(by) and by.pk == user.pk
     with transaction.atomic():
-        token = ApiToken.objects.create(user=user, name=name[:100], prefix=key[:8], key_hash=hash_key(key))
+        token = ApiToken.objects.create(user=user, name=name[:100], prefix=key[:8], key_hash=hash_key(key),
+                                        created_in_step_up=stepped_up)
         audit.record(action="apitoken.issue", obj=token, by=by,
-                     after={"user": user.get_username(), "name": token.name, "prefix": token.prefix})
+                     after={"user": user.get_username(), "name": token.name, "prefix": token.prefix,
+                            "created_in_step_up": stepped_up})
     return key
 
 
@@ -34,4 +39,5 @@ class TokenAuthentication(authentication.TokenAuthentication):
             raise exceptions.AuthenticationFailed("Invalid token.")
         if not token.user.is_active:
             raise exceptions.AuthenticationFailed("User inactive or deleted.")
+        stepup.set_evidence(stepup.Evidence(kind="token", user_id=token.user_id, token=token))
         return token.user, token
