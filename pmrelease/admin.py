@@ -31,6 +31,17 @@ def error_message(request, exc):
     messages.error(request, exc.text())
 
 
+def _after_refusal(request, exc):
+    """Back to the page, or to the second-factor prompt first when that is what the refusal asks for."""
+    from urllib.parse import quote
+
+    from django.conf import settings
+
+    if getattr(exc, "code", "") == "step_up_required":
+        return f"{settings.STEP_UP_URL}?next={quote(request.get_full_path())}"
+    return request.get_full_path()
+
+
 class ServiceAdminMixin:
     """Admins whose saves go through services: a refusal the forms could not foresee (the state changed
     meanwhile, a permission rule) becomes an error message on the same page, and nothing is saved."""
@@ -40,7 +51,7 @@ class ServiceAdminMixin:
             return super().changeform_view(request, object_id, form_url, extra_context)
         except errors.DomainError as exc:
             error_message(request, exc)
-            return HttpResponseRedirect(request.get_full_path())
+            return HttpResponseRedirect(_after_refusal(request, exc))
 
     def delete_view(self, request, object_id, extra_context=None):
         try:
@@ -157,3 +168,6 @@ class ApiTokenAdmin(admin.ModelAdmin):
 
     def has_change_permission(self, request, obj=None):
         return False
+
+
+from .identity import admin as _identity_admin  # noqa: E402,F401  (registers the identity admin)
