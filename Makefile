@@ -47,6 +47,7 @@ run: seed
 	@echo "  PenguinMails Release Portal: http://127.0.0.1:$(PORT)/admin/"
 	@echo "  Log in as admin, ops, approver, approver2, dev, qa, product, support or security"
 	@echo "  with the password 'penguin-demo'.  API docs: http://127.0.0.1:$(PORT)/api/docs/"
+	@echo "  Production actions ask for a second factor: enrol an authenticator at /account/2fa/setup/"
 	@echo ""
 	PATH=$(CURDIR)/$(VENV)/bin:$$PATH PORT=$(PORT) $(VENV)/bin/honcho start -p $(PORT)
 
