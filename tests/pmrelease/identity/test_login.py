@@ -108,3 +108,28 @@ def test_oidc_claims__amr_mfa__counts_as_second_factor(settings):
     assert not oidc.shows_second_factor({"amr": ["pwd"]})
     settings.OIDC_STEP_UP_ACR = ["phr"]
     assert oidc.shows_second_factor({"acr": "phr"})
+
+
+def test_sso_session__id_token_expired__asks_the_idp_again_without_prompt(client, users, settings):
+    settings.OIDC_ISSUER = "http://idp.test"
+    settings.OIDC_RP_CLIENT_ID = "release-portal"
+    oidc._discovery["http://idp.test"] = {"issuer": "http://idp.test",
+                                          "authorization_endpoint": "http://idp.test/authorize"}
+    try:
+        client.force_login(users["ops"], backend=oidc.BACKEND)
+        session = client.session
+        session["oidc_id_token_expiration"] = time.time() + 60
+        session.save()
+        assert client.get("/admin/").status_code == 200  # still valid: no round trip
+        session = client.session
+        session["oidc_id_token_expiration"] = time.time() - 1
+        session.save()
+        response = client.get("/admin/")
+        assert response.status_code == 302
+        assert response["Location"].startswith("http://idp.test/authorize?") and "prompt=none" in response["Location"]
+        assert "code_challenge=" in response["Location"]
+        # a local (break-glass) session is never sent to the IdP
+        client.force_login(users["admin"], backend="pmrelease.identity.local.LocalBackend")
+        assert client.get("/admin/").status_code == 200
+    finally:
+        oidc._discovery.clear()
