@@ -8,6 +8,7 @@ class PmreleaseConfig(AppConfig):
 
     def ready(self):
         from . import metrics, signals  # noqa: F401  (signals connects the FSM audit receiver)
+        from .identity import checks as _identity_checks  # noqa: F401  (registers the system checks)
         from .identity import signals as identity_signals
 
         identity_signals.connect()

@@ -133,3 +133,20 @@ def test_sso_session__id_token_expired__asks_the_idp_again_without_prompt(client
         assert client.get("/admin/").status_code == 200
     finally:
         oidc._discovery.clear()
+
+
+def test_role_mappings_from_the_environment__checked_and_used(settings, users):
+    from pmrelease.identity import checks as identity_checks
+    from pmrelease.identity import rolemap
+
+    settings.ROLE_MAPPINGS = [{"source": "oidc", "group": "eng-leads", "role": "approvers"},
+                              {"source": "oidc", "group": "x", "role": "wizards"}]
+    problems = identity_checks.identity_settings(None)
+    assert [p.id for p in problems] == ["pmrelease.E102"] and "wizards" in problems[0].msg
+    settings.ROLE_MAPPINGS = settings.ROLE_MAPPINGS[:1]
+    assert identity_checks.identity_settings(None) == []
+    gained, lost = rolemap.sync(user=users["dev"], source="oidc", groups=["Eng-Leads"])
+    assert gained == ["approvers"] and lost == []
+    gained, lost = rolemap.sync(user=users["dev"], source="oidc", groups=[])
+    assert gained == [] and lost == ["approvers"]
+    assert set(users["dev"].groups.values_list("name", flat=True)) == {"developers"}
