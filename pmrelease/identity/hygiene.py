@@ -32,10 +32,12 @@ def on_login(sender, request, user, **kwargs):
         from .oidc import shows_second_factor
 
         if shows_second_factor(claims):
-            stepup.mark_session(request, method=f"idp:{claims.get('acr') or claims.get('amr')}",
-                                at=float(claims.get("auth_time") or time.time()))
+            amr = claims.get("amr") or []
+            shown = claims.get("acr") or ",".join([amr] if isinstance(amr, str) else map(str, amr))
+            stepup.mark_session(request, method=f"idp:{shown}", at=float(claims.get("auth_time") or time.time()))
+    second_factor = request.session.get(stepup.SESSION_METHOD_KEY) if request is not None else None
     audit.record(action="auth.login", obj=user, by=user, object_repr=user.get_username(),
-                 after={"source": source, **_client(request)})
+                 after={"source": source, "second_factor": second_factor, **_client(request)})
 
 
 def on_logout(sender, request, user, **kwargs):

@@ -48,7 +48,8 @@ def _sign_in(base, sub, *, deny=False, screenshot=None):
 
 def test_sign_in__groups_map_to_roles__role_lost_when_group_removed__refused_by_idp(idp, live_server, tmp_path):
     set_user(idp, "alice-sub", {"preferred_username": "alice", "email": "alice@penguinmails.test",
-                                "given_name": "Alice", "groups": ["portal-approvers", "portal-ops", "everyone"]})
+                                "given_name": "Alice", "groups": ["portal-approvers", "portal-ops", "everyone"],
+                                "amr": ["pwd", "mfa"]})
     url, text = _sign_in(live_server.url, "alice-sub", screenshot=str(tmp_path / "login.png"))
     assert url.rstrip("/").endswith("/admin"), (url, text)
     alice = get_user_model().objects.get(username="alice")
@@ -57,13 +58,17 @@ def test_sign_in__groups_map_to_roles__role_lost_when_group_removed__refused_by_
     assert ExternalIdentity.objects.get(user=alice).subject == "alice-sub"
     gained = AuditEvent.objects.filter(action="identity.role.gained", object_id=str(alice.pk))
     assert {e.after["role"] for e in gained} == {"approvers", "operations"}
-    assert AuditEvent.objects.filter(action="auth.login", object_id=str(alice.pk), after__source="oidc").exists()
+    login = AuditEvent.objects.get(action="auth.login", object_id=str(alice.pk))
+    assert login.after["source"] == "oidc"
+    assert login.after["second_factor"] == "idp:pwd,mfa"  # the IdP's amr counts as a step-up
 
     # the IdP removes her from portal-ops: the next sign-in takes the role away, audited with its source
     set_user(idp, "alice-sub", {"preferred_username": "alice", "email": "alice@penguinmails.test",
                                 "groups": ["portal-approvers"]})
     url, _ = _sign_in(live_server.url, "alice-sub")
     assert url.rstrip("/").endswith("/admin")
+    assert AuditEvent.objects.filter(action="auth.login", object_id=str(alice.pk)).first().after[
+        "second_factor"] is None  # no amr this time: no step-up
     assert set(alice.groups.values_list("name", flat=True)) == {"approvers"}
     lost = AuditEvent.objects.get(action="identity.role.lost", object_id=str(alice.pk))
     assert lost.before == {"role": "operations", "source": "oidc"}
