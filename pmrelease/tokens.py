@@ -39,5 +39,10 @@ class TokenAuthentication(authentication.TokenAuthentication):
             raise exceptions.AuthenticationFailed("Invalid token.")
         if not token.user.is_active:
             raise exceptions.AuthenticationFailed("User inactive or deleted.")
-        stepup.set_evidence(stepup.Evidence(kind="token", user_id=token.user_id, token=token))
         return token.user, token
+
+    def authenticate(self, request):
+        result = super().authenticate(request)
+        if result is not None:
+            stepup.note_token(request, result[1])  # what the step-up check asks of this request
+        return result

@@ -1,7 +1,8 @@
 """Step-up: the actions that change production need a recent second factor.
 
-How the current request authenticated is kept in a context variable (``Evidence``): the session (set by
-``StepUpMiddleware``) or an API token (set by ``pmrelease.tokens.TokenAuthentication``). ``require`` is the one
+How the current request authenticated (``Evidence``) is read from the request that ``StepUpMiddleware`` keeps in a
+context variable for its duration: the API token that ``pmrelease.tokens.TokenAuthentication`` found (noted on
+the request), else the session's signed-in person. ``require`` is the one
 check every service calls (through ``releases.access``); it refuses with ``StepUpRequired`` (401,
 ``step_up_required``) when
 
@@ -23,7 +24,8 @@ from .. import errors
 SESSION_KEY = "pm_step_up_at"
 SESSION_METHOD_KEY = "pm_step_up_method"
 
-_evidence = contextvars.ContextVar("pm_auth_evidence", default=None)
+_request = contextvars.ContextVar("pm_auth_request", default=None)
+_evidence = contextvars.ContextVar("pm_auth_evidence", default=None)  # an explicit one (set_evidence)
 
 
 class StepUpRequired(errors.DomainError):
@@ -47,11 +49,30 @@ class Evidence:
 
 
 def current():
-    return _evidence.get()
+    explicit = _evidence.get()
+    if explicit is not None:
+        return explicit
+    request = _request.get()
+    if request is None:
+        return None
+    token = getattr(request, "_pm_token", None)
+    if token is not None:
+        return Evidence(kind="token", user_id=token.user_id, token=token)
+    user_id = getattr(request, "_pm_session_user_id", None)
+    if user_id is not None:
+        return Evidence(kind="session", user_id=user_id, request=request)
+    return None
+
+
+def note_token(request, token):
+    """The token authentication found ``token`` for this request (a DRF request or the Django one)."""
+    django_request = getattr(request, "_request", request)
+    django_request._pm_token = token
 
 
 def set_evidence(evidence):
-    """Returns the reset token (``reset``)."""
+    """Set the evidence explicitly for a block of work outside a request (tests, tools); returns the token for
+    ``reset``."""
     return _evidence.set(evidence)
 
 
@@ -131,11 +152,10 @@ class StepUpMiddleware:
 
     def __call__(self, request):
         user = getattr(request, "user", None)
-        evidence = None
-        if getattr(user, "is_authenticated", False):
-            evidence = Evidence(kind="session", user_id=user.pk, request=request)
-        token = _evidence.set(evidence)
+        # who the session signed in, before any view replaces request.user (DRF sets it to the token's person)
+        request._pm_session_user_id = user.pk if getattr(user, "is_authenticated", False) else None
+        token = _request.set(request)
         try:
             return self.get_response(request)
         finally:
-            _evidence.reset(token)
+            _request.reset(token)

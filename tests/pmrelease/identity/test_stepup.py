@@ -151,3 +151,16 @@ def test_mapped_role__manual_membership_edit__refused_naming_source(users, group
         users["dev"].groups.add(Group.objects.get(name="operations"))
     assert "ldap" in str(refused.value) and "operations" in str(refused.value)
     users["dev"].groups.add(Group.objects.get(name="qa"))  # an unmapped role is still edited by hand
+
+
+def test_evidence__never_outlives_its_request(client, users, envs):
+    from rest_framework.test import APIRequestFactory
+
+    key = tokens.issue_token(user=users["admin"], by=users["admin"])
+    drf_request = __import__("rest_framework.request", fromlist=["Request"]).Request(
+        APIRequestFactory().get("/api/v1/environments/", HTTP_AUTHORIZATION=f"Token {key}"))
+    assert tokens.TokenAuthentication().authenticate(drf_request)[0] == users["admin"]
+    assert stepup.current() is None  # outside a request: no evidence left behind
+    client.patch(f"/api/v1/environments/{envs['production'].name}/", {"purpose": "a"},
+                 content_type="application/json", HTTP_AUTHORIZATION=f"Token {key}")
+    assert stepup.current() is None
