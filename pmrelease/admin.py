@@ -27,7 +27,12 @@ def status_badge(obj, field="status", colours=None):
 
 
 def error_message(request, exc):
-    """Show a service's refusal (a DomainError) to the person, with its reasons."""
+    """Show a service's refusal (a DomainError) to the person, with its reasons; a step-up refusal links to the
+    second-factor prompt, which comes back to the page the person acted from."""
+    if getattr(exc, "code", "") == "step_up_required":
+        messages.error(request, format_html('{} <a href="{}">Verify your second factor</a>, then try again.',
+                                            exc.text(), _after_refusal(request, exc)))
+        return
     messages.error(request, exc.text())
 
 
@@ -36,9 +41,14 @@ def _after_refusal(request, exc):
     from urllib.parse import quote
 
     from django.conf import settings
+    from django.utils.http import url_has_allowed_host_and_scheme
 
     if getattr(exc, "code", "") == "step_up_required":
-        return f"{settings.STEP_UP_URL}?next={quote(request.get_full_path())}"
+        back = request.get_full_path()
+        referer = request.headers.get("Referer", "")
+        if request.method == "POST" and url_has_allowed_host_and_scheme(referer, {request.get_host()}):
+            back = referer  # the page the button was on, not the action's own URL
+        return f"{settings.STEP_UP_URL}?next={quote(back)}"
     return request.get_full_path()
 
 

@@ -52,3 +52,35 @@ def test_login_page_and_second_factor__in_a_browser(users, live_server, settings
         page.fill("input[name=token]", _code(1))
         page.click("input[type=submit]")
         assert page.url.rstrip("/").endswith("/admin")
+
+
+def test_admin__approving_for_production__asks_for_the_second_factor_then_approves(users, envs, live_server):
+    from releases.models import Release
+    from tests.factories import make_release
+
+    approver = users["approver"]
+    approver.set_password("pw-123456789")
+    approver.save()
+    TOTPDevice.objects.create(user=approver, name="authenticator app", key=KEY, confirmed=True)
+    release = make_release(by=users["planner"], envs=[envs["production"]], version="7.0.0")
+    shots = Path(django_settings.VAR_DIR) / "screenshots"
+    shots.mkdir(parents=True, exist_ok=True)
+    with chromium() as browser:
+        page = browser.new_page(viewport={"width": 1280, "height": 900})
+        page.goto(f"{live_server.url}/admin/login/")
+        page.fill("#id_username", "approver")
+        page.fill("#id_password", "pw-123456789")
+        page.click("input[type=submit]")
+        page.goto(f"{live_server.url}/admin/releases/release/{release.pk}/change/")
+        page.fill("form:has(button[value=approve]) input[name=text]", "reviewed")
+        page.click("button[value=approve]")
+        assert "second factor" in page.locator(".messagelist").inner_text()
+        page.screenshot(path=str(shots / "approve-needs-step-up.png"))
+        page.click(".messagelist a:has-text('Verify your second factor')")
+        page.fill("input[name=token]", _code())
+        page.click("input[type=submit]")
+        assert f"/admin/releases/release/{release.pk}/change/" in page.url
+        page.fill("form:has(button[value=approve]) input[name=text]", "reviewed")
+        page.click("button[value=approve]")
+        assert "now approved" in page.locator(".messagelist").inner_text()
+    assert Release.objects.get(pk=release.pk).status == "approved"
