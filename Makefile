@@ -27,6 +27,10 @@ $(TEST_STAMP): $(RUN_STAMP)
 	# statuscheck 3.11.0 pins attrs==20.3.0 and Click==7.1.2 (incompatible with celery and jsonschema) but
 	# runs fine with current ones: installed without its pins, for the Statuspage-compatibility tests only.
 	$(PIP) --no-deps statuscheck==3.11.0
+	# the optional LDAP extra builds python-ldap against libldap2-dev/libsasl2-dev: without them (a bare
+	# machine) it is not installed and the LDAP tests are skipped, saying why (.ci/run installs them)
+	if [ -f /usr/include/ldap.h ] && [ -f /usr/include/sasl/sasl.h ]; then $(PIP) -e '.[test,ldap]'; \
+	else echo "libldap2-dev/libsasl2-dev missing: the ldap extra is not installed, LDAP tests will be skipped"; fi
 	rm -f $(VENV)/.installed-test-*
 	touch $(TEST_STAMP)
 
@@ -48,6 +52,7 @@ run: seed
 	@echo "  PenguinMails Release Portal: $(PORTAL_URL)/admin/"
 	@echo "  Log in as admin, ops, approver, approver2, dev, qa, product, support or security"
 	@echo "  with the password 'penguin-demo'.  API docs: $(PORTAL_URL)/api/docs/"
+	@echo "  Production actions ask for a second factor: enrol an authenticator at /account/2fa/setup/"
 	@echo ""
 	rm -rf $${VAR_DIR:-var}/prometheus  # the Prometheus multiprocess files of the previous run
 	PATH=$(CURDIR)/$(VENV)/bin:$$PATH PORT=$(PORT) PORTAL_URL=$(PORTAL_URL) $(VENV)/bin/honcho start -p $(PORT)

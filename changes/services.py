@@ -268,6 +268,7 @@ def change_approve(*, change, by, comment=""):
         locked = _lock(change)
         if locked.status not in (ChangeStatus.SUBMITTED, ChangeStatus.IN_REVIEW):
             raise errors.TransitionNotAllowed(f"{locked} is {locked.status}: there is nothing to approve")
+        access.require_step_up(by, list(locked.environments.all()), "approve a change")
         why = _vote(locked, by, Decision.APPROVED, comment)
         if why:
             refusal = errors.PermissionDenied(why)

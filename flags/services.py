@@ -195,6 +195,8 @@ def _require_where_enabled(by, flag, changed):
         raise errors.PermissionDenied(
             f"changing the {what} of {flag.key} affects {', '.join(denied)}, where it is enabled: that needs full "
             f"access there")
+    if _is_person(by):
+        access.require_step_up(by, environments, f"change the {what} of {flag.key}")
     guarded = [env.name for env in environments if _is_person(by) and requires_approval(env)]
     if guarded:
         raise ApprovalRequired(

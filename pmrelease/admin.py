@@ -30,8 +30,29 @@ def status_badge(obj, field="status", colours=None):
 
 
 def error_message(request, exc):
-    """Show a service's refusal (a DomainError) to the person, with its reasons."""
+    """Show a service's refusal (a DomainError) to the person, with its reasons; a step-up refusal links to the
+    second-factor prompt, which comes back to the page the person acted from."""
+    if getattr(exc, "code", "") == "step_up_required":
+        messages.error(request, format_html('{} <a href="{}">Verify your second factor</a>, then try again.',
+                                            exc.text(), _after_refusal(request, exc)))
+        return
     messages.error(request, exc.text())
+
+
+def _after_refusal(request, exc):
+    """Back to the page, or to the second-factor prompt first when that is what the refusal asks for."""
+    from urllib.parse import quote
+
+    from django.conf import settings
+    from django.utils.http import url_has_allowed_host_and_scheme
+
+    if getattr(exc, "code", "") == "step_up_required":
+        back = request.get_full_path()
+        referer = request.headers.get("Referer", "")
+        if request.method == "POST" and url_has_allowed_host_and_scheme(referer, {request.get_host()}):
+            back = referer  # the page the button was on, not the action's own URL
+        return f"{settings.STEP_UP_URL}?next={quote(back)}"
+    return request.get_full_path()
 
 
 class ServiceAdminMixin:
@@ -43,7 +64,7 @@ class ServiceAdminMixin:
             return super().changeform_view(request, object_id, form_url, extra_context)
         except errors.DomainError as exc:
             error_message(request, exc)
-            return HttpResponseRedirect(request.get_full_path())
+            return HttpResponseRedirect(_after_refusal(request, exc))
 
     def delete_view(self, request, object_id, extra_context=None):
         try:
@@ -418,3 +439,5 @@ class NotificationAdmin(admin.ModelAdmin):
                 error_message(request, exc)
         if done:
             messages.success(request, f"{done} notification(s) queued again.")
+
+from .identity import admin as _identity_admin  # noqa: E402,F401  (registers the identity admin)

@@ -8,6 +8,10 @@ class PmreleaseConfig(AppConfig):
 
     def ready(self):
         from . import logs, metrics, signals  # noqa: F401  (signals connects the FSM audit receiver)
+        from .identity import checks as _identity_checks  # noqa: F401  (registers the system checks)
+        from .identity import signals as identity_signals
+
+        identity_signals.connect()
 
         metrics.register("pmrelease.audit", metrics.AuditCollector())
         metrics.register("pmrelease.celery_queues", metrics.QueueCollector())

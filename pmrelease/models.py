@@ -95,6 +95,9 @@ class ApiToken(models.Model):
     revoked_at = models.DateTimeField(null=True, blank=True)
     revoked_by = models.CharField(max_length=150, blank=True)
     last_used_at = models.DateTimeField(null=True, blank=True)
+    # Issued from a session with a recent second factor (pmrelease.identity.stepup): only such a person's token
+    # may do a step-up action (``stepup.token_may_step_up``), else a token would bypass the second factor.
+    created_in_step_up = models.BooleanField(default=False)
 
     class Meta:
         ordering = ["-created_at"]
@@ -215,3 +218,58 @@ class DeliveryAttempt(models.Model):
 
     def __str__(self):
         return f"{self.notification}: {'delivered' if self.delivered else 'failed'} at {self.at:%H:%M:%S}"
+
+
+# --- identity (pmrelease.identity): who signs in from where, and the roles their groups give -----------------
+class IdentitySource(models.TextChoices):
+    OIDC = "oidc", "OpenID Connect"
+    LDAP = "ldap", "LDAP"
+
+
+class ExternalIdentity(models.Model):
+    """A person who signs in through the IdP or the directory: such an account never has a password here."""
+
+    user = models.OneToOneField(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="external_identity")
+    source = models.CharField(max_length=10, choices=IdentitySource.choices)
+    subject = models.CharField(max_length=255, help_text="the IdP's sub claim, or the directory DN")
+    last_sign_in_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        constraints = [models.UniqueConstraint(fields=["source", "subject"], name="external_identity_unique_subject")]
+        verbose_name_plural = "external identities"
+
+    def __str__(self):
+        return f"{self.user} ({self.source}: {self.subject})"
+
+
+class RoleMapping(models.Model):
+    """IdP or directory group name -> portal role (a role group, pmrelease.roles.Role). Edited by administrators
+    (through pmrelease.identity.rolemap) or set from ROLE_MAPPINGS in the environment."""
+
+    source = models.CharField(max_length=10, choices=IdentitySource.choices)
+    group_name = models.CharField(max_length=255, help_text="the group as the source names it (a claim value, a DN or cn)")
+    role = models.CharField(max_length=30)
+
+    class Meta:
+        ordering = ["source", "group_name", "role"]
+        constraints = [models.UniqueConstraint(fields=["source", "group_name", "role"],
+                                               name="role_mapping_unique")]
+
+    def __str__(self):
+        return f"{self.source}:{self.group_name} -> {self.role}"
+
+
+class RoleGrant(models.Model):
+    """A role membership that a sign-in synchronised from a source (and will take away again)."""
+
+    user = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="role_grants")
+    role = models.CharField(max_length=30)
+    source = models.CharField(max_length=10, choices=IdentitySource.choices)
+    groups = models.JSONField(default=list, help_text="the source's groups that map to the role")
+    granted_at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        constraints = [models.UniqueConstraint(fields=["user", "role"], name="role_grant_unique")]
+
+    def __str__(self):
+        return f"{self.user} {self.role} (from {self.source})"

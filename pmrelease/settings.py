@@ -352,3 +352,77 @@ VAULT_TIMEOUT = env.float("VAULT_TIMEOUT", default=5.0)
 DELIVERY_WEBHOOK_ALLOW_PRIVATE = env.bool("DELIVERY_WEBHOOK_ALLOW_PRIVATE", default=False)
 # Alert rules (monitoring.alerting): how often beat evaluates the enabled rules.
 ALERT_EVALUATION_SECONDS = env.float("ALERT_EVALUATION_SECONDS", default=30.0)
+
+# --- identity (issue 19; README "Identity"): SSO, LDAP, roles from groups, second factor, login hygiene --------
+INSTALLED_APPS += ["django_otp", "django_otp.plugins.otp_totp", "axes"]
+TEMPLATES[0]["OPTIONS"]["context_processors"].append("pmrelease.identity.context.identity")
+LOGIN_URL = "/admin/login/"
+LOGIN_REDIRECT_URL = "/admin/"
+LOGOUT_REDIRECT_URL = "/admin/login/"
+# Local (password) login; off, only the break-glass accounts may use a password (they work when the IdP is down).
+LOCAL_LOGIN_ENABLED = env.bool("LOCAL_LOGIN_ENABLED", default=True)
+BREAK_GLASS_USERNAMES = env.list("BREAK_GLASS_USERNAMES", default=[])
+# OpenID Connect (mozilla-django-oidc, authorization code flow with PKCE); on when OIDC_ISSUER and the client id are set.
+OIDC_ISSUER = env.str("OIDC_ISSUER", default="")
+OIDC_PROVIDER_NAME = env.str("OIDC_PROVIDER_NAME", default="single sign-on")
+OIDC_RP_CLIENT_ID = env.str("OIDC_RP_CLIENT_ID", default="")
+OIDC_RP_CLIENT_SECRET = env.str("OIDC_RP_CLIENT_SECRET", default="")
+OIDC_RP_SCOPES = env.str("OIDC_RP_SCOPES", default="openid email profile groups")
+OIDC_RP_SIGN_ALGO = env.str("OIDC_RP_SIGN_ALGO", default="RS256")
+OIDC_OP_AUTHORIZATION_ENDPOINT = env.str("OIDC_OP_AUTHORIZATION_ENDPOINT", default="")  # else from discovery
+OIDC_OP_TOKEN_ENDPOINT = env.str("OIDC_OP_TOKEN_ENDPOINT", default="")
+OIDC_OP_USER_ENDPOINT = env.str("OIDC_OP_USER_ENDPOINT", default="")
+OIDC_OP_JWKS_ENDPOINT = env.str("OIDC_OP_JWKS_ENDPOINT", default="")
+OIDC_CLAIM_USERNAME = env.str("OIDC_CLAIM_USERNAME", default="preferred_username")
+OIDC_CLAIM_EMAIL = env.str("OIDC_CLAIM_EMAIL", default="email")
+OIDC_CLAIM_GROUPS = env.str("OIDC_CLAIM_GROUPS", default="groups")
+OIDC_STEP_UP_ACR = env.list("OIDC_STEP_UP_ACR", default=[])
+OIDC_STEP_UP_AMR = env.list("OIDC_STEP_UP_AMR", default=["mfa", "otp", "hwk", "swk", "fpt"])
+OIDC_USE_PKCE = True
+OIDC_USE_NONCE = True
+OIDC_TIMEOUT = env.float("OIDC_TIMEOUT", default=10)
+OIDC_RENEW_ID_TOKEN_EXPIRY_SECONDS = env.int("OIDC_RENEW_ID_TOKEN_EXPIRY_SECONDS", default=900)
+OIDC_EXEMPT_URLS = [r"/healthz", "/readyz", "/metrics"]
+OIDC_CALLBACK_CLASS = "pmrelease.identity.oidc.CallbackView"
+OIDC_AUTHENTICATE_CLASS = "pmrelease.identity.oidc.AuthenticationRequestView"
+# Group -> role mappings from the environment (JSON list of {"source": "oidc"|"ldap", "group", "role"}), on top of
+# the ones administrators keep in the admin.
+ROLE_MAPPINGS = env.json("ROLE_MAPPINGS", default=[])
+# LDAP (django-auth-ldap, the optional `ldap` extra); on when AUTH_LDAP_SERVER_URI is set.
+AUTH_LDAP_SERVER_URI = env.str("AUTH_LDAP_SERVER_URI", default="")
+AUTHENTICATION_BACKENDS = [
+    "axes.backends.AxesStandaloneBackend",  # first: a locked-out account or address is refused before any check
+    "pmrelease.identity.local.LocalBackend",
+    "pmrelease.identity.oidc.Backend",
+]
+if AUTH_LDAP_SERVER_URI:
+    from pmrelease.identity import ldap_settings as _ldap_settings
+
+    globals().update(_ldap_settings.from_env(env))
+    AUTHENTICATION_BACKENDS.append("pmrelease.identity.ldap.Backend")
+# Second factor and step-up (pmrelease.identity.stepup): production actions need a code verified this recently.
+STEP_UP_REQUIRED = env.bool("STEP_UP_REQUIRED", default=True)
+STEP_UP_MAX_AGE = env.int("STEP_UP_MAX_AGE", default=900)
+STEP_UP_URL = "/account/step-up/"
+TOTP_SETUP_URL = "/account/2fa/setup/"
+OTP_TOTP_ISSUER = PRODUCT_NAME + " Release Portal"
+# Failed sign-ins (django-axes): after AXES_FAILURE_LIMIT failures an account, and separately an address, is locked
+# out for AXES_COOLOFF_HOURS; a success resets the account's count.
+AXES_FAILURE_LIMIT = env.int("AXES_FAILURE_LIMIT", default=5)
+AXES_COOLOFF_TIME = env.float("AXES_COOLOFF_HOURS", default=0.5)
+AXES_LOCKOUT_PARAMETERS = ["username", "ip_address"]
+AXES_RESET_ON_SUCCESS = True
+# Sessions: an idle timeout and a hard age (an SSO session also ends when the IdP refuses its refresh).
+SESSION_COOKIE_AGE = env.int("SESSION_COOKIE_AGE", default=8 * 3600)
+SESSION_EXPIRE_AT_BROWSER_CLOSE = env.bool("SESSION_EXPIRE_AT_BROWSER_CLOSE", default=True)
+SESSION_SAVE_EVERY_REQUEST = False
+SESSION_COOKIE_HTTPONLY = True
+SESSION_COOKIE_SAMESITE = "Lax"
+MIDDLEWARE.insert(MIDDLEWARE.index("django.contrib.auth.middleware.AuthenticationMiddleware") + 1,
+                  "django_otp.middleware.OTPMiddleware")
+MIDDLEWARE.insert(MIDDLEWARE.index("django_otp.middleware.OTPMiddleware") + 1,
+                  "pmrelease.identity.oidc.SessionRefresh")
+MIDDLEWARE.insert(MIDDLEWARE.index("pmrelease.identity.oidc.SessionRefresh") + 1,
+                  "pmrelease.identity.stepup.StepUpMiddleware")
+MIDDLEWARE.append("axes.middleware.AxesMiddleware")
+# --- end identity ---

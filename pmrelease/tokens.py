@@ -31,6 +31,7 @@ from django.utils import timezone
 from rest_framework import authentication, exceptions
 
 from . import audit, errors
+from .identity import stepup
 from .models import ApiToken, ServiceAccount
 
 ALL = "*"
@@ -126,15 +127,19 @@ def create_token(*, user, by, name, scopes, environments=(), expires_at=None, en
 
     _validate(name=name, scopes=scopes, environments=list(environments), expires_at=expires_at,
               environment_exists=environment_exists or registered)
+    stepup.require(by, "manage API tokens")
+    # only a token made in its owner's own step-up session may later do a step-up action (pmrelease.identity)
+    stepped_up = stepup.in_step_up_session(by) and getattr(by, "pk", None) == user.pk
     key = secrets.token_hex(20)
     with transaction.atomic():
         token = ApiToken.objects.create(user=user, name=name.strip()[:100], prefix=key[:8], key_hash=hash_key(key),
                                         scopes=sorted(set(scopes)), environments=sorted(set(environments)),
-                                        expires_at=expires_at)
+                                        expires_at=expires_at, created_in_step_up=stepped_up)
         audit.record(action="apitoken.issue", obj=token, by=by,
                      after={"user": user.get_username(), "name": token.name, "prefix": token.prefix,
                             "scopes": token.scopes, "environments": token.environments,
-                            "expires_at": expires_at.isoformat() if expires_at else None})
+                            "expires_at": expires_at.isoformat() if expires_at else None,
+                            "created_in_step_up": stepped_up})
     return token, key
 
 
@@ -258,6 +263,7 @@ class TokenAuthentication(authentication.TokenAuthentication):
             raise exceptions.PermissionDenied(
                 f"token '{token.name}' has scopes {', '.join(token.scopes) or 'none'}: "
                 f"{request.method} {request.path} needs the '{needed}' scope")
+        stepup.note_token(request, token)  # what the step-up check asks of this request
         return user, token
 
     def authenticate_credentials(self, key):

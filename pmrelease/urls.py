@@ -23,6 +23,7 @@ admin.site.index_title = "Releases, changes, flags and the status page"
 urlpatterns = [
     path("", RedirectView.as_view(url="/admin/", permanent=False)),
     path("admin/", admin.site.urls),
+    path("", include("pmrelease.identity.urls")),
     path("", include("releases.urls")),
     path("api/v1/", include(router.urls)),
     path("api/v1/auth/token/", ObtainTokenView.as_view(), name="api-token"),

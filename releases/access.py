@@ -1,8 +1,12 @@
 """Per-environment access, enforced by services, the API and the admin alike."""
 from pmrelease import errors, tokens
+from pmrelease.identity import stepup
 from pmrelease.roles import AccessLevel, Capability, Role, user_roles
 
-from .models import Environment, EnvironmentAccess
+from .models import DeploymentTier, Environment, EnvironmentAccess
+
+# What changes production: in a production-tier environment (production, dr) these need a recent second factor.
+STEP_UP_CAPABILITIES = (Capability.DEPLOY, Capability.CONFIGURE)
 
 
 def access_levels(user):
@@ -45,6 +49,21 @@ def require(user, environments, capability):
                 f"{getattr(user, 'username', 'anonymous')} has {level.label} access to {env.name}; "
                 f"to {capability.label} you need {AccessLevel(capability.value).label} access or more"
             )
+    if capability in STEP_UP_CAPABILITIES:
+        require_step_up(user, environments, capability.label)
+
+
+def changes_production(environments):
+    """The production-tier environments among ``environments`` (production and its disaster-recovery mirror)."""
+    return [env for env in environments if env.tier == DeploymentTier.PRODUCTION]
+
+
+def require_step_up(user, environments, what):
+    """The one step-up check of the environment actions: a production-tier environment among ``environments``
+    needs ``user``'s recent second factor (pmrelease.identity.stepup), anything else does not."""
+    production = changes_production(environments)
+    if production:
+        stepup.require(user, f"{what} in {', '.join(env.name for env in production)}")
 
 
 def may_report(user, environment):

@@ -314,6 +314,7 @@ def release_approve(*, release, by, comment=""):
         ok, reason = POLICY.eligibility(locked, by)
         if not ok:
             raise errors.PermissionDenied(reason)
+        access.require_step_up(by, list(locked.environments.all()), "approve a release")
         blockers = locked.plan_blockers()
         if blockers:
             raise errors.TransitionNotAllowed("the release plan is not ready for approval", reasons=blockers)

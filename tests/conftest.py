@@ -130,3 +130,21 @@ def pytest_terminal_summary(terminalreporter):
             f"Unleash client specification {SPEC_VERSION}: {counts['passed']} of {total} cases passed"
             + (f", {counts['failed']} failed" if counts["failed"] else "")
             + (f", {counts['skipped']} skipped" if counts["skipped"] else ""))
+
+
+@pytest.fixture
+def step_up():
+    """Mark a test client's signed-in session as having just shown a second factor: the actions that change
+    production need one (pmrelease.identity.stepup)."""
+    def mark(client):
+        import time
+
+        from pmrelease.identity import stepup
+
+        session = client.session
+        session[stepup.SESSION_KEY] = time.time()
+        session[stepup.SESSION_METHOD_KEY] = "test"
+        session.save()
+        return client
+
+    return mark

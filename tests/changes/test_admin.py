@@ -43,9 +43,10 @@ def test_change_page__requester_sees_no_approve_button_and_why(client, users, su
     assert "separation of duties" in html
 
 
-def test_approve_from_the_page__three_roles__approved(client, users, submitted):
+def test_approve_from_the_page__three_roles__approved(client, users, submitted, step_up):
     for name in ("approver", "ops", "product"):
         client.force_login(users[name])
+        step_up(client)  # production actions need a recent second factor
         response = client.post(f"/admin/changes/changerequest/{submitted.pk}/act/approve/", {"text": "ok"},
                                follow=True)
         assert response.status_code == 200
@@ -53,8 +54,9 @@ def test_approve_from_the_page__three_roles__approved(client, users, submitted):
     assert ChangeRequest.objects.get(pk=submitted.pk).status == "approved"
 
 
-def test_refused_decision__message_not_500(client, users, submitted):
+def test_refused_decision__message_not_500(client, users, submitted, step_up):
     client.force_login(users["planner"])
+    step_up(client)  # production actions need a recent second factor
     response = client.post(f"/admin/changes/changerequest/{submitted.pk}/act/approve/", follow=True)
     assert "separation of duties" in response.content.decode()
     assert AuditEvent.objects.filter(action="change.approval_refused").count() == 1
@@ -126,8 +128,9 @@ def test_edit_form__approved_change__votes_withdrawn(client, users, envs, submit
     assert submitted.status == "in_review" and submitted.approval_round == 2
 
 
-def test_window_and_freeze_admin__through_services_with_admin_access(client, users, envs):
+def test_window_and_freeze_admin__through_services_with_admin_access(client, users, envs, step_up):
     client.force_login(users["ops"])
+    step_up(client)  # production actions need a recent second factor
     response = client.post("/admin/changes/changewindow/add/", {
         "environment": envs["production"].pk, "name": "Mid-week", "days": "[1, 2, 3]", "start_time": "10:00",
         "end_time": "16:00", "timezone": "Europe/Berlin", "active": "on"})
@@ -139,4 +142,5 @@ def test_window_and_freeze_admin__through_services_with_admin_access(client, use
     html = response.content.decode()
     assert ChangeWindow.objects.count() == 1 and "Invalid window — days: weekdays as numbers" in html
     client.force_login(users["dev"])
+    step_up(client)  # production actions need a recent second factor
     assert client.get("/admin/changes/changewindow/add/").status_code == 403

@@ -89,13 +89,15 @@ def test_flags_api_decision__taken_on_the_change_request(api, users, envs, propo
     assert ChangeRequest.objects.get(pk=change.pk).status == "closed"
 
 
-def test_change_page__approver_named_by_the_policy_approves_in_the_admin(client, users, envs, proposed):
+def test_change_page__approver_named_by_the_policy_approves_in_the_admin(client, users, envs, proposed, step_up):
     flag_change, change, state = proposed
     client.force_login(users["ops2"])
+    step_up(client)  # production actions need a recent second factor
     page = client.get(f"/admin/changes/changerequest/{change.pk}/change/").content.decode()
     assert f"/admin/changes/changerequest/{change.pk}/act/approve/" in page and "flagchangerequest" in page
     response = client.post(f"/admin/changes/changerequest/{change.pk}/act/approve/", {"text": "ok"}, follow=True)
     assert "is now closed" in response.content.decode()
     assert enabled(state)
     client.force_login(users["ops"])
+    step_up(client)  # production actions need a recent second factor
     assert "/act/approve/" not in client.get(f"/admin/changes/changerequest/{change.pk}/change/").content.decode()

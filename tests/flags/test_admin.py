@@ -13,9 +13,9 @@ pytestmark = pytest.mark.django_db
 
 
 @pytest.fixture
-def ops_client(client, users):
+def ops_client(client, users, step_up):
     client.force_login(users["ops"])
-    return client
+    return step_up(client)  # production actions need a recent second factor
 
 
 @pytest.fixture
@@ -108,7 +108,7 @@ def test_flag_admin__service_refuses_the_save__error_message_and_nothing_saved(o
     assert FeatureFlag.objects.get(pk=checkout.pk).description == ""
 
 
-def test_change_request_admin__decided_on_its_change_request_page__no_bulk_action(client, users, envs, make_flag):
+def test_change_request_admin__decided_on_its_change_request_page__no_bulk_action(client, users, envs, make_flag, step_up):
     from changes.models import ChangeRequest
 
     make_flag("pay")
@@ -116,6 +116,7 @@ def test_change_request_admin__decided_on_its_change_request_page__no_bulk_actio
     change = services.change_request_create(state=state, enabled=True, by=users["ops"], reason="launch")
     request = ChangeRequest.objects.get(change_class="flag_change")
     client.force_login(users["admin"])
+    step_up(client)  # production actions need a recent second factor
     listing = client.get(reverse("admin:flags_flagchangerequest_changelist")).content.decode()
     assert 'name="action"' not in listing  # no bulk approve
     assert reverse("admin:changes_changerequest_change", args=[request.pk]) in listing

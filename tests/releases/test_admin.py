@@ -28,17 +28,20 @@ def test_change_view__author_and_operations__see_no_approval_buttons(client, use
     assert _buttons(client, release) == []
 
 
-def test_change_view__approved_release__operations_sees_deploy(client, users, envs):
+def test_change_view__approved_release__operations_sees_deploy(client, users, envs, step_up):
     release = make_release(by=users["planner"], envs=[envs["production"]])
     client.force_login(users["approver"])
+    step_up(client)  # production actions need a recent second factor
     client.post(f"/admin/releases/release/{release.pk}/act/approve/", {"text": "ok"})
     assert Release.objects.get(pk=release.pk).status == "approved"
     client.force_login(users["ops"])
+    step_up(client)  # production actions need a recent second factor
     html = client.get(f"/admin/releases/release/{release.pk}/change/").content.decode()
     assert _buttons(client, release) == []  # the deploy form, not a bare status button
     assert f'action="/admin/releases/release/{release.pk}/deploy/"' in html
     assert "production — not yet: production needs a successful deployment to staging first" in html
     client.force_login(users["dev2"])
+    step_up(client)  # production actions need a recent second factor
     assert "/deploy/" not in client.get(f"/admin/releases/release/{release.pk}/change/").content.decode()
 
 
@@ -282,8 +285,9 @@ def _environment_form(env, **extra):
     return {**data, **extra}
 
 
-def test_environment_admin__default_triggers_and_metrics_provider__saved_through_services(client, users, envs):
+def test_environment_admin__default_triggers_and_metrics_provider__saved_through_services(client, users, envs, step_up):
     client.force_login(users["ops"])
+    step_up(client)  # production actions need a recent second factor
     env = envs["production"]
     data = _environment_form(env, **{
         "rollback_triggers-TOTAL_FORMS": 1, "rollback_triggers-0-metric": "error_rate",
