@@ -59,7 +59,10 @@ class JSONParser(parsers.JSONParser):
             result = super().parse(io.BytesIO(data), media_type, parser_context)
         except RecursionError:  # a last line of defence: never a 500
             raise ParseError(f"JSON parse error - the document nests deeper than {limit} levels") from None
-        if b"\\u0000" in data and _has_nul(result):
+        encoding = ((parser_context or {}).get("encoding") or settings.DEFAULT_CHARSET).lower().replace("_", "-")
+        # In UTF-8 a NUL can only come as the escape \u0000; in another charset (utf-16, say) look at every string.
+        maybe = b"\\u0000" in data or encoding not in ("utf-8", "utf8")
+        if maybe and _has_nul(result):
             raise ParseError("JSON parse error - strings may not contain NUL (\\u0000) characters")
         return result
 

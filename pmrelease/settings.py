@@ -195,6 +195,7 @@ SPECTACULAR_SETTINGS = {
         "LikelihoodEnum": "releases.models.Likelihood",
         "ChangeTypeEnum": "changes.models.ChangeType",
         "ChangeStatusEnum": "changes.models.ChangeStatus",
+        "DeploymentStatusEnum": "releases.models.DeploymentStatus",
     },
 }
 

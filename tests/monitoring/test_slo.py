@@ -178,7 +178,7 @@ def test_slo_api__list__status_with_budget_and_alerts(users, envs, api, api_comp
 
 
 @pytest.mark.django_db
-def test_slo_admin__list_and_page__show_budget_and_alerts(users, envs, client, api_component):
+def test_slo_admin__list_and_page__show_budget_and_alerts(users, envs, client, api_component, step_up):
     made = services.slo_save(by=users["admin"], data={
         "name": "Sending API uptime", "environment": envs["production"], "component": api_component,
         "sli": "uptime", "objective": 99.5, "window_days": 30})
@@ -187,6 +187,7 @@ def test_slo_admin__list_and_page__show_budget_and_alerts(users, envs, client, a
     assert "Sending API uptime" in listing and "100 %" in listing
     page = client.get(f"/admin/monitoring/servicelevelobjective/{made.pk}/change/").content.decode()
     assert "error budget 0.5 %" in page and "long burn rate" in page
+    step_up(client)  # configuring production needs a recent second factor
     response = client.post(f"/admin/monitoring/servicelevelobjective/{made.pk}/change/", {
         "name": "Sending API uptime", "description": "", "environment": envs["production"].pk,
         "component": api_component.pk, "sli": "uptime", "objective": "99.9", "window_days": "28", "enabled": "on"})

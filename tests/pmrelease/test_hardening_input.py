@@ -59,6 +59,15 @@ def test_api_endpoint__nul_character_in_a_json_string__400(api, users):
 
 
 @pytest.mark.django_db
+def test_api_endpoint__nul_character_in_a_utf16_json_body__400(api, users, envs):
+    """Found by schemathesis on PostgreSQL: a JSON body in another charset than UTF-8 (``charset=utf-16``) holding
+    a NUL in a release's environments was a 500."""
+    body = '{"title": "x", "type": "minor", "environments": ["sta\\u0000ging"]}'.encode("utf-16")
+    response = api(users["admin"]).post("/api/v1/releases/", body, content_type="application/json; charset=utf-16")
+    assert response.status_code == 400 and "NUL" in response.json()["detail"]
+
+
+@pytest.mark.django_db
 def test_api_endpoint__nul_character_in_a_form_field__400(api, users, envs):
     """Found by schemathesis on PostgreSQL: a form-encoded release whose environments hold a NUL was a 500."""
     response = api(users["admin"]).post("/api/v1/releases/", "title=x&type=minor&environments=sta%00ging",
