@@ -2,6 +2,7 @@
 API uses (FSM transition actions, per-user fields left out of lists, an object's audit history)."""
 import django_filters
 from django.contrib.auth import get_user_model
+from django.db import DataError
 from django.http import StreamingHttpResponse
 from django.utils import timezone
 from drf_spectacular.types import OpenApiTypes
@@ -21,9 +22,12 @@ from .models import ApiToken, AuditEvent
 
 
 def exception_handler(exc, context):
-    """Domain errors become 400/403/409 with a message saying what is wrong."""
+    """Domain errors become 400/403/409 with a message saying what is wrong. A NUL character that reached the
+    database past the parsers' checks (a multipart part in another charset, say) is the client's input: 400."""
     if isinstance(exc, errors.DomainError):
         return Response(exc.as_dict(), status=exc.status_code)
+    if isinstance(exc, DataError) and "NUL" in str(exc):
+        return Response({"detail": "fields may not contain NUL (\\u0000) characters"}, status=400)
     return drf_exception_handler(exc, context)
 
 

@@ -68,6 +68,19 @@ def test_api_endpoint__nul_character_in_a_utf16_json_body__400(api, users, envs)
 
 
 @pytest.mark.django_db
+def test_api_endpoint__nul_character_in_a_multipart_part_of_another_charset__400(api, users, envs):
+    """Found by schemathesis on PostgreSQL: a multipart field declared utf-16 holding a NUL was a 500 (the
+    database refuses NUL): whatever way a NUL reaches a query, the answer is a 400."""
+    boundary = "pm-boundary"
+    body = (f'--{boundary}\r\nContent-Disposition: form-data; name="environments"\r\n'
+            'Content-Type: text/plain; charset=utf-16\r\n\r\n').encode() + "sta\x00ging".encode("utf-16") + \
+        f"\r\n--{boundary}--\r\n".encode()
+    response = api(users["admin"]).generic("POST", "/api/v1/releases/", body,
+                                           content_type=f"multipart/form-data; boundary={boundary}")
+    assert response.status_code == 400
+
+
+@pytest.mark.django_db
 def test_api_endpoint__nul_character_in_a_form_field__400(api, users, envs):
     """Found by schemathesis on PostgreSQL: a form-encoded release whose environments hold a NUL was a 500."""
     response = api(users["admin"]).post("/api/v1/releases/", "title=x&type=minor&environments=sta%00ging",
