@@ -344,25 +344,31 @@ class ChangeFreezeSerializer(serializers.ModelSerializer):
         return [[a.isoformat(), b.isoformat()] for a, b in spec.periods(now, now + dt.timedelta(days=366))[:5]]
 
 
-class ChangeFreezeViewSet(viewsets.ModelViewSet):
+class SavedThroughService:
+    """Create and update through the viewset's ``through_service(data, by, instance=None)``: its service."""
+
+    def create(self, request, *args, **kwargs):
+        serializer = self.get_serializer(data=request.data)
+        serializer.is_valid(raise_exception=True)
+        saved = self.through_service(dict(serializer.validated_data), request.user)
+        return Response(self.get_serializer(saved).data, status=status.HTTP_201_CREATED)
+
+    def update(self, request, *args, **kwargs):
+        instance = self.get_object()
+        serializer = self.get_serializer(instance, data=request.data, partial=kwargs.pop("partial", False))
+        serializer.is_valid(raise_exception=True)
+        return Response(self.get_serializer(self.through_service(dict(serializer.validated_data), request.user,
+                                                      instance)).data)
+
+
+class ChangeFreezeViewSet(SavedThroughService, viewsets.ModelViewSet):
     """Freezes: one-off (start, end) or recurring (an RFC 5545 rule, a duration, a time zone), with a reason."""
 
     serializer_class = ChangeFreezeSerializer
     queryset = ChangeFreeze.objects.prefetch_related("environments").order_by("starts_at", "id")
 
-    def create(self, request, *args, **kwargs):
-        serializer = self.get_serializer(data=request.data)
-        serializer.is_valid(raise_exception=True)
-        freeze = services.freeze_save(data=dict(serializer.validated_data), by=request.user)
-        return Response(self.get_serializer(freeze).data, status=status.HTTP_201_CREATED)
-
-    def update(self, request, *args, **kwargs):
-        partial = kwargs.pop("partial", False)
-        instance = self.get_object()
-        serializer = self.get_serializer(instance, data=request.data, partial=partial)
-        serializer.is_valid(raise_exception=True)
-        freeze = services.freeze_save(data=dict(serializer.validated_data), by=request.user, freeze=instance)
-        return Response(self.get_serializer(freeze).data)
+    def through_service(self, data, by, instance=None):
+        return services.freeze_save(data=data, by=by, freeze=instance)
 
     def destroy(self, request, *args, **kwargs):
         services.freeze_delete(freeze=self.get_object(), by=request.user)
@@ -381,26 +387,15 @@ class ChangeTemplateSerializer(serializers.ModelSerializer):
         read_only_fields = ["approved_at", "created_at"]
 
 
-class ChangeTemplateViewSet(viewsets.ModelViewSet):
+class ChangeTemplateViewSet(SavedThroughService, viewsets.ModelViewSet):
     """Pre-approved templates of standard changes, versioned: each version is approved by an administrator."""
 
     serializer_class = ChangeTemplateSerializer
     queryset = ChangeTemplate.objects.select_related("approved_by").prefetch_related("environments") \
         .order_by("name", "-version")
 
-    def create(self, request, *args, **kwargs):
-        serializer = self.get_serializer(data=request.data)
-        serializer.is_valid(raise_exception=True)
-        template = services.template_save(data=dict(serializer.validated_data), by=request.user)
-        return Response(self.get_serializer(template).data, status=status.HTTP_201_CREATED)
-
-    def update(self, request, *args, **kwargs):
-        partial = kwargs.pop("partial", False)
-        instance = self.get_object()
-        serializer = self.get_serializer(instance, data=request.data, partial=partial)
-        serializer.is_valid(raise_exception=True)
-        template = services.template_save(data=dict(serializer.validated_data), by=request.user, template=instance)
-        return Response(self.get_serializer(template).data)
+    def through_service(self, data, by, instance=None):
+        return services.template_save(data=data, by=by, template=instance)
 
     def destroy(self, request, *args, **kwargs):
         raise errors.TransitionNotAllowed("templates are kept for the changes made from them: deactivate it instead")
