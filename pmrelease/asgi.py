@@ -16,6 +16,11 @@ from django.core.handlers.asgi import ASGIHandler
 
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "pmrelease.settings")
 django_application = get_asgi_application()
+# No persistent connections in this process: Django's ASGI handler runs each request's sync code in a thread of
+# its own, so a connection kept for CONN_MAX_AGE would outlive its thread unused (one per request, until garbage
+# collection). The waits close theirs as soon as they have rendered (releases.api.waits).
+for _alias in settings.DATABASES:
+    settings.DATABASES[_alias]["CONN_MAX_AGE"] = 0
 
 WAIT_MIDDLEWARE = [
     "django.middleware.security.SecurityMiddleware",

@@ -331,6 +331,8 @@ REST_FRAMEWORK["DEFAULT_AUTHENTICATION_CLASSES"] = [
 # how long one event stream may stay open.
 DEPLOYMENT_WAIT_POLL_SECONDS = env.float("DEPLOYMENT_WAIT_POLL_SECONDS", default=0.2)
 DEPLOYMENT_EVENTS_MAX_SECONDS = env.float("DEPLOYMENT_EVENTS_MAX_SECONDS", default=1800.0)
+# At most this many renderings of a wait's answer at once per process (so as many database connections).
+DEPLOYMENT_WAIT_RENDER_CONCURRENCY = env.int("DEPLOYMENT_WAIT_RENDER_CONCURRENCY", default=8)
 # Idempotency-Key on the API's POSTs (pmrelease.idempotency), once the session's user is known.
 MIDDLEWARE.insert(MIDDLEWARE.index("django.contrib.auth.middleware.AuthenticationMiddleware") + 1,
                   "pmrelease.idempotency.IdempotencyMiddleware")

@@ -32,11 +32,43 @@ def _untag(header):
     return value.strip('"') or None
 
 
+def _render(request, pk):
+    """The DRF view's answer, rendered; then this thread's database connections are closed. Django's ASGI
+    handler gives every request its own thread for sync code, so a connection left open there would stay open
+    for the whole wait: 200 parked waiters held 200 PostgreSQL connections (past its default max_connections of
+    100: "too many clients"). Under WSGI the connection of a test's transaction is left alone."""
+    from django.db import connections
+
+    try:
+        response = _retrieve(request, pk=str(pk))
+        if hasattr(response, "render"):
+            response.render()
+        return response
+    finally:
+        for connection in connections.all(initialized_only=True):
+            if not connection.in_atomic_block:
+                connection.close()
+
+
+_renderers = {}  # {loop: semaphore}: how many renderings of the waits' answers run at once, per event loop
+
+
+def _renderer():
+    import asyncio
+
+    loop = asyncio.get_running_loop()
+    for other in [other for other in _renderers if other.is_closed()]:
+        del _renderers[other]
+    if loop not in _renderers:
+        _renderers[loop] = asyncio.Semaphore(settings.DEPLOYMENT_WAIT_RENDER_CONCURRENCY)
+    return _renderers[loop]
+
+
 async def _detail(request, pk):
-    response = await sync_to_async(_retrieve)(request, pk=str(pk))
-    if hasattr(response, "render"):
-        response = await sync_to_async(response.render)()
-    return response
+    """The deployment's answer for this request, with at most DEPLOYMENT_WAIT_RENDER_CONCURRENCY renderings
+    (so as many database connections) at once in this process, however many waiters arrive together."""
+    async with _renderer():
+        return await sync_to_async(_render)(request, pk)
 
 
 async def deployment_detail(request, pk):

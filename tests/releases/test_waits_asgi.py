@@ -58,3 +58,51 @@ def test_asgi__long_poll_and_stream_of_a_finished_deployment(users, envs, settin
     events = asyncio.run(stream())
     assert events.status_code == 200 and events.headers["content-type"].startswith("text/event-stream")
     assert "event: end" in events.text and '"status": "rolled_back"' in events.text
+
+
+def test_asgi__parked_waiters_hold_no_database_connection(users, envs, settings):
+    """Django's ASGI handler runs each request's sync code in a thread of its own: a waiter that parked with the
+    connection its first rendering opened kept it for the whole wait (200 waiters: PostgreSQL's "too many
+    clients"). Parked waiters hold none; at most DEPLOYMENT_WAIT_RENDER_CONCURRENCY renderings run at once."""
+    import os
+    import threading
+    import weakref
+
+    from django.db.backends.signals import connection_created
+
+    settings.DEPLOYMENT_WAIT_POLL_SECONDS = 0.05
+    settings.DEPLOYMENT_WAIT_RENDER_CONCURRENCY = 4
+    DeploymentTarget.objects.create(environment=envs["development"], backend="simulation")
+    release = make_release(by=users["dev"], envs=[envs["development"]])
+    services.release_approve(release=release, by=users["approver"])
+    paused = deployments.deployment_create(release=release, environment=envs["development"], by=users["ops"],
+                                           strategy="canary", parameters={"pause": None}, dispatch=False)
+    engine.run_inline(paused.pk)
+    auth = {"Authorization": f"Bearer {tokens.issue_token(user=users['ops'], by='test')}"}
+    opened, main = [], threading.get_ident()
+
+    def created(sender, connection, **kwargs):
+        if threading.get_ident() != main:
+            opened.append(weakref.ref(connection))
+
+    connection_created.connect(created, weak=False)
+    waiters = 40
+    try:
+        async def scenario():
+            transport = httpx.ASGITransport(app=asgi.application)
+            async with httpx.AsyncClient(transport=transport, base_url="http://testserver", timeout=30) as client:
+                first = await client.get(f"/api/v1/deployments/{paused.pk}/", headers=auth)
+                tag = {**auth, "If-None-Match": first.headers["ETag"]}
+                parked = [asyncio.create_task(client.get(f"/api/v1/deployments/{paused.pk}/", params={"wait": "3"},
+                                                         headers=tag)) for _ in range(waiters)]
+                await asyncio.sleep(1.5)  # every waiter rendered once and parked
+                held = sum(1 for ref in opened if ref() is not None and ref().connection is not None)
+                answers = await asyncio.gather(*parked)
+                return held, answers
+
+        held, answers = asyncio.run(scenario())
+    finally:
+        connection_created.disconnect(created)
+    assert [a.status_code for a in answers] == [304] * waiters
+    pool = min(32, (os.cpu_count() or 1) + 4)  # asyncio's default executor: the hub's fingerprint queries
+    assert held <= pool + 1 < waiters, (held, len(opened))
