@@ -13,6 +13,12 @@ class PmreleaseConfig(AppConfig):
 
         identity_signals.connect()
 
+        from django.db.models.signals import post_migrate
+
+        from .bootstrap import after_migrate
+
+        post_migrate.connect(after_migrate, dispatch_uid="pmrelease.role_groups")
+
         metrics.register("pmrelease.audit", metrics.AuditCollector())
         metrics.register("pmrelease.celery_queues", metrics.QueueCollector())
         metrics.register("pmrelease.alerts", metrics.AlertCollector())
