@@ -58,6 +58,14 @@ def prune_metrics():
     return metrics.prune()
 
 
+@shared_task
+def prune_alert_events():
+    """Drop alert rule state changes older than ALERT_EVENT_RETENTION_DAYS (each rule's latest is kept)."""
+    from .alerting import services as alerting
+
+    return alerting.prune_events()
+
+
 @shared_task(soft_time_limit=240, time_limit=300)
 def evaluate_alert_rules():
     """Beat: evaluate every enabled alert rule against its environment's metric provider."""

@@ -340,6 +340,11 @@ SPECTACULAR_SETTINGS["POSTPROCESSING_HOOKS"] += ["pmrelease.schema.document_idem
                                                  "pmrelease.schema.document_webhooks"]
 CELERY_BEAT_SCHEDULE["idempotency-prune"] = {"task": "pmrelease.tasks.idempotency_prune",
                                              "schedule": crontab(minute=17)}
+# Retention of the delivery log (pmrelease.retention) and of alert rules' state changes, in days.
+NOTIFICATION_RETENTION_DAYS = env.int("NOTIFICATION_RETENTION_DAYS", default=90)
+ALERT_EVENT_RETENTION_DAYS = env.int("ALERT_EVENT_RETENTION_DAYS", default=90)
+CELERY_BEAT_SCHEDULE["notifications-prune"] = {"task": "pmrelease.tasks.notifications_prune",
+                                               "schedule": crontab(minute=41)}
 # Delivery (pmrelease.delivery) and secrets at rest (pmrelease.crypto): PMR_ENCRYPTION_KEYS is "id:base64key,..."
 # (the first current; unset: a key made once in VAR_DIR/encryption.key embedded, derived from SECRET_KEY otherwise).
 ENCRYPTION_KEYS = env.str("PMR_ENCRYPTION_KEYS", default="")

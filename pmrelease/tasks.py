@@ -50,6 +50,14 @@ def fan_out_notifications(notification_ids):
 
 
 @shared_task
+def notifications_prune():
+    """Forget delivered and failed notifications older than NOTIFICATION_RETENTION_DAYS (pmrelease.retention)."""
+    from . import retention
+
+    return retention.prune_notifications()
+
+
+@shared_task
 def idempotency_prune():
     """Forget Idempotency-Keys older than their 24 hours (pmrelease.idempotency.prune)."""
     from . import idempotency

@@ -276,3 +276,17 @@ def history(rule, *, since=None):
         events = events.filter(at__gte=since)
     return events
 
+
+
+def prune_events(*, now=None, batch=5000):
+    """Delete the rule state changes older than ``ALERT_EVENT_RETENTION_DAYS``, except each rule's latest (which
+    says why it is in its state today); returns how many (beat, hourly)."""
+    import datetime as dt
+
+    from django.db.models import Max
+
+    from pmrelease.retention import prune_in_batches
+
+    cutoff = (now or timezone.now()) - dt.timedelta(days=settings.ALERT_EVENT_RETENTION_DAYS)
+    latest = AlertEvent.objects.values("rule_id").annotate(last=Max("id")).values("last")
+    return prune_in_batches(AlertEvent.objects.filter(at__lt=cutoff).exclude(pk__in=latest), batch)
