@@ -269,7 +269,8 @@ def _maintenance_transition(name):
 
 class MaintenanceViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, mixins.CreateModelMixin,
                          viewsets.GenericViewSet):
-    """Scheduled maintenance. Transitions: start, verify, complete (beat starts/completes on time)."""
+    """Scheduled maintenance. Transitions: start, verify, complete (beat starts/completes on time), cancel (before
+    it starts: it leaves the public page)."""
 
     queryset = Maintenance.objects.prefetch_related("components", "updates")
     serializer_class = MaintenanceSerializer
@@ -285,6 +286,7 @@ class MaintenanceViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, mixin
     start = _maintenance_transition("start")
     verify = _maintenance_transition("verify")
     complete = _maintenance_transition("complete")
+    cancel = _maintenance_transition("cancel")
 
 
 class IncidentPolicySerializer(serializers.ModelSerializer):

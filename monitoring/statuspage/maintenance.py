@@ -67,12 +67,24 @@ MAINTENANCE_MESSAGES = {
     "start": "The scheduled maintenance is in progress.",
     "verify": "The maintenance work is done; we are verifying that everything works.",
     "complete": "The scheduled maintenance has been completed.",
+    "cancel": "This scheduled maintenance has been cancelled.",
 }
 
 
 def maintenance_transition(*, maintenance, name, by, body=""):
-    """start: components go under maintenance; verify; complete: components return to their resting status."""
+    """start: components go under maintenance; verify; complete: components return to their resting status;
+    cancel (before it started): it leaves the public page and its feeds, subscribers are told."""
     require_operator(by)
+    return _transition(maintenance=maintenance, name=name, by=by, body=body)
+
+
+def maintenance_withdraw(*, maintenance, by, body=""):
+    """Cancel a scheduled maintenance on behalf of what announced it (a change request that is cancelled): the
+    right to do so is the caller's (the change's own rules), not the status page operator's."""
+    return _transition(maintenance=maintenance, name="cancel", by=by, body=body)
+
+
+def _transition(*, maintenance, name, by, body):
     if name not in MAINTENANCE_MESSAGES:
         raise errors.ValidationFailed(f"unknown transition '{name}'; one of {', '.join(MAINTENANCE_MESSAGES)}")
     texts.require(body=body)

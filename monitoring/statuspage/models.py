@@ -218,6 +218,7 @@ class MaintenanceStatus(models.TextChoices):
     IN_PROGRESS = "in_progress", "In progress"
     VERIFYING = "verifying", "Verifying"
     COMPLETED = "completed", "Completed"
+    CANCELLED = "cancelled", "Cancelled"  # withdrawn before it started: no longer on the public page
 
 
 ACTIVE_MAINTENANCE = [MaintenanceStatus.IN_PROGRESS, MaintenanceStatus.VERIFYING]
@@ -264,6 +265,11 @@ class Maintenance(ConcurrentTransitionMixin, models.Model):
                 custom={"label": "Complete"})
     def complete(self, by=None, **kwargs):
         self.completed_at = timezone.now()
+
+    @transition(field=status, source=MaintenanceStatus.SCHEDULED, target=MaintenanceStatus.CANCELLED,
+                custom={"label": "Cancel"})
+    def cancel(self, by=None, **kwargs):
+        pass
 
 
 class MaintenanceUpdate(Update):

@@ -377,7 +377,8 @@ def plan(changes, layout, previous):
         kind, _, pk = key.partition(":")
         if kind not in chosen or not pk.isdigit():
             return None
-        public = key in layout["placed"] if kind == "incident" else Maintenance.objects.filter(pk=int(pk)).exists()
+        public = key in layout["placed"] if kind == "incident" else Maintenance.objects.filter(
+            pk=int(pk)).exclude(status="cancelled").exists()
         if not public:
             return None  # gone: the whole site, so that its page is removed
         chosen[kind].add(int(pk))

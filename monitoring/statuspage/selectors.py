@@ -78,7 +78,7 @@ def snapshot(now=None, *, incidents=None):
     for incident in incidents:
         incident.affected_list = [by_id[a.component_id] for a in incident.affected.all() if a.component_id in by_id]
     maintenances = list(
-        Maintenance.objects.order_by("-scheduled_for", "-id")
+        Maintenance.objects.exclude(status=MaintenanceStatus.CANCELLED).order_by("-scheduled_for", "-id")
         .prefetch_related(Prefetch("updates", queryset=MaintenanceUpdate.objects.order_by("-display_at", "-id")),
                           "components"))
     for maintenance in maintenances:

@@ -109,3 +109,44 @@ def test_maintenance_update__end_before_start_or_started__refused_nothing_saved(
         maintenance_update(maintenance=m, data={"name": "Renamed"}, by=ops)
     assert Maintenance.objects.get(pk=m.pk).name == "DB upgrade"
     assert not AuditEvent.objects.filter(action="maintenance.update").exists()
+
+
+def test_maintenance_cancel__scheduled__leaves_the_public_page_and_tells_subscribers(ops, users, components, client,
+                                                                                    monkeypatch):
+    import json
+
+    from monitoring.statuspage import publishing
+    from monitoring.statuspage.models import Delivery, Subscriber
+
+    Subscriber.objects.create(kind="email", email="reader@example.com", confirmed_at=timezone.now())
+    m = _maintenance(ops, components)
+    publishing.publish_site()
+    upcoming = json.loads(client.get("/status/api/v2/scheduled-maintenances/upcoming.json").content)
+    assert [x["name"] for x in upcoming["scheduled_maintenances"]] == ["DB upgrade"]
+    with pytest.raises(errors.PermissionDenied):
+        maintenance_transition(maintenance=m, name="cancel", by=users["dev"])
+    told = []
+    monkeypatch.setattr("monitoring.statuspage.maintenance.notify_later", lambda *args: told.append(args))
+    maintenance_transition(maintenance=m, name="cancel", by=ops)
+    assert told and told[0][:2] == ("maintenance", m.pk)
+    assert m.status == "cancelled" and _status(components["Database"]) == st.OPERATIONAL
+    assert m.updates.order_by("-id").first().body == "This scheduled maintenance has been cancelled."
+    publishing.publish_pending()
+    for name in ("summary.json", "scheduled-maintenances.json", "scheduled-maintenances/upcoming.json"):
+        doc = json.loads(client.get(f"/status/api/v2/{name}").content)
+        assert doc["scheduled_maintenances"] == [], name
+    from monitoring.statuspage.subscribers import notification_fan_out
+
+    notification_fan_out(kind="maintenance", obj_id=m.pk, event=told[0][2])
+    delivery = Delivery.objects.get(event=told[0][2])
+    assert "(Cancelled)" in delivery.subject and "has been cancelled" in delivery.body
+    with pytest.raises(errors.TransitionNotAllowed):
+        maintenance_transition(maintenance=m, name="start", by=ops)
+
+
+def test_maintenance_cancel__started__refused_nothing_changed(ops, components):
+    m = _maintenance(ops, components, start_in=-dt.timedelta(minutes=1))
+    maintenance_transition(maintenance=m, name="start", by=ops)
+    with pytest.raises(errors.TransitionNotAllowed):
+        maintenance_transition(maintenance=m, name="cancel", by=ops)
+    assert Maintenance.objects.get(pk=m.pk).status == "in_progress"
