@@ -352,8 +352,13 @@ def _apply_changes(entry, revision, token, keys, segment_ids):
     feature_json.update(fresh_json)
     inlined_json.update(fresh_inlined)
     events = [{"type": "feature-removed", "featureName": k} for k in removed]
-    events += [{"type": "segment-removed", "segmentId": sid} for sid in segment_ids if sid not in segments]
-    events += [{"type": "segment-updated", "segment": segments[sid]} for sid in segment_ids if sid in segments]
+    # The engine's segments follow the document's: changed ones, and those a flag refers to for the first time
+    # (a segment made while only an archived flag used it was never in the snapshot), are sent again; those no
+    # flag refers to any more leave it.
+    events += [{"type": "segment-removed", "segmentId": sid}
+               for sid in sorted(segment_ids | set(entry.segments)) if sid not in segments]
+    events += [{"type": "segment-updated", "segment": segments[sid]}
+               for sid in sorted(segments) if sid in segment_ids or sid not in entry.segments]
     events += [{"type": "feature-updated", "feature": loaded[k]} for k in loaded]
     flag_types = dict(entry.flag_types)
     for key in removed:
