@@ -434,3 +434,7 @@ MIDDLEWARE.insert(MIDDLEWARE.index("pmrelease.identity.oidc.SessionRefresh") + 1
                   "pmrelease.identity.stepup.StepUpMiddleware")
 MIDDLEWARE.append("axes.middleware.AxesMiddleware")
 # --- end identity ---
+# The APIs served outside DRF in the OpenAPI document (after the error answers, which they document themselves):
+# OFREP and the Unleash APIs of the flag edge (flags.schema), the status page's JSON (monitoring.statuspage.schema).
+SPECTACULAR_SETTINGS["POSTPROCESSING_HOOKS"] += ["flags.schema.document_flag_apis",
+                                                 "monitoring.statuspage.schema.document_status_json"]
