@@ -195,6 +195,22 @@ class ApiTokenForm(forms.ModelForm):
         model = ApiToken
         fields = ["user", "name", "scopes", "expires_at"]
 
+    def environments(self):
+        return [n.strip() for n in self.cleaned_data.get("environment_names", "").split(",") if n.strip()]
+
+    def clean(self):
+        """The service's checks beside the fields, so a refusal keeps what was typed (and issues nothing)."""
+        data = super().clean()
+        user = data.get("user")
+        if user is not None and not user.is_active:
+            self.add_error("user", f"{user.get_username()} is inactive: it cannot be given a token")
+        if "name" in data and "scopes" in data:
+            problems = tokens.token_problems(name=data["name"], scopes=list(data["scopes"]),
+                                             environments=self.environments(), expires_at=data.get("expires_at"))
+            for field, said in problems.items():
+                self.add_error({"environments": "environment_names"}.get(field, field), said)
+        return data
+
 
 @admin.register(ApiToken)
 class ApiTokenAdmin(ServiceAdminMixin, admin.ModelAdmin):
@@ -223,10 +239,10 @@ class ApiTokenAdmin(ServiceAdminMixin, admin.ModelAdmin):
         return self.readonly if obj else []
 
     def save_model(self, request, obj, form, change):
-        names = [n.strip() for n in form.cleaned_data.get("environment_names", "").split(",") if n.strip()]
         token, key = tokens.create_token(user=form.cleaned_data["user"], by=request.user,
                                          name=form.cleaned_data["name"], scopes=form.cleaned_data["scopes"],
-                                         environments=names, expires_at=form.cleaned_data.get("expires_at"))
+                                         environments=form.environments(),
+                                         expires_at=form.cleaned_data.get("expires_at"))
         obj.pk = token.pk
         messages.warning(request, f"The key of token '{token.name}', shown this once: {key}")
 
@@ -254,6 +270,15 @@ class ServiceAccountForm(forms.ModelForm):
     class Meta:
         model = ServiceAccount
         fields = ["description"]
+
+    def clean(self):
+        data = super().clean()
+        if "username" in data:
+            problems = tokens.service_account_problems(username=data["username"],
+                                                       roles=[g.name for g in data.get("roles") or []])
+            for field, said in problems.items():
+                self.add_error(field, said)
+        return data
 
 
 @admin.register(ServiceAccount)
