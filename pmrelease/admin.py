@@ -6,6 +6,7 @@ from django.contrib.auth.models import Group
 from django.http import HttpResponseRedirect, StreamingHttpResponse
 from django.template.response import TemplateResponse
 from django.urls import path
+from django.utils.cache import add_never_cache_headers
 from django.utils.html import format_html
 from rest_framework.authtoken.models import TokenProxy
 
@@ -214,7 +215,7 @@ class ApiTokenForm(forms.ModelForm):
 
 @admin.register(ApiToken)
 class ApiTokenAdmin(ServiceAdminMixin, admin.ModelAdmin):
-    """Tokens are issued here (the key is shown once, in the message after saving) and revoked with the
+    """Tokens are issued here (the key is shown once, on the page answering the save) and revoked with the
     action; they are never edited."""
 
     form = ApiTokenForm
@@ -244,7 +245,17 @@ class ApiTokenAdmin(ServiceAdminMixin, admin.ModelAdmin):
                                          environments=form.environments(),
                                          expires_at=form.cleaned_data.get("expires_at"))
         obj.pk = token.pk
-        messages.warning(request, f"The key of token '{token.name}', shown this once: {key}")
+        obj._issued = (token, key)  # shown by response_add, on the answer to this POST only
+
+    def response_add(self, request, obj, post_url_continue=None):
+        """The key on the answer to the POST itself, never stored: not in a message (the cookie or session that
+        carries messages to the next page would hold it), not cached by the browser."""
+        token, key = obj._issued
+        response = TemplateResponse(request, "admin/pmrelease/apitoken/issued.html", {
+            **self.admin_site.each_context(request), "title": f"Token {token.name} issued", "opts": self.opts,
+            "token": token, "key": key})
+        add_never_cache_headers(response)  # Cache-Control: no-cache, no-store, must-revalidate, private
+        return response
 
     def save_related(self, request, form, formsets, change):
         pass  # the service saved everything

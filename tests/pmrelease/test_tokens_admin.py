@@ -19,7 +19,7 @@ pytestmark = pytest.mark.django_db
 
 ACCOUNTS = "/admin/pmrelease/serviceaccount/"
 TOKENS = "/admin/pmrelease/apitoken/"
-KEY = re.compile(r"shown this once: ([0-9a-f]{40})")
+KEY = re.compile(r'<code id="token-key"[^>]*>([0-9a-f]{40})</code>')
 
 
 def messages_of(response):
@@ -101,17 +101,22 @@ def test_admin__issues_a_token__scopes_expiry_environments__key_shown_exactly_on
     account = get_user_model().objects.get(username="ci-deployer")
     expires = (timezone.now() + dt.timedelta(days=30)).replace(microsecond=0)
     response = issue(admin_client, account, expires_at=expires)
-    assert response.status_code == 200, response.content
+    assert response.status_code == 200 and response.redirect_chain == [], response.content  # the POST's answer
     token = ApiToken.objects.get()
     assert (token.user, token.name, token.scopes, token.environments) == (
         account, "staging deployer", ["deployments:write", "read"], ["staging"])
     assert token.expires_at == expires and token.revoked_at is None
-    shown = [m for m in messages_of(response) if "shown this once" in m]
-    assert len(shown) == 1, messages_of(response)
-    key = KEY.search(shown[0]).group(1)
-    assert key.startswith(token.prefix) and key not in str(list(ApiToken.objects.values()))
     page = response.content.decode()
-    assert page.count(key) == 1  # on the page after saving, once
+    key = KEY.search(page).group(1)
+    assert page.count(key) == 1 and "shown this once" in page
+    assert key.startswith(token.prefix) and key not in str(list(ApiToken.objects.values()))
+    assert "no-store" in response["Cache-Control"]  # the browser keeps no copy of the page
+    # not carried to another page: no message, no cookie, nothing in the session
+    assert not any(key in m for m in messages_of(response))
+    assert all(key not in morsel.value for morsel in response.cookies.values())
+    from django.contrib.sessions.models import Session
+
+    assert all(key not in str(s.get_decoded()) for s in Session.objects.all())
     # never again: not on the list, not on the token's page, not in the trail
     for url in (TOKENS, f"{TOKENS}{token.pk}/change/", ACCOUNTS, "/admin/pmrelease/auditevent/"):
         later = admin_client.get(url)
@@ -138,7 +143,7 @@ def test_admin__token_fields_the_service_refuses__form_error_beside_the_field_in
     form = response.context["adminform"].form
     assert form.data["user"] == str(users["ops"].pk) and form.data.getlist("scopes") == ["read", "deployments:write"]
     assert re.search(r'value="deployments:write"[^>]*checked', response.content.decode())
-    assert not any("shown this once" in m for m in messages_of(response))
+    assert not KEY.search(response.content.decode())
     assert not ApiToken.objects.exists() and not AuditEvent.objects.filter(action="apitoken.issue").exists()
 
 
@@ -158,7 +163,7 @@ def test_admin__token_without_a_recent_second_factor__refused_with_a_message_and
     said = " ".join(messages_of(response))
     assert "second factor" in said and "manage API tokens" in said, said
     assert response.redirect_chain and response.redirect_chain[0][0].startswith("/account/step-up/?next=")
-    assert not any("shown this once" in m for m in messages_of(response))
+    assert not KEY.search(response.content.decode())
     assert not AuditEvent.objects.filter(action="apitoken.issue").exists()
 
 
@@ -197,7 +202,7 @@ def test_admin__not_an_administrator__does_not_see_the_tokens_or_accounts(client
 def test_admin__revoke_action__the_token_answers_401_saying_revoked_and_when(admin_client, users, envs):
     create_account(admin_client)
     account = get_user_model().objects.get(username="ci-deployer")
-    key = KEY.search(" ".join(messages_of(issue(admin_client, account)))).group(1)
+    key = KEY.search(issue(admin_client, account).content.decode()).group(1)
     assert bearer(key).get("/api/v1/releases/").status_code == 200
     token = ApiToken.objects.get()
     response = admin_client.post(TOKENS, {"action": "revoke", "_selected_action": [str(token.pk)]}, follow=True)
