@@ -10,13 +10,18 @@ of the operation's transaction and hands them to the worker after commit: it nev
 network, so a failing or slow endpoint cannot block or roll back a transition, and a transition rolled back sends
 nothing.
 """
+import logging
+
 from django.conf import settings
+from django.db import DatabaseError, transaction
 
 from pmrelease import audit, delivery
 from pmrelease.models import AuditEvent
 
 from .models import ChangeRequest
 from .policy import effective_risk
+
+log = logging.getLogger(__name__)
 
 # transition name -> (event, what the title says, severity)
 EVENTS = {
@@ -42,9 +47,8 @@ def _api_link(pk):
     return f"{settings.PORTAL_URL.rstrip('/')}/api/v1/changes/{pk}/"
 
 
-def change_data(change, *, transition, source, target, by, reason, audit_event):
-    """The documented ``data`` of a change event (schema ``WebhookEvent``)."""
-    environments = list(change.environments.order_by("name").values_list("name", flat=True))
+def change_data(change, *, transition, source, target, by, reason, audit_event, environments):
+    """The documented ``data`` of a change event (schema ``WebhookChangeData``)."""
     return {
         "change": change.pk, "number": f"CHG-{change.pk}", "title": change.title, "type": change.type,
         "class": change.change_class, "priority": change.priority, "risk": effective_risk(change),
@@ -58,26 +62,32 @@ def change_data(change, *, transition, source, target, by, reason, audit_event):
 
 def on_transition(sender, instance, name, source, target, **kwargs):
     """One event per transition, to the channels subscribed to it in any of the change's environments (or in
-    all environments)."""
+    all environments). Never raises: a problem here is logged, and the transition goes on."""
     if sender is not ChangeRequest or name not in EVENTS:
         return
-    change = instance
+    try:
+        with transaction.atomic():  # a savepoint: a database error here never breaks the transition's transaction
+            _notify(instance, name, source, target, kwargs.get("method_kwargs") or {})
+    except (DatabaseError, ValueError, TypeError):
+        log.exception("the %s event of change %s could not be recorded", EVENTS[name][0], instance.pk)
+
+
+def _notify(change, name, source, target, method_kwargs):
     event, what, severity = EVENTS[name]
-    method_kwargs = kwargs.get("method_kwargs") or {}
     by, reason = method_kwargs.get("by"), method_kwargs.get("reason") or ""
     if name == "close" and change.close_code == "unsuccessful":
         severity = "failure"
+    names = list(change.environments.order_by("name").values_list("name", flat=True)) or [""]
+    channels = {c.pk: c for env in names for c in delivery.subscribed_channels(event, env)}
+    if not channels:
+        return
     # the audit row the trail just recorded for this transition (pmrelease.signals runs first): it makes the
     # delivery id unique per occurrence (a change may be submitted again after a rejection) and stable
     audit_event = (AuditEvent.objects.filter(object_type=ChangeRequest._meta.label_lower, object_id=str(change.pk),
                                              action=f"{ChangeRequest._meta.model_name}.{name}")
                    .order_by("-id").values_list("id", flat=True).first())
     data = change_data(change, transition=name, source=source, target=target, by=by, reason=reason,
-                       audit_event=audit_event)
-    names = data["environments"] or [""]
-    channels = {c.pk: c for env in names for c in delivery.subscribed_channels(event, env)}
-    if not channels:
-        return
+                       audit_event=audit_event, environments=[n for n in names if n])
     envs = ", ".join(n for n in names if n) or "no environment"
     delivery.notify(
         event=event, environment=names[0] if len(names) == 1 else "", severity=severity,

@@ -250,6 +250,27 @@ def test_change_events__recording_fails__transition_still_commits(new_change, us
     assert ChangeRequest.objects.get(pk=change.pk).status == "submitted"
 
 
+def test_change_events__a_database_error_in_the_event__logged_transition_still_commits(new_change, users, channel,
+                                                                                      monkeypatch, caplog):
+    channel(environment="staging")
+
+    real = delivery.subscribed_channels
+
+    def broken(event, environment=""):
+        from django.db import DatabaseError
+
+        if event.startswith("change."):  # only this module's reads (the approval request reads them as well)
+            raise DatabaseError("subscriptions unreadable")
+        return real(event, environment)
+
+    monkeypatch.setattr(delivery, "subscribed_channels", broken)
+    change = new_change("staging", by=users["dev"])
+    services.change_submit(change=change, by=users["dev"])  # no exception reaches the service
+    assert ChangeRequest.objects.get(pk=change.pk).status == "submitted"
+    assert transitions(change) == ["changerequest.submit"]  # its audit row stands
+    assert "change.submitted event of change" in caplog.text
+
+
 def test_change_events__transition_rolled_back__nothing_sent(new_change, users, channel,
                                                              django_capture_on_commit_callbacks):
     channel(environment="staging")
