@@ -233,6 +233,9 @@ class ApiTokenAdmin(ServiceAdminMixin, admin.ModelAdmin):
     def has_change_permission(self, request, obj=None):
         return obj is None and request.user.is_superuser  # the change list's actions; no editing
 
+    def has_delete_permission(self, request, obj=None):
+        return False  # revoked (audited), never deleted: a deleted token would leave its issue row orphaned
+
     def get_fields(self, request, obj=None):
         return self.readonly if obj else ["user", "name", "scopes", "environment_names", "expires_at"]
 
@@ -305,6 +308,9 @@ class ServiceAccountAdmin(ServiceAdminMixin, AuditHistoryMixin, admin.ModelAdmin
 
     def has_change_permission(self, request, obj=None):
         return obj is None and request.user.is_superuser
+
+    def has_delete_permission(self, request, obj=None):
+        return False  # deleting the row would quietly turn the account into a person's, unaudited
 
     def get_fields(self, request, obj=None):
         return ["user", "description", "roles", "created_by", "created_at"] if obj else [

@@ -216,3 +216,22 @@ def test_admin__revoke_action__the_token_answers_401_saying_revoked_and_when(adm
     assert AuditEvent.objects.filter(action="apitoken.revoke", actor_username="admin").exists()
     again = admin_client.post(TOKENS, {"action": "revoke", "_selected_action": [str(token.pk)]}, follow=True)
     assert "0 token(s) revoked" in messages_of(again)  # already revoked: nothing done, nothing broken
+
+
+def test_admin__tokens_and_service_accounts__revoked_never_deleted(admin_client, users, envs):
+    """Deleting would erase a token or an account's service status without an audit row: the admin offers no
+    delete, neither the action nor the page."""
+    create_account(admin_client)
+    account = ServiceAccount.objects.get()
+    issue(admin_client, account.user)
+    token = ApiToken.objects.get()
+    for changelist, obj in ((TOKENS, token), (ACCOUNTS, account)):
+        listing = admin_client.get(changelist).content.decode()
+        assert "delete_selected" not in listing, changelist
+        response = admin_client.post(changelist, {"action": "delete_selected", "_selected_action": [str(obj.pk)],
+                                                  "post": "yes"}, follow=True)
+        assert response.status_code == 200
+        assert admin_client.get(f"{changelist}{obj.pk}/delete/").status_code == 403
+        assert admin_client.post(f"{changelist}{obj.pk}/delete/", {"post": "yes"}).status_code == 403
+        assert "/delete/" not in admin_client.get(f"{changelist}{obj.pk}/change/").content.decode()
+    assert ApiToken.objects.filter(pk=token.pk).exists() and ServiceAccount.objects.filter(pk=account.pk).exists()
