@@ -7,13 +7,15 @@ class ChangesConfig(AppConfig):
     verbose_name = "Change management"
 
     def ready(self):
+        from django_fsm.signals import post_transition
+
         from flags import hooks as flag_hooks
         from flags import signals as flag_signals
         from monitoring import selectors as monitoring_selectors
         from releases import configuration, signals
         from releases.deploy import hooks
 
-        from . import selectors, services
+        from . import notifications, selectors, services
 
         hooks.deployment_gate.provide(services.deployment_gate)
         monitoring_selectors.change_submissions.provide(selectors.change_submissions)
@@ -26,3 +28,5 @@ class ChangesConfig(AppConfig):
         signals.deployment_started.connect(lambda sender, deployment, **kw: services.on_deployment_started(
             deployment=deployment), weak=False, dispatch_uid="changes.deployment_started")
         signals.deployment_finished.connect(services.on_deployment_finished, dispatch_uid="changes.deployment_finished")
+        # after pmrelease's audit receiver (connected first): the event goes where the transition is audited
+        post_transition.connect(notifications.on_transition, dispatch_uid="changes.notify_transition")

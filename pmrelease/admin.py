@@ -6,6 +6,7 @@ from django.contrib.auth.models import Group
 from django.http import HttpResponseRedirect, StreamingHttpResponse
 from django.template.response import TemplateResponse
 from django.urls import path
+from django.utils.cache import add_never_cache_headers
 from django.utils.html import format_html
 from rest_framework.authtoken.models import TokenProxy
 
@@ -195,10 +196,26 @@ class ApiTokenForm(forms.ModelForm):
         model = ApiToken
         fields = ["user", "name", "scopes", "expires_at"]
 
+    def environments(self):
+        return [n.strip() for n in self.cleaned_data.get("environment_names", "").split(",") if n.strip()]
+
+    def clean(self):
+        """The service's checks beside the fields, so a refusal keeps what was typed (and issues nothing)."""
+        data = super().clean()
+        user = data.get("user")
+        if user is not None and not user.is_active:
+            self.add_error("user", f"{user.get_username()} is inactive: it cannot be given a token")
+        if "name" in data and "scopes" in data:
+            problems = tokens.token_problems(name=data["name"], scopes=list(data["scopes"]),
+                                             environments=self.environments(), expires_at=data.get("expires_at"))
+            for field, said in problems.items():
+                self.add_error({"environments": "environment_names"}.get(field, field), said)
+        return data
+
 
 @admin.register(ApiToken)
 class ApiTokenAdmin(ServiceAdminMixin, admin.ModelAdmin):
-    """Tokens are issued here (the key is shown once, in the message after saving) and revoked with the
+    """Tokens are issued here (the key is shown once, on the page answering the save) and revoked with the
     action; they are never edited."""
 
     form = ApiTokenForm
@@ -216,6 +233,9 @@ class ApiTokenAdmin(ServiceAdminMixin, admin.ModelAdmin):
     def has_change_permission(self, request, obj=None):
         return obj is None and request.user.is_superuser  # the change list's actions; no editing
 
+    def has_delete_permission(self, request, obj=None):
+        return False  # revoked (audited), never deleted: a deleted token would leave its issue row orphaned
+
     def get_fields(self, request, obj=None):
         return self.readonly if obj else ["user", "name", "scopes", "environment_names", "expires_at"]
 
@@ -223,12 +243,22 @@ class ApiTokenAdmin(ServiceAdminMixin, admin.ModelAdmin):
         return self.readonly if obj else []
 
     def save_model(self, request, obj, form, change):
-        names = [n.strip() for n in form.cleaned_data.get("environment_names", "").split(",") if n.strip()]
         token, key = tokens.create_token(user=form.cleaned_data["user"], by=request.user,
                                          name=form.cleaned_data["name"], scopes=form.cleaned_data["scopes"],
-                                         environments=names, expires_at=form.cleaned_data.get("expires_at"))
+                                         environments=form.environments(),
+                                         expires_at=form.cleaned_data.get("expires_at"))
         obj.pk = token.pk
-        messages.warning(request, f"The key of token '{token.name}', shown this once: {key}")
+        obj._issued = (token, key)  # shown by response_add, on the answer to this POST only
+
+    def response_add(self, request, obj, post_url_continue=None):
+        """The key on the answer to the POST itself, never stored: not in a message (the cookie or session that
+        carries messages to the next page would hold it), not cached by the browser."""
+        token, key = obj._issued
+        response = TemplateResponse(request, "admin/pmrelease/apitoken/issued.html", {
+            **self.admin_site.each_context(request), "title": f"Token {token.name} issued", "opts": self.opts,
+            "token": token, "key": key})
+        add_never_cache_headers(response)  # Cache-Control: no-cache, no-store, must-revalidate, private
+        return response
 
     def save_related(self, request, form, formsets, change):
         pass  # the service saved everything
@@ -255,6 +285,15 @@ class ServiceAccountForm(forms.ModelForm):
         model = ServiceAccount
         fields = ["description"]
 
+    def clean(self):
+        data = super().clean()
+        if "username" in data:
+            problems = tokens.service_account_problems(username=data["username"],
+                                                       roles=[g.name for g in data.get("roles") or []])
+            for field, said in problems.items():
+                self.add_error(field, said)
+        return data
+
 
 @admin.register(ServiceAccount)
 class ServiceAccountAdmin(ServiceAdminMixin, AuditHistoryMixin, admin.ModelAdmin):
@@ -269,6 +308,9 @@ class ServiceAccountAdmin(ServiceAdminMixin, AuditHistoryMixin, admin.ModelAdmin
 
     def has_change_permission(self, request, obj=None):
         return obj is None and request.user.is_superuser
+
+    def has_delete_permission(self, request, obj=None):
+        return False  # deleting the row would quietly turn the account into a person's, unaudited
 
     def get_fields(self, request, obj=None):
         return ["user", "description", "roles", "created_by", "created_at"] if obj else [

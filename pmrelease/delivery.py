@@ -45,6 +45,17 @@ EVENTS = {
     "incident.published": "Incident published",
     "flag.stale": "Stale feature flags",
     "secret.rotation": "Secret reference due, in grace or overdue for rotation",
+    "change.submitted": "Change request submitted",
+    "change.in_review": "Change request in technical review",
+    "change.approved": "Change request approved",
+    "change.rejected": "Change request rejected (back to draft)",
+    "change.reopened": "Change request back in review (approved content edited)",
+    "change.scheduled": "Change request scheduled",
+    "change.implementing": "Change request implementation started",
+    "change.validating": "Change request implemented, validation started",
+    "change.closed": "Change request closed",
+    "change.failed": "Change request failed",
+    "change.cancelled": "Change request cancelled",
     "channel.test": "Channel test",
 }
 ANY = "*"

@@ -88,7 +88,9 @@ WEBHOOK_EVENT = {
             "deployment.started", "deployment.step_changed", "deployment.succeeded", "deployment.failed",
             "deployment.rolled_back", "gate.override_needed", "gate.result", "release.approved",
             "approval.requested", "trigger.fired", "alert.firing", "alert.resolved", "slo.burn_rate",
-            "incident.published", "flag.stale", "secret.rotation", "channel.test"]},
+            "incident.published", "flag.stale", "secret.rotation", "change.submitted", "change.in_review",
+            "change.approved", "change.rejected", "change.reopened", "change.scheduled", "change.implementing",
+            "change.validating", "change.closed", "change.failed", "change.cancelled", "channel.test"]},
         "created_at": {"type": "string", "format": "date-time"},
         "environment": {"type": "string", "nullable": True},
         "title": {"type": "string"},
@@ -98,12 +100,50 @@ WEBHOOK_EVENT = {
             "automatic_rollback when finished; step {position, phase, kind, name, status, outcome} for "
             "step_changed; gate {slug, name, status, attempt, tests, passed, failed, errors, url} for gate.result; "
             "waiting_for for gate.override_needed). release.approved: release, version, type, title, environments, "
-            "link.")},
+            "link. change.* (one per transition of a change request): WebhookChangeData.")},
+    },
+}
+
+WEBHOOK_CHANGE_DATA = {
+    "type": "object",
+    "description": "`data` of the change events: change.submitted, change.in_review, change.approved, change.rejected "
+                   "(back to draft), change.reopened (approved content edited: back in review), change.scheduled, "
+                   "change.implementing, change.validating (implemented; validation under way), change.closed, "
+                   "change.failed, change.cancelled — one per transition of a change request, delivered to the "
+                   "channels subscribed to the event in any of the change's environments (or in all).",
+    "required": ["change", "number", "title", "type", "class", "priority", "risk", "transition", "status_before",
+                 "status", "actor", "reason", "environments", "planned_start", "close_code", "approval_round",
+                 "audit_event", "link", "api_link"],
+    "properties": {
+        "change": {"type": "integer", "description": "the change request's id"},
+        "number": {"type": "string", "description": "CHG-<id>"},
+        "title": {"type": "string"},
+        "type": {"type": "string", "enum": ["enhancement", "bug_fix", "security", "infrastructure"]},
+        "class": {"type": "string", "enum": ["normal", "standard", "emergency", "flag_change"]},
+        "priority": {"type": "string", "enum": ["low", "medium", "high", "critical"]},
+        "risk": {"type": "string", "enum": ["low", "medium", "high", "critical"]},
+        "transition": {"type": "string", "enum": ["submit", "review", "approve", "reject", "reopen", "schedule",
+                                                  "implement", "validate", "close", "fail", "cancel"]},
+        "status_before": {"type": "string"},
+        "status": {"type": "string", "description": "the state after the transition"},
+        "actor": {"type": "string", "description": "who (`system` for the portal itself; `account (token name)` "
+                                                   "through an API token)"},
+        "reason": {"type": "string"},
+        "environments": {"type": "array", "items": {"type": "string"}},
+        "planned_start": {"type": "string", "format": "date-time", "nullable": True},
+        "close_code": {"type": "string", "nullable": True,
+                       "enum": ["successful", "successful_with_issues", "unsuccessful", None]},
+        "approval_round": {"type": "integer"},
+        "audit_event": {"type": "integer", "nullable": True, "description": "the audit trail's row of the transition"},
+        "link": {"type": "string", "format": "uri", "description": "the change in the admin"},
+        "api_link": {"type": "string", "format": "uri", "description": "the change in the REST API"},
     },
 }
 
 
 def document_webhooks(result, generator, request, public):
     """The webhook payload as a component (``WebhookEvent``), so generated clients and receivers have its type."""
-    result.setdefault("components", {}).setdefault("schemas", {})["WebhookEvent"] = WEBHOOK_EVENT
+    schemas = result.setdefault("components", {}).setdefault("schemas", {})
+    schemas["WebhookEvent"] = WEBHOOK_EVENT
+    schemas["WebhookChangeData"] = WEBHOOK_CHANGE_DATA
     return result

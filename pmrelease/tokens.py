@@ -99,6 +99,19 @@ def _validate(*, name, scopes, environments, expires_at, environment_exists):
         raise errors.ValidationFailed("invalid token", field_errors=problems)
 
 
+def token_problems(*, name, scopes, environments=(), expires_at=None, environment_exists=None):
+    """What is wrong with a token's fields, per field ({} when nothing): the checks ``create_token`` makes, for a
+    form to show beside its fields (the admin) before anything is issued."""
+    from .delivery import environment_exists as registered
+
+    try:
+        _validate(name=name, scopes=scopes, environments=list(environments), expires_at=expires_at,
+                  environment_exists=environment_exists or registered)
+    except errors.ValidationFailed as exc:
+        return dict(exc.field_errors)
+    return {}
+
+
 def _may_issue_for(by, user):
     if getattr(by, "is_superuser", False):
         return True
@@ -164,24 +177,32 @@ def is_service_account(user):
     return ServiceAccount.objects.filter(user_id=user.pk).exists()
 
 
+def service_account_problems(*, username, roles=()):
+    """What is wrong with a new service account's name and roles, per field ({} when nothing)."""
+    problems = {}
+    username = (username or "").strip()
+    if not username or len(username) > 150 or not all(c.isalnum() or c in "@.+-_" for c in username):
+        problems["username"] = ["letters, digits and @ . + - _ only, up to 150 characters"]
+    elif get_user_model().objects.filter(username=username).exists():
+        problems["username"] = [f"an account named {username} exists"]
+    missing = sorted(set(roles or []) - set(Group.objects.filter(name__in=list(roles or [])).values_list(
+        "name", flat=True)))
+    if missing:
+        problems["roles"] = [f"no role named {', '.join(missing)}"]
+    return problems
+
+
 def service_account_create(*, username, roles, by, description=""):
     """A service account: a user with no usable password and no admin login, in the role groups named by
     ``roles`` (its environment access is theirs). Administrators only; audited."""
     if not getattr(by, "is_superuser", False):
         raise errors.PermissionDenied("only an administrator may create service accounts")
     User = get_user_model()
-    problems = {}
     username = (username or "").strip()
-    if not username or len(username) > 150 or not all(c.isalnum() or c in "@.+-_" for c in username):
-        problems["username"] = ["letters, digits and @ . + - _ only, up to 150 characters"]
-    elif User.objects.filter(username=username).exists():
-        problems["username"] = [f"an account named {username} exists"]
-    groups = list(Group.objects.filter(name__in=list(roles or [])))
-    missing = sorted(set(roles or []) - {g.name for g in groups})
-    if missing:
-        problems["roles"] = [f"no role named {', '.join(missing)}"]
+    problems = service_account_problems(username=username, roles=roles)
     if problems:
         raise errors.ValidationFailed("invalid service account", field_errors=problems)
+    groups = list(Group.objects.filter(name__in=list(roles or [])))
     with transaction.atomic():
         user = User(username=username, is_staff=False, is_superuser=False, is_active=True)
         user.set_unusable_password()
