@@ -498,7 +498,22 @@ def change_cancel(*, change, by, reason):
         locked.save()
         for flag_change in _flag_changes(locked):  # withdrawn by its requester (or rejected by a manager)
             flags_services.change_request_reject(change=flag_change, by=by, comment=reason)
+        _withdraw_maintenance(locked, by, reason)
     return locked
+
+
+def _withdraw_maintenance(change, by, reason):
+    """The status page maintenance a cancelled change announced (still scheduled) is cancelled with it: it
+    leaves the public page and its subscribers are told."""
+    from monitoring.models import Maintenance
+    from monitoring.statuspage import maintenance as status_maintenance
+
+    content_type = ContentType.objects.get_for_model(Maintenance)
+    linked = [int(i) for i in change.links.filter(content_type=content_type).values_list("object_id", flat=True)]
+    for announced in Maintenance.objects.filter(pk__in=linked, status="scheduled"):
+        status_maintenance.maintenance_withdraw(
+            maintenance=announced, by=by, body=f"This scheduled maintenance has been cancelled: {change.title} "
+                                               "will not take place as planned.")
 
 
 def change_raise_risk(*, change, by, level, reason):

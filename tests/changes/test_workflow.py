@@ -393,3 +393,17 @@ def test_maintenance_change__scheduled__announced_on_the_status_page_and_moved_w
     approve_change(change)
     services.change_schedule(change=change, by=users["ops"])
     assert Maintenance.objects.count() == 1 and Maintenance.objects.get().scheduled_for == later
+
+
+def test_maintenance_change__cancelled__its_announcement_is_withdrawn(new_change, users, envs):
+    from monitoring.models import Component, Maintenance
+
+    Component.objects.create(name="Sending API").environments.set([envs["staging"]])
+    change = approved(new_change, users, "staging", maintenance=True,
+                      planned_start=timezone.now() + dt.timedelta(days=2), duration=45)
+    services.change_schedule(change=change, by=users["ops"])
+    assert Maintenance.objects.get().status == "scheduled"
+    services.change_cancel(change=change, by=users["dev"], reason="the vendor moved the date")  # the requester
+    announced = Maintenance.objects.get()
+    assert announced.status == "cancelled"
+    assert "will not take place" in announced.updates.order_by("-id").first().body
