@@ -567,7 +567,13 @@ def handle(environ, body=None, path=None):
 
 def _answer(request, config, secure, host):
     if host is None:
-        return 400, {"errorDetails": "the Host header is not one this server answers for (ALLOWED_HOSTS)"}, []
+        body = {"errorDetails": "the Host header is not one this server answers for (ALLOWED_HOSTS)"}
+        if request.path == OFREP_FLAG_PREFIX.rstrip("/") or serves(request.path) and request.path.startswith(
+                OFREP_FLAG_PREFIX):  # OFREP's failure bodies: an error code, and the key for one flag
+            body = {"errorCode": "GENERAL", **body}
+            if request.path.startswith(OFREP_FLAG_PREFIX):
+                body = {"key": request.path[len(OFREP_FLAG_PREFIX):], **body}
+        return 400, body, []
     if config["redirect"] and not secure:
         target = f"https://{config['redirect_host'] or host}{request.path}"
         if request.environ.get("QUERY_STRING"):

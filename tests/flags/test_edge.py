@@ -123,6 +123,13 @@ def test_edge__host_not_allowed__400(portal_app, flags, key):
     status, _, body = call(portal_app, "POST", "/ofrep/v1/evaluate/flags/on", {},
                            {"HTTP_AUTHORIZATION": key, "HTTP_HOST": "evil.example"})
     assert status == 400 and b"ALLOWED_HOSTS" in body
+    assert json.loads(body) == {"key": "on", "errorCode": "GENERAL", "errorDetails": json.loads(body)["errorDetails"]}
+    status, _, body = call(portal_app, "POST", "/ofrep/v1/evaluate/flags", {},
+                           {"HTTP_AUTHORIZATION": key, "HTTP_HOST": "evil.example"})
+    assert status == 400 and json.loads(body)["errorCode"] == "GENERAL" and "key" not in json.loads(body)
+    status, _, body = call(portal_app, "GET", "/api/client/features", None,
+                           {"HTTP_AUTHORIZATION": key, "HTTP_HOST": "evil.example"})
+    assert status == 400 and set(json.loads(body)) == {"errorDetails"}  # Unleash: its own error shape
 
 
 def test_edge__ssl_redirect_and_hsts__as_django_security_middleware(portal_app, flags, key, settings):
