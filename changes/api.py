@@ -192,7 +192,7 @@ class ChangeRequestViewSet(viewsets.ModelViewSet):
             return ChangeRequest.objects.none()
         return (selectors.visible_changes(self.request.user)
                 .select_related("requested_by", "implementer", "template")
-                .prefetch_related("environments", "approvals__approver", "links__content_type"))
+                .prefetch_related("environments", "approvers", "approvals__approver", "links__content_type"))
 
     def create(self, request, *args, **kwargs):
         serializer = self.get_serializer(data=request.data)
