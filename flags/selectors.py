@@ -23,12 +23,18 @@ def state_warnings(state, known=None):
 
 def flag_warnings(flag):
     """``{environment name: [warning]}`` for the environments where ``flag`` has warnings."""
+    return flags_warnings([flag])[flag.pk]
+
+
+def flags_warnings(flags):
+    """``{flag id: {environment name: [warning]}}`` of many flags (a list page's): the known segments and flags
+    read once, the flags' states in one query."""
     known = _known()
-    result = {}
-    for state in FlagEnvironment.objects.filter(flag=flag).select_related("environment", "flag"):
+    result = {flag.pk: {} for flag in flags}
+    for state in FlagEnvironment.objects.filter(flag__in=list(result)).select_related("environment", "flag"):
         warnings = state_warnings(state, known)
         if warnings:
-            result[state.environment.name] = warnings
+            result[state.flag_id][state.environment.name] = warnings
     return result
 
 
