@@ -366,6 +366,9 @@ class ChangeFreezeAdmin(_ServiceSaved):
     fields = services.FREEZE_FIELDS
     service_fields = services.FREEZE_FIELDS
 
+    def get_queryset(self, request):
+        return super().get_queryset(request).prefetch_related("environments")
+
     @admin.display(description="when")
     def period(self, obj):
         if obj.rule:
@@ -386,6 +389,7 @@ class ChangeFreezeAdmin(_ServiceSaved):
 @admin.register(ChangeTemplate)
 class ChangeTemplateAdmin(_ServiceSaved):
     list_display = ["name", "version", "type", "max_risk", "approved_by", "approved_at", "active"]
+    list_select_related = ["approved_by"]  # empty until approved: select_related() alone skips it
     list_filter = ["active", "type"]
     filter_horizontal = ["environments"]
     fields = services.TEMPLATE_FIELDS
@@ -418,6 +422,7 @@ class ApprovalRuleAdmin(_ServiceSaved):
 
     list_display = ["description", "role", "quorum", "change_class", "change_type", "min_risk", "environment",
                     "production_only", "active"]
+    list_select_related = ["role", "environment"]  # the environment may be empty: select_related() alone skips it
     list_filter = ["role", "change_class", "active"]
     fields = services.RULE_FIELDS
     service_fields = services.RULE_FIELDS

@@ -90,7 +90,7 @@ class ChangeRequestSerializer(PerUserFieldsMixin, serializers.ModelSerializer):
                             "pir_root_cause", "pir_prevention", "pir_at", "retro_approved_at", "created_at",
                             "updated_at"]
 
-    per_user_fields = ("requirement", "conflicts", "available_transitions")
+    per_user_fields = ("requirement", "conflicts", "available_transitions")  # not in lists (list_actions)
 
     def validate(self, attrs):
         found = []
@@ -182,6 +182,7 @@ class ChangeRequestViewSet(viewsets.ModelViewSet):
     without permission, 400 with what is wrong)."""
 
     serializer_class = ChangeRequestSerializer
+    list_actions = ("list", "awaiting_my_decision", "open_reviews")  # no per-user fields (queries per row) in lists
     token_write_scope = "changes:write"  # pmrelease.tokens
     filterset_class = ChangeFilter
     search_fields = ["title", "description"]
@@ -192,7 +193,7 @@ class ChangeRequestViewSet(viewsets.ModelViewSet):
             return ChangeRequest.objects.none()
         return (selectors.visible_changes(self.request.user)
                 .select_related("requested_by", "implementer", "template")
-                .prefetch_related("environments", "approvals__approver", "links__content_type"))
+                .prefetch_related("environments", "approvers", "approvals__approver", "links__content_type"))
 
     def create(self, request, *args, **kwargs):
         serializer = self.get_serializer(data=request.data)

@@ -23,6 +23,7 @@ class ChangesConfig(AppConfig):
         configuration.config_change_saved.provide(services.config_change_saved)
         flag_hooks.decide.provide(services.decide_flag_change)
         flag_hooks.reference.provide(services.flag_change_reference)
+        flag_hooks.references.provide(services.flag_change_references)
         flag_signals.flag_change_proposed.connect(services.on_flag_change_proposed,
                                                   dispatch_uid="changes.flag_change_proposed")
         signals.deployment_started.connect(lambda sender, deployment, **kw: services.on_deployment_started(

@@ -26,11 +26,25 @@ def effective_risk(change):
 
 
 class ChangePolicy(Policy):
+    def read_rules(self, changes):
+        """Read the active rules once for many changes (a list's): their policy checks then read none."""
+        rules = list(ApprovalRule.objects.filter(active=True).select_related("role"))
+        for change in changes:
+            change.active_rules = rules
+        return changes
+
     def rules(self, change):
         if change.change_class == ChangeClass.STANDARD:
             return []
         envs = list(change.environments.all())
-        return [r for r in ApprovalRule.objects.filter(active=True).select_related("role") if _rule_matches(r, change, envs)]
+        candidates = getattr(change, "active_rules", None)
+        if candidates is None:
+            candidates = ApprovalRule.objects.filter(active=True).select_related("role")
+        return [r for r in candidates if _rule_matches(r, change, envs)]
+
+    def _named(self, change):
+        """The people the change names, by user name (prefetched with the change or read now)."""
+        return sorted(change.approvers.all(), key=lambda person: person.get_username())
 
     def requirement(self, change):
         """Per role, the largest quorum a matching rule asks; with no matching rule, one release manager."""
@@ -51,11 +65,11 @@ class ChangePolicy(Policy):
         if change.implementer_id == user.pk:
             return False, "the implementer of a change cannot approve or reject it (separation of duties)"
         needed = set(self.requirement(change).per_role)
-        named = change.approvers.filter(pk=user.pk).exists()
+        named = any(person.pk == user.pk for person in self._named(change))
         if not user.is_superuser and not named and not needed & user_roles(user):
             return False, (f"{user.username} holds none of the roles this change needs "
                            f"({', '.join(sorted(needed)) or 'none'})")
-        if for_vote and change.approvals.filter(round=change.approval_round, approver=user).exists():
+        if for_vote and any(approver.pk == user.pk for approver, _ in round_votes(change, change.approvals)):
             return False, f"{user.username} has already decided on this change in this round"
         return True, ""
 
@@ -73,7 +87,7 @@ class ChangePolicy(Policy):
                 for role, needed in sorted(self.requirement(change).per_role.items())]
         ids = {a.pk for a in approvers}
         rows += [(f"named: {person.get_username()}", 1, int(person.pk in ids))
-                 for person in change.approvers.order_by("username")]
+                 for person in self._named(change)]
         return rows
 
     def missing_roles(self, change):

@@ -47,8 +47,11 @@ def visible_changes(user, queryset=None):
 def awaiting_decision(user):
     """Submitted or in-review changes this user may approve now and whose approval would count: a role of theirs
     is still missing (not their own, not decided this round)."""
-    candidates = visible_changes(user, ChangeRequest.objects.filter(status__in=DECIDING)).prefetch_related(
-        "environments").select_related("requested_by").order_by("planned_start", "id")
+    candidates = POLICY.read_rules(list(
+        visible_changes(user, ChangeRequest.objects.filter(status__in=DECIDING))
+        .select_related("requested_by", "implementer", "template")
+        .prefetch_related("environments", "approvers", "approvals__approver__groups", "links__content_type")
+        .order_by("planned_start", "id")))
     return [c for c in candidates if POLICY.awaits(c, user) and POLICY.eligibility(c, user)[0]]
 
 

@@ -687,6 +687,22 @@ def flag_change_reference(*, change):
     return str(request), reverse("admin:changes_changerequest_change", args=[request.pk])
 
 
+def flag_change_references(*, changes):
+    """``{flag change id: (label, admin URL)}`` of the change requests deciding ``changes`` (the newest where a
+    flag change has several; none for one proposed before change requests decided them), in one query."""
+    from django.urls import reverse
+
+    changes = list(changes)
+    if not changes:
+        return {}
+    content_type = ContentType.objects.get_for_model(type(changes[0]))
+    links = (ChangeLink.objects.filter(content_type=content_type, object_id__in=[str(c.pk) for c in changes],
+                                       change__change_class=ChangeClass.FLAG_CHANGE)
+             .select_related("change").order_by("change_id"))
+    return {int(link.object_id): (str(link.change), reverse("admin:changes_changerequest_change",
+                                                            args=[link.change_id])) for link in links}
+
+
 # --- production gating ----------------------------------------------------------------------------------------
 def requires_change(environment):
     policy = EnvironmentChangePolicy.objects.filter(environment=environment).first()

@@ -109,6 +109,14 @@ class FeatureFlagAdmin(ServiceAdminMixin, AuditHistoryMixin, admin.ModelAdmin):
     def get_queryset(self, request):
         return super().get_queryset(request).select_related("owner").prefetch_related("states__environment")
 
+    def get_changelist_instance(self, request):
+        """The page's warnings computed together (``selectors.flags_warnings``), not one flag at a time."""
+        changelist = super().get_changelist_instance(request)
+        found = selectors.flags_warnings(changelist.result_list)
+        for flag in changelist.result_list:
+            flag.list_warnings = found[flag.pk]
+        return changelist
+
     def get_readonly_fields(self, request, obj=None):
         return [*self.readonly_fields, "key"] if obj else self.readonly_fields
 
@@ -130,7 +138,7 @@ class FeatureFlagAdmin(ServiceAdminMixin, AuditHistoryMixin, admin.ModelAdmin):
         """Why the flag can never match somewhere (kept as imported), per environment."""
         if not obj or not obj.pk:
             return ""
-        by_env = selectors.flag_warnings(obj)
+        by_env = obj.list_warnings if hasattr(obj, "list_warnings") else selectors.flag_warnings(obj)
         return _badge([f"{env}: {w}" for env, warnings in by_env.items() for w in warnings]) or "none"
 
     @admin.display(description="served dependencies")
@@ -383,13 +391,22 @@ class FlagChangeRequestAdmin(admin.ModelAdmin):
     policy names), never by a bulk action here."""
 
     list_display = ["state", "status", "decided_on", "requested_by", "decided_by", "created_at", "reason"]
+    list_select_related = ["state__flag", "state__environment", "requested_by", "decided_by"]
     list_filter = ["status"]
     readonly_fields = ["state", "decided_on", "base", "proposed", "reason", "status", "requested_by", "decided_by",
                        "decided_at", "created_at"]
 
+    def get_changelist_instance(self, request):
+        """The page's change requests found together (``hooks.references``), not one flag change at a time."""
+        changelist = super().get_changelist_instance(request)
+        found = hooks.references(changes=changelist.result_list)
+        for change in changelist.result_list:
+            change.list_reference = found.get(change.pk)
+        return changelist
+
     @admin.display(description="decided on")
     def decided_on(self, obj):
-        found = hooks.reference(change=obj)
+        found = obj.list_reference if hasattr(obj, "list_reference") else hooks.reference(change=obj)
         return format_html('<a href="{}">{}</a>', found[1], found[0]) if found else "—"
 
     def has_add_permission(self, request):

@@ -13,9 +13,9 @@ from pmrelease.roles import Capability
 from releases import access
 from releases.models import Environment
 
-from . import services, transfer
+from . import selectors, services, transfer
 from .context import unleash_context
-from .models import FeatureFlag, FlagChangeRequest, FlagEnvironment, GradualRollout, RampStatus, Segment
+from .models import FeatureFlag, FlagChangeRequest, FlagEnvironment, GradualRollout, Segment
 
 
 class StateSerializer(serializers.ModelSerializer):
@@ -27,7 +27,10 @@ class StateSerializer(serializers.ModelSerializer):
         fields = ["environment", "enabled", "rollout", "strategies", "variants", "last_seen_at", "updated_at", "ramp"]
 
     def get_ramp(self, state):
-        ramp = state.ramps.filter(status__in=[RampStatus.RUNNING, RampStatus.PAUSED]).first()
+        if hasattr(state, "open_ramps"):  # fetched with the flags (selectors.flags_with_states)
+            ramp = state.open_ramps[0] if state.open_ramps else None
+        else:
+            ramp = state.ramps.filter(status__in=selectors.OPEN_RAMPS).first()
         return None if ramp is None else RampSerializer(ramp).data
 
 
@@ -52,7 +55,8 @@ class FlagSerializer(serializers.ModelSerializer):
 
     def get_environments(self, flag):
         visible = self.context.get("visible")
-        states = flag.states.select_related("environment").all()
+        states = flag.states.all() if "states" in getattr(flag, "_prefetched_objects_cache", {}) \
+            else flag.states.select_related("environment")
         return [StateSerializer(s).data for s in states if visible is None or s.environment_id in visible]
 
 
@@ -134,7 +138,7 @@ def flag_list(request):
         data = _require_object(request)
         flag = services.flag_create(key=data.get("key", ""), by=request.user, **_flag_data(data, extra=("key",)))
         return Response(FlagSerializer(flag, context={"visible": _visible(request.user)}).data, status=201)
-    flags = FeatureFlag.objects.select_related("owner", "parent").order_by("key")
+    flags = selectors.flags_with_states().order_by("key")
     return Response(FlagSerializer(flags, many=True, context={"visible": _visible(request.user)}).data)
 
 

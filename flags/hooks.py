@@ -10,3 +10,6 @@ decide = Hook("flag_change_decide", "the changes app decides a flag change throu
 
 # reference(change=FlagChangeRequest) -> (label, admin URL) of the change request that decides it, or None
 reference = Hook("flag_change_reference", "the changes app names the change request deciding a flag change")
+
+# references(changes=[FlagChangeRequest]) -> {flag change id: (label, admin URL)} of those that have one
+references = Hook("flag_change_references", "the changes app names the change requests deciding flag changes")

@@ -29,11 +29,13 @@ def dora_environments(user, names=None):
     return list(queryset.filter(name__in=names) if names else queryset)
 
 
-def _deployments(environment, since):
-    """The environment's deployments since ``since`` as DORA records: plain values, not model instances (the
-    FSM mixin's per-instance work is most of the time otherwise)."""
+def _deployments(environments, since):
+    """``{environment id: [DORA deployment records]}`` of the environments' deployments since ``since``, read
+    together (plain values, not model instances: the FSM mixin's per-instance work is most of the time
+    otherwise)."""
     rows = [SimpleNamespace(pk=row["id"], **row) for row in
-            Deployment.objects.filter(environment=environment, started_at__gte=since).order_by("started_at", "id")
+            Deployment.objects.filter(environment__in=environments, started_at__gte=since)
+            .order_by("started_at", "id")
             .values("id", "started_at", "status", "finished_at", "rolled_back_automatically", "release_id",
                     "environment_id", release_created_at=F("release__created_at"))]
     rolled_back = [d.pk for d in rows if d.status == DeploymentStatus.ROLLED_BACK and d.rolled_back_automatically]
@@ -41,7 +43,7 @@ def _deployments(environment, since):
                             .values("deployment_id").annotate(first=Min("started_at"))
                             .values_list("deployment_id", "first")) if rolled_back else {}
     submissions = change_submissions(rows) if change_submissions.provided and rows else {}
-    records = []
+    records = {environment.pk: [] for environment in environments}
     for d in rows:
         succeeded_at = d.finished_at if d.status == DeploymentStatus.SUCCEEDED else None
         change_start, source = d.release_created_at, "release"
@@ -49,7 +51,7 @@ def _deployments(environment, since):
                        default=None)
         if earliest is not None:
             change_start, source = earliest, "change"
-        records.append(dora.Deployment(
+        records[d.environment_id].append(dora.Deployment(
             id=d.pk, started_at=d.started_at, status=d.status, succeeded_at=succeeded_at,
             change_started_at=change_start, change_source=source,
             automatic_rollback=d.rolled_back_automatically and d.status == DeploymentStatus.ROLLED_BACK,
@@ -58,27 +60,48 @@ def _deployments(environment, since):
     return records
 
 
-def _incidents(environment, since):
-    """Incidents opened for the environment (by the engine, or on a component of the environment)."""
-    rows = (Incident.objects.filter(created_at__gte=since)
-            .filter(Q(environment=environment) | Q(environment__isnull=True, components__environments=environment)
-                    | Q(deployment__environment=environment))
-            .distinct().order_by("created_at", "id"))
-    return [dora.Incident(id=i.pk, created_at=i.created_at, resolved_at=i.resolved_at,
-                          deployment_id=i.deployment_id) for i in rows]
+def _incidents(environments, since):
+    """``{environment id: [DORA incident records]}``: the incidents opened for each environment (by the engine,
+    on one of its deployments, or, with no environment of their own, on a component of the environment), read
+    together."""
+    ids = [environment.pk for environment in environments]
+    rows = list(Incident.objects.filter(created_at__gte=since)
+                .filter(Q(environment__in=ids) | Q(environment__isnull=True, components__environments__in=ids)
+                        | Q(deployment__environment__in=ids))
+                .distinct().order_by("created_at", "id")
+                .values("id", "created_at", "resolved_at", "deployment_id", "environment_id",
+                        deployment_environment_id=F("deployment__environment_id")))
+    on_components = {}
+    unplaced = [row["id"] for row in rows if row["environment_id"] is None]
+    if unplaced:
+        for incident_id, environment_id in (Incident.components.through.objects
+                                            .filter(incident_id__in=unplaced, component__environments__in=ids)
+                                            .values_list("incident_id", "component__environments")):
+            on_components.setdefault(incident_id, set()).add(environment_id)
+    records = {pk: [] for pk in ids}
+    for row in rows:
+        where = set(on_components.get(row["id"], ())) if row["environment_id"] is None else {row["environment_id"]}
+        where.add(row["deployment_environment_id"])
+        incident = dora.Incident(id=row["id"], created_at=row["created_at"], resolved_at=row["resolved_at"],
+                                 deployment_id=row["deployment_id"])
+        for pk in where & set(ids):
+            records[pk].append(incident)
+    return records
 
 
 def dora_report(*, user, period="month", count=6, environments=None, now=None):
     """``{"period", "count", "generated_at", "tiers", "environments": [{"environment", "production", "periods":
-    [keys…]}]}`` for the environments ``user`` may see (``environments``: names to keep)."""
+    [keys…]}]}`` for the environments ``user`` may see (``environments``: names to keep). The history of every
+    environment is read together: the cost does not grow with the number of environments."""
     now = now or timezone.now()
     spans = dora.periods(period, now, count)
     since = spans[0].start
+    shown = dora_environments(user, environments)
+    histories = _deployments(shown, since - dt.timedelta(days=1))
+    incidents = _incidents(shown, since)
     result = []
-    for environment in dora_environments(user, environments):
-        history = _deployments(environment, since - dt.timedelta(days=1))
-        incidents = _incidents(environment, since)
-        keys = [dora.keys(span, history, incidents, now) for span in spans]
+    for environment in shown:
+        keys = [dora.keys(span, histories[environment.pk], incidents[environment.pk], now) for span in spans]
         result.append({"environment": environment.name, "display_name": environment.display_name,
                        "production": environment.is_production, "keys": keys})
     return {"period": period, "count": count, "generated_at": now, "environments": result}

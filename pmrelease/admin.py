@@ -301,7 +301,11 @@ class ServiceAccountAdmin(ServiceAdminMixin, AuditHistoryMixin, admin.ModelAdmin
 
     form = ServiceAccountForm
     list_display = ["user", "description", "roles", "created_by", "created_at"]
+    list_select_related = ["user", "created_by"]  # created_by may be empty: select_related() alone skips it
     search_fields = ["user__username", "description"]
+
+    def get_queryset(self, request):
+        return super().get_queryset(request).prefetch_related("user__groups")
 
     def has_add_permission(self, request):
         return request.user.is_superuser
@@ -321,7 +325,7 @@ class ServiceAccountAdmin(ServiceAdminMixin, AuditHistoryMixin, admin.ModelAdmin
 
     @admin.display(description="roles")
     def roles(self, obj):
-        return ", ".join(obj.user.groups.order_by("name").values_list("name", flat=True)) or "—"
+        return ", ".join(sorted(g.name for g in obj.user.groups.all())) or "—"
 
     def save_model(self, request, obj, form, change):
         account = tokens.service_account_create(

@@ -92,7 +92,11 @@ class Policy(abc.ABC):
 
 # --- rounds ----------------------------------------------------------------------------------------------------
 def round_votes(subject, votes):
-    """The current round's votes of ``subject`` from its ``votes`` manager: [(approver, decision)]."""
+    """The current round's votes of ``subject`` from its ``votes`` manager: [(approver, decision)] (from the
+    votes prefetched with the subject when they were, with their approvers)."""
+    prefetched = votes.all()
+    if prefetched._result_cache is not None:
+        return [(v.approver, v.decision) for v in prefetched if v.round == subject.approval_round]
     return [(v.approver, v.decision) for v in votes.filter(round=subject.approval_round).select_related("approver")]
 
 

@@ -82,6 +82,8 @@ def user_roles(user):
         return frozenset()
     cached = getattr(user, "_pm_roles", None)
     if cached is None:
-        cached = frozenset(user.groups.values_list("name", flat=True))
+        groups = user.groups.all()  # prefetched with the user (a list of votes' approvers, say) or read now
+        cached = frozenset(g.name for g in groups) if groups._result_cache is not None else frozenset(
+            user.groups.values_list("name", flat=True))
         user._pm_roles = cached
     return cached

@@ -46,6 +46,17 @@ class AlertRuleForm(forms.ModelForm):
         return condition
 
 
+class RuleFilter(admin.RelatedFieldListFilter):
+    """The rules the user may see, each named with its environment fetched with it (the default choices ask each
+    rule's environment in its own query)."""
+
+    def field_choices(self, field, request, model_admin):
+        rules = AlertRule.objects.filter(environment__in=access.visible_environments(request.user)) \
+            .select_related("environment")
+        ordering = self.field_admin_ordering(field, request, model_admin)
+        return [(rule.pk, str(rule)) for rule in (rules.order_by(*ordering) if ordering else rules)]
+
+
 class AlertEventInline(admin.TabularInline):
     model = AlertEvent
     extra = 0
@@ -208,7 +219,7 @@ class AlertEventAdmin(admin.ModelAdmin):
     """Every state change of every alert rule (the alert history)."""
 
     list_display = ["at", "rule_link", "environment", "change_shown", "notified", "detail_short"]
-    list_filter = ["change", "notified", "rule__environment", "rule"]
+    list_filter = ["change", "notified", "rule__environment", ("rule", RuleFilter)]
     list_select_related = ["rule__environment"]
     date_hierarchy = "at"
     list_display_links = None

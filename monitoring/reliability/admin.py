@@ -74,6 +74,12 @@ class ServiceLevelObjectiveAdmin(ServiceAdminMixin, admin.ModelAdmin):
         self.__dict__["_statuses"] = {}
         return super().changelist_view(request, extra_context)
 
+    def get_changelist_instance(self, request):
+        """The page's SLO statuses computed together (not one SLO at a time as the columns ask)."""
+        changelist = super().get_changelist_instance(request)
+        self.__dict__["_statuses"] = selectors.slo_statuses(changelist.result_list)
+        return changelist
+
     @admin.display(description="objective")
     def objective_shown(self, obj):
         return f"{obj.objective:g} %"

@@ -5,7 +5,16 @@ from drf_spectacular.utils import extend_schema_field
 from rest_framework import mixins, serializers, viewsets
 
 from .models import ServiceLevelObjective
-from .selectors import slo_status, visible_slos
+from .selectors import slo_status, slo_statuses, visible_slos
+
+
+class SloListSerializer(serializers.ListSerializer):
+    """A page of SLOs: their statuses computed together (``selectors.slo_statuses``), not one SLO at a time."""
+
+    def to_representation(self, data):
+        slos = list(data.all() if hasattr(data, "all") else data)
+        self.context["statuses"] = slo_statuses(slos, self.context.get("now"))
+        return super().to_representation(slos)
 
 
 class SloSerializer(serializers.ModelSerializer):
@@ -21,10 +30,12 @@ class SloSerializer(serializers.ModelSerializer):
         fields = ["id", "name", "description", "environment", "component", "sli", "objective", "window_days",
                   "enabled", "status"]
         read_only_fields = fields
+        list_serializer_class = SloListSerializer
 
     @extend_schema_field(serializers.DictField())
     def get_status(self, obj):
-        return slo_status(obj, self.context.get("now")).as_dict()
+        status = self.context.get("statuses", {}).get(obj.pk)
+        return (status or slo_status(obj, self.context.get("now"))).as_dict()
 
 
 class SloViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.GenericViewSet):

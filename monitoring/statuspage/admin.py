@@ -3,6 +3,7 @@ audit); ``monitoring/admin.py`` imports this module for Django's autodiscovery."
 from django import forms
 from django.contrib import admin, messages
 from django.core.exceptions import PermissionDenied
+from django.db.models import Count
 from django.http import HttpResponseRedirect
 from django.shortcuts import get_object_or_404
 from django.template.response import TemplateResponse
@@ -69,9 +70,12 @@ class ComponentGroupAdmin(ServiceAdminMixin, OperatorMixin, AuditHistoryMixin, a
     list_display = ["name", "position", "component_count"]
     fields = components.GROUP_FIELDS
 
-    @admin.display(description="components")
+    def get_queryset(self, request):
+        return super().get_queryset(request).annotate(number_of_components=Count("components"))
+
+    @admin.display(description="components", ordering="number_of_components")
     def component_count(self, obj):
-        return obj.components.count()
+        return obj.number_of_components if hasattr(obj, "number_of_components") else obj.components.count()
 
     def save_model(self, request, obj, form, change):
         data = {name: form.cleaned_data[name] for name in components.GROUP_FIELDS}
@@ -106,6 +110,7 @@ class ComponentForm(forms.ModelForm):
 class ComponentAdmin(ServiceAdminMixin, OperatorMixin, AuditHistoryMixin, admin.ModelAdmin):
     form = ComponentForm
     list_display = ["name", "group", "status", "position", "showcase", "updated_at"]
+    list_select_related = ["group"]  # a component may have no group: select_related() alone skips it
     list_filter = ["status", "group"]
     search_fields = ["name", "description"]
     filter_horizontal = ["environments"]
@@ -172,6 +177,7 @@ class IncidentCreateForm(forms.ModelForm):
 @admin.register(Incident)
 class IncidentAdmin(ServiceAdminMixin, OperatorMixin, AuditHistoryMixin, admin.ModelAdmin):
     list_display = ["name", "status", "impact", "is_published", "started_at", "resolved_at", "environment"]
+    list_select_related = ["environment"]  # empty for an incident of no environment: select_related() skips it
     list_filter = ["status", "impact", ("published_at", admin.EmptyFieldListFilter)]
     search_fields = ["name"]
     inlines = [IncidentUpdateInline]

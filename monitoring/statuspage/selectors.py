@@ -2,7 +2,7 @@
 import datetime as dt
 from dataclasses import dataclass, field
 
-from django.db.models import Max, Prefetch
+from django.db.models import Max, OuterRef, Prefetch, Subquery
 from django.utils import timezone
 
 from . import status as st
@@ -101,10 +101,10 @@ def component_intervals(components, now, days=HISTORY_DAYS):
             .order_by("at", "id").values_list("component_id", "at", "new_status"))
     for component_id, at, new_status in rows:
         changes[component_id].append((at, new_status))
-    # The status each component was in when the window opened.
-    for component in components:
-        before = (ComponentStatusChange.objects.filter(component=component, at__lt=since)
-                  .order_by("-at", "-id").values_list("new_status", flat=True).first())
-        if before is not None:
-            changes[component.pk].insert(0, (since, before))
+    # The status each component was in when the window opened (one query for all of them).
+    before = (ComponentStatusChange.objects.filter(component=OuterRef("pk"), at__lt=since)
+              .order_by("-at", "-id").values("new_status")[:1])
+    for pk, status in (Component.objects.filter(pk__in=list(changes)).annotate(before=Subquery(before))
+                       .exclude(before=None).values_list("pk", "before")):
+        changes[pk].insert(0, (since, status))
     return {pk: uptime.intervals_from_changes(rows, until=now) for pk, rows in changes.items()}

@@ -183,8 +183,12 @@ class ApproverRoleAdmin(ServiceAdminMixin, AuditHistoryMixin, admin.ModelAdmin):
     """Roles an administrator allows to approve releases beside the release managers."""
 
     list_display = ["group", "max_risk", "where", "note"]
+    list_select_related = ["group"]
     filter_horizontal = ["environments"]
     fields = services.APPROVER_ROLE_FIELDS
+
+    def get_queryset(self, request):
+        return super().get_queryset(request).prefetch_related("environments")
 
     @admin.display(description="environments")
     def where(self, obj):
