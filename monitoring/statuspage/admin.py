@@ -365,7 +365,8 @@ class MaintenanceAdmin(ServiceAdminMixin, OperatorMixin, AuditHistoryMixin, admi
         obj = self.get_object(request, object_id)
         from django_fsm import can_proceed
 
-        actions = [n for n in ("start", "verify", "complete", "cancel") if obj and can_proceed(getattr(obj, n))]
+        labels = {"start": "Start", "verify": "Verify", "complete": "Complete", "cancel": "Cancel this maintenance"}
+        actions = [(n, label) for n, label in labels.items() if obj and can_proceed(getattr(obj, n))]
         return super().change_view(request, object_id, form_url,
                                    {"status_actions": actions if can_operate(request.user) else [],
                                     **(extra_context or {})})
