@@ -48,7 +48,7 @@ class EnvironmentAccessInline(EnvironmentConfigInlineMixin, admin.TabularInline)
 class DeploymentTargetForm(forms.ModelForm):
     def clean(self):
         cleaned = super().clean()
-        for problem in backends.config_problems(cleaned.get("backend"), cleaned.get("config")):
+        for problem in backends.stored_config_problems(cleaned.get("backend"), cleaned.get("config")):
             self.add_error("config", problem)
         return cleaned
 

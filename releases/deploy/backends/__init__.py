@@ -33,4 +33,13 @@ def config_problems(kind, config):
     return []
 
 
-__all__ = ["Backend", "BackendError", "StepContext", "config_problems", "get_backend"]
+def stored_config_problems(kind, config):
+    """``config_problems``, plus what a saved target may not hold (a Kubernetes token itself, not a reference)."""
+    if kind == "kubernetes" and isinstance(config, dict):
+        from .kubernetes import KubernetesBackend
+
+        return KubernetesBackend.stored_config_problems(config)
+    return config_problems(kind, config)
+
+
+__all__ = ["Backend", "BackendError", "StepContext", "config_problems", "get_backend", "stored_config_problems"]

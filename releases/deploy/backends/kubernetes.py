@@ -1,6 +1,6 @@
 """KubernetesBackend, with the official ``kubernetes`` client.
 
-Target config: ``{"host": "https://k8s.example:6443", "token": "...", "verify_ssl": true,
+Target config: ``{"host": "https://k8s.example:6443", "token": "vault://secret/k8s/deployer#token", "verify_ssl": true,
 "namespace": "penguinmails", "deployment": "app", "container": "app",
 "image": "registry.example/penguinmails:{version}", "service": "app", "colour_label": "slot",
 "replicas": 10, "progress_timeout": 600, "poll_interval": 2}``.
@@ -13,7 +13,13 @@ Target config: ``{"host": "https://k8s.example:6443", "token": "...", "verify_ss
   colour label is switched;
 - restore: like ``kubectl rollout undo`` (the previous ReplicaSet's pod template), or the selector switched
   back for blue-green.
+
+``token`` is a secret reference (``vault://<mount>/<path>#<key>`` or ``env://<NAME>``, ``releases.secrets``),
+resolved by the worker when it builds the client (audited): the target's config is stored and shown in clear, so
+a token itself is refused when a target is saved (``stored_config_problems``); one saved before that rule is still
+used, with a warning in the log.
 """
+import logging
 import math
 import time
 
@@ -21,8 +27,11 @@ from django.conf import settings
 from kubernetes import client
 from kubernetes.client.rest import ApiException
 
+from pmrelease import errors
+
 from .base import Backend, BackendError
 
+logger = logging.getLogger(__name__)
 REVISION = "deployment.kubernetes.io/revision"
 
 
@@ -66,6 +75,40 @@ class KubernetesBackend(Backend):
                             f"rollouts within DEPLOY_STEP_TIME_LIMIT = {settings.DEPLOY_STEP_TIME_LIMIT} s)")
         return problems
 
+    @classmethod
+    def stored_config_problems(cls, config):
+        """``config_problems``, and what may not be stored: the API token itself (a secret reference only)."""
+        from ... import secrets
+
+        problems = cls.config_problems(config)
+        token = config.get("token")
+        if token:
+            try:
+                secrets.parse(token)
+            except errors.ValidationFailed:
+                problems.append("token must be a secret reference (vault://<mount>/<path>#<key> or env://<NAME>), "
+                                "not the token itself: a target's config is stored and shown in clear")
+        return problems
+
+    def _token(self):
+        from ... import secrets
+
+        token = self.config.get("token")
+        if not token:
+            return None
+        try:
+            secrets.parse(token)
+        except errors.ValidationFailed:
+            logger.warning("deployment target of %s: its Kubernetes token is stored in clear in the target's "
+                           "config; store it in Vault or the worker's environment and put the reference there",
+                           getattr(self.target, "environment_id", "?"))
+            return token
+        try:
+            return secrets.resolve(token, purpose=f"Kubernetes token of the deployment target of environment "
+                                                  f"#{getattr(self.target, 'environment_id', '?')}")
+        except errors.DomainError as exc:
+            raise BackendError(f"the Kubernetes token could not be resolved: {exc.message}") from exc
+
     def __init__(self, *, target, overrides=None):
         super().__init__(target=target, overrides=overrides)
         problems = self.config_problems(self.config)
@@ -74,8 +117,9 @@ class KubernetesBackend(Backend):
         configuration = client.Configuration()
         configuration.host = self.config["host"].rstrip("/")
         configuration.verify_ssl = bool(self.config.get("verify_ssl", True))
-        if self.config.get("token"):
-            configuration.api_key = {"authorization": self.config["token"]}
+        token = self._token()
+        if token:
+            configuration.api_key = {"authorization": token}
             configuration.api_key_prefix = {"authorization": "Bearer"}
         self.api_client = client.ApiClient(configuration)
         self.apps = client.AppsV1Api(self.api_client)

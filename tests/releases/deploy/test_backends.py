@@ -137,6 +137,7 @@ class FakeKubernetes:
                                        "message": "ReplicaSet has timed out progressing."}])
 
     def __call__(self, request: Request):
+        self.authorizations = [*getattr(self, "authorizations", []), request.headers.get("Authorization")]
         path = request.path.split("/")
         body = json.loads(request.data or b"null")
         ctype = request.headers.get("Content-Type", "")
@@ -210,6 +211,32 @@ def test_kubernetes_deploy__image_patched_and_rollout_waited(k8s):
         {"name": "app", "image": "registry.local/penguinmails:2.0.0"}]}}}}
     assert k8s.deployments["app"]["spec"]["template"]["spec"]["containers"][0]["image"].endswith(":2.0.0")
     assert "deployment app successfully rolled out" in ctx.lines
+
+
+@pytest.mark.django_db
+def test_kubernetes_token__a_secret_reference__resolved_by_the_worker_and_audited(k8s, monkeypatch):
+    from pmrelease.models import AuditEvent
+
+    monkeypatch.setenv("PMR_TEST_K8S_TOKEN", "resolved-token-value")
+    k8s.add_deployment(_deployment("app", "registry.local/penguinmails:1.0.0"))
+    _backend(k8s, token="env://PMR_TEST_K8S_TOKEN").deploy(_ctx(), "rolling")
+    assert set(k8s.authorizations) == {"Bearer resolved-token-value"}
+    assert AuditEvent.objects.filter(action="secret.resolve", object_id="env://PMR_TEST_K8S_TOKEN").exists()
+    monkeypatch.delenv("PMR_TEST_K8S_TOKEN")
+    with pytest.raises(BackendError, match="could not be resolved: env://PMR_TEST_K8S_TOKEN"):
+        _backend(k8s, token="env://PMR_TEST_K8S_TOKEN")
+
+
+def test_kubernetes_token__stored_in_clear__refused_on_save_still_used_if_saved_before(k8s):
+    from releases.deploy.backends import config_problems, stored_config_problems
+
+    config = {"host": k8s.url, "namespace": "pm", "deployment": "app", "container": "app", "image": "r:{version}"}
+    assert stored_config_problems("kubernetes", {**config, "token": "vault://secret/k8s/deployer#token"}) == []
+    assert any("secret reference" in p for p in stored_config_problems("kubernetes", {**config, "token": "t0ken"}))
+    assert config_problems("kubernetes", {**config, "token": "t0ken"}) == []  # a target saved before runs
+    k8s.add_deployment(_deployment("app", "registry.local/penguinmails:1.0.0"))
+    _backend(k8s).deploy(_ctx(), "rolling")  # "token": "t0ken"
+    assert set(k8s.authorizations) == {"Bearer t0ken"}
 
 
 def test_kubernetes_deploy__progress_deadline_exceeded__fails(k8s):
@@ -408,3 +435,28 @@ def test_script_backend__config_secret_missing__step_fails_saying_which(users, e
                                         by=users["ops"], dispatch=False)
     dep = engine.run_inline(dep.pk)
     assert dep.status == "failed" and "PMR_NO_SUCH_VARIABLE" in dep.failure_reason  # the restore needs it too
+
+
+@pytest.mark.django_db
+def test_admin_target_form__kubernetes_token_in_clear__error_on_config(envs):
+    import json as _json
+
+    from releases.admin.environments import DeploymentTargetForm
+
+    config = {"host": "https://k8s.example:6443", "namespace": "pm", "deployment": "app", "container": "app",
+              "image": "r:{version}"}
+
+    from django.forms import modelform_factory
+
+    from releases.environments import TARGET_FIELDS
+
+    def form(token):
+        return modelform_factory(DeploymentTarget, form=DeploymentTargetForm, fields=TARGET_FIELDS)(data={"backend": "kubernetes", "config": _json.dumps({**config, "token": token}),
+                                          "concurrency": "queue", "default_strategy": "rolling-update",
+                                          "default_parameters": "{}"},
+                                    instance=DeploymentTarget(environment=envs["qa"]))
+
+    refused = form("eyJhbGciOiJSUzI1NiJ9.a-real-looking-token")
+    assert not refused.is_valid() and "secret reference" in str(refused.errors["config"])
+    accepted = form("vault://secret/k8s/deployer#token")
+    assert accepted.is_valid(), accepted.errors
