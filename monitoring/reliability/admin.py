@@ -65,19 +65,19 @@ class ServiceLevelObjectiveAdmin(ServiceAdminMixin, admin.ModelAdmin):
         return selectors.visible_slos(request.user)
 
     def _status(self, obj):
-        cache = self.__dict__.setdefault("_statuses", {})
-        if obj.pk not in cache:
-            cache[obj.pk] = selectors.slo_status(obj)
-        return cache[obj.pk]
-
-    def changelist_view(self, request, extra_context=None):
-        self.__dict__["_statuses"] = {}
-        return super().changelist_view(request, extra_context)
+        """The SLO's status: computed with its page (``get_changelist_instance``) and kept on the row, not on this
+        ModelAdmin (one instance serves every request of a process, threads included)."""
+        status = getattr(obj, "_slo_status", None)
+        if status is None:
+            status = obj._slo_status = selectors.slo_status(obj)
+        return status
 
     def get_changelist_instance(self, request):
         """The page's SLO statuses computed together (not one SLO at a time as the columns ask)."""
         changelist = super().get_changelist_instance(request)
-        self.__dict__["_statuses"] = selectors.slo_statuses(changelist.result_list)
+        statuses = selectors.slo_statuses(changelist.result_list)
+        for obj in changelist.result_list:
+            obj._slo_status = statuses.get(obj.pk)
         return changelist
 
     @admin.display(description="objective")
