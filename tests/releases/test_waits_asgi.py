@@ -24,15 +24,20 @@ def test_routing__waits_to_the_async_stack_only():
     assert not asgi.is_wait({**get, "method": "POST", "path": "/api/v1/deployments/7/events/", "query_string": b""})
 
 
-def test_asgi__long_poll_and_stream_of_a_finished_deployment(users, envs, settings):
-    settings.DEPLOYMENT_WAIT_POLL_SECONDS = 0.05
+def _paused(users, envs):
+    """A canary deployment paused for approval in development, and an operator's token header."""
     DeploymentTarget.objects.create(environment=envs["development"], backend="simulation")
     release = make_release(by=users["dev"], envs=[envs["development"]])
     services.release_approve(release=release, by=users["approver"])
     paused = deployments.deployment_create(release=release, environment=envs["development"], by=users["ops"],
                                            strategy="canary", parameters={"pause": None}, dispatch=False)
     engine.run_inline(paused.pk)
-    auth = {"Authorization": f"Bearer {tokens.issue_token(user=users['ops'], by='test')}"}
+    return paused, {"Authorization": f"Bearer {tokens.issue_token(user=users['ops'], by='test')}"}
+
+
+def test_asgi__long_poll_and_stream_of_a_finished_deployment(users, envs, settings):
+    settings.DEPLOYMENT_WAIT_POLL_SECONDS = 0.05
+    paused, auth = _paused(users, envs)
 
     async def scenario():
         transport = httpx.ASGITransport(app=asgi.application)
@@ -72,13 +77,7 @@ def test_asgi__parked_waiters_hold_no_database_connection(users, envs, settings)
 
     settings.DEPLOYMENT_WAIT_POLL_SECONDS = 0.05
     settings.DEPLOYMENT_WAIT_RENDER_CONCURRENCY = 4
-    DeploymentTarget.objects.create(environment=envs["development"], backend="simulation")
-    release = make_release(by=users["dev"], envs=[envs["development"]])
-    services.release_approve(release=release, by=users["approver"])
-    paused = deployments.deployment_create(release=release, environment=envs["development"], by=users["ops"],
-                                           strategy="canary", parameters={"pause": None}, dispatch=False)
-    engine.run_inline(paused.pk)
-    auth = {"Authorization": f"Bearer {tokens.issue_token(user=users['ops'], by='test')}"}
+    paused, auth = _paused(users, envs)
     opened, main = [], threading.get_ident()
 
     def created(sender, connection, **kwargs):
