@@ -15,6 +15,17 @@ def _fast_password_hasher(settings):
 
 
 @pytest.fixture(autouse=True)
+def _flag_refresher_stopped_after_the_test():
+    """A live-server test that served flags leaves the edge's refresher thread polling a test database that is
+    then gone (a traceback in the log after the run): stop it, and drop the snapshots, when the test ends."""
+    yield
+    from flags import snapshots
+
+    if snapshots._state["refresher"] is not None:
+        snapshots.reset()
+
+
+@pytest.fixture(autouse=True)
 def _audit_checkpoints_per_test(settings, tmp_path):
     """Each test has its own checkpoint file (the database is rolled back between tests; the file is not)."""
     settings.AUDIT_CHECKPOINT_PATH = tmp_path / "audit-checkpoints.jsonl"
