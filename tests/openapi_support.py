@@ -7,9 +7,14 @@ from drf_spectacular.validation import validate_schema
 from jsonschema import Draft7Validator, FormatChecker
 
 
-def served_schema(client):
-    """The document at /api/schema/ (JSON), checked to be a valid OpenAPI 3 document."""
+def served_schema(client, user=None):
+    """The document at /api/schema/ (JSON, as ``user`` when given, logged out after), checked to be a valid
+    OpenAPI 3 document."""
+    if user is not None:
+        client.force_login(user)
     response = client.get("/api/schema/", {"format": "json"})
+    if user is not None:
+        client.logout()
     assert response.status_code == 200, response.content[:300]
     document = response.json()
     validate_schema(document)

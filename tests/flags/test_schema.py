@@ -21,10 +21,7 @@ VARIANTS = [
 
 @pytest.fixture
 def document(http, users):
-    http.force_login(users["dev"])
-    document = served_schema(http)
-    http.logout()
-    return document
+    return served_schema(http, users["dev"])
 
 
 @pytest.fixture

@@ -14,10 +14,7 @@ DOCUMENTS = ["summary.json", "status.json", "components.json", "incidents.json",
 
 @pytest.fixture
 def document(client, users):
-    client.force_login(users["dev"])
-    document = served_schema(client)
-    client.logout()
-    return document
+    return served_schema(client, users["dev"])
 
 
 def test_openapi_schema__served__valid_openapi_3_with_the_status_json(document):
